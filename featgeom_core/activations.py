@@ -1,0 +1,266 @@
+"""Hooked, batched, device-aware activation extraction at probe positions, cached per layer.
+
+Two engines give identical numbers:
+- ``bridge``: TransformerLens ``run_with_cache`` with a ``names_filter`` (only the hooks asked for).
+- ``plain``: the same checkpoint as a plain torch module, with forward hooks on the modules
+  whose outputs *are* the bridge's hook values, and an early exit after the deepest layer asked
+  for. Which module matches a hook is found by comparing values against the bridge on a probe
+  batch, never assumed from names, so the mapping holds for any architecture. The bridge's
+  hook machinery costs ~2.5x a plain forward, hence this engine; ``auto`` uses it when it matched.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Literal, Sequence
+
+import numpy as np
+import torch
+
+from featgeom_core.data.feature_set import LAST_REAL_TOKEN, FeatureSet
+from featgeom_core.errors import DataError, InvalidParameter
+from featgeom_core.models import LoadedModel
+from featgeom_core.store import Store, result_key
+from featgeom_core.tokens import DEFAULT_MAX_TOKENS, encode
+
+Hook = Literal["mlp_post", "resid_post"]
+Engine = Literal["auto", "bridge", "plain"]
+Progress = Callable[[float, str], None]
+HOOK_TEMPLATES: dict[str, str] = {"mlp_post": "blocks.{layer}.mlp.hook_post", "resid_post": "blocks.{layer}.hook_resid_post"}
+
+
+class _StopForward(Exception):
+    """Raised from the deepest hook to skip the layers nobody asked for."""
+
+
+def hook_name(hook: str, layer: int) -> str:
+    """The TransformerLens hook name for a hook kind at a layer."""
+    if hook not in HOOK_TEMPLATES:
+        raise InvalidParameter(f"unknown hook {hook!r}; use one of {', '.join(HOOK_TEMPLATES)}")
+    return HOOK_TEMPLATES[hook].format(layer=layer)
+
+
+def extract(
+    model: LoadedModel,
+    feature_set: FeatureSet,
+    layers: Sequence[int],
+    hook: Hook = "mlp_post",
+    *,
+    batch_size: int = 64,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    engine: Engine = "auto",
+    store: Store | None = None,
+    progress: Progress | None = None,
+) -> dict[int, np.ndarray]:
+    """Activations at the feature set's probe positions: {layer: float32 (n_examples, d)}.
+
+    ``d`` is ``d_mlp`` for ``mlp_post`` and ``d_model`` for ``resid_post``. Layers already in
+    ``store`` are read back; the rest come from one forward pass per batch for all of them.
+    """
+    layers = sorted(set(int(layer) for layer in layers))
+    if not layers:
+        raise InvalidParameter("choose at least one layer")
+    bad = [layer for layer in layers if not 0 <= layer < model.n_layers]
+    if bad:
+        raise InvalidParameter(f"layer(s) {bad} out of range: {model.name} has layers 0..{model.n_layers - 1}")
+    hook_name(hook, 0)
+    keys = {
+        layer: result_key(
+            "activations",
+            {"layer": layer, "hook": hook, "max_tokens": max_tokens},
+            {"model": model.fingerprint, "features": feature_set.fingerprint()},
+        )
+        for layer in layers
+    }
+    found: dict[int, np.ndarray] = {}
+    if store is not None:
+        for layer in layers:
+            cached = store.get(keys[layer])
+            if cached is not None:
+                found[layer] = cached.arrays["activations"]
+    missing = [layer for layer in layers if layer not in found]
+    if missing:
+        computed = _compute(model, feature_set, missing, hook, batch_size, max_tokens, engine, progress)
+        for layer, values in computed.items():
+            if store is not None:
+                store.put(keys[layer], {"activations": values}, {"model": model.name, "layer": layer, "hook": hook, "feature_set": feature_set.name})
+            found[layer] = values
+    if progress is not None:
+        progress(1.0, f"activations ready for layers {layers}")
+    return {layer: found[layer] for layer in layers}
+
+
+def _compute(
+    model: LoadedModel,
+    feature_set: FeatureSet,
+    layers: list[int],
+    hook: str,
+    batch_size: int,
+    max_tokens: int,
+    engine: Engine,
+    progress: Progress | None,
+) -> dict[int, np.ndarray]:
+    names = [hook_name(hook, layer) for layer in layers]
+    text_ids = np.unique(feature_set.example_text)
+    texts = [feature_set.texts[t] for t in text_ids]
+    encoded = encode(model.tokenizer, texts, max_tokens=max_tokens)
+    row_of_text = {int(t): i for i, t in enumerate(text_ids)}
+    rows = np.asarray([row_of_text[int(t)] for t in feature_set.example_text])
+    positions = _resolve_positions(feature_set, rows, encoded)
+
+    runner = _choose_runner(model, names, encoded, engine)
+    widths = {name: None for name in names}
+    outputs: dict[str, np.ndarray] = {}
+    lengths = encoded["attention_mask"].sum(axis=1)
+    order = np.argsort(-lengths, kind="stable")  # similar lengths share a batch: less padding
+    examples_of_row = _group_by(rows)
+    n_batches = (len(order) + batch_size - 1) // batch_size
+    with torch.inference_mode():
+        for b in range(n_batches):
+            batch_rows = order[b * batch_size : (b + 1) * batch_size]
+            seq = int(lengths[batch_rows].max())
+            ids = torch.as_tensor(encoded["input_ids"][batch_rows, :seq], device=model.device)
+            attention = torch.as_tensor(encoded["attention_mask"][batch_rows, :seq], device=model.device)
+            example_idx = np.concatenate([examples_of_row[r] for r in batch_rows])
+            local_row = np.concatenate([np.full(len(examples_of_row[r]), i) for i, r in enumerate(batch_rows)])
+            gather = (torch.as_tensor(local_row, device=model.device), torch.as_tensor(positions[example_idx], device=model.device))
+            values = runner(ids, attention, gather)
+            for name in names:
+                if widths[name] is None:
+                    widths[name] = values[name].shape[-1]
+                    outputs[name] = np.zeros((feature_set.n_examples, widths[name]), dtype=np.float32)
+                outputs[name][example_idx] = values[name].float().cpu().numpy()
+            if progress is not None:
+                progress((b + 1) / n_batches, f"forward pass: batch {b + 1}/{n_batches}")
+    return {layer: outputs[name] for layer, name in zip(layers, names)}
+
+
+def _resolve_positions(feature_set: FeatureSet, rows: np.ndarray, encoded: dict[str, np.ndarray]) -> np.ndarray:
+    positions = feature_set.example_pos.astype(np.int64).copy()
+    is_last = positions == LAST_REAL_TOKEN
+    positions[is_last] = encoded["last_real"][rows[is_last]]
+    lengths = encoded["attention_mask"].sum(axis=1)[rows]
+    out_of_range = np.flatnonzero((positions < 0) | (positions >= lengths))
+    if len(out_of_range):
+        i = int(out_of_range[0])
+        raise DataError(
+            f"{len(out_of_range)} probe position(s) fall outside their text; e.g. example {i} asks for token "
+            f"{int(feature_set.example_pos[i])} of a text with {int(lengths[i])} tokens (special tokens included)"
+        )
+    return positions
+
+
+def _group_by(rows: np.ndarray) -> dict[int, np.ndarray]:
+    order = np.argsort(rows, kind="stable")
+    unique, starts = np.unique(rows[order], return_index=True)
+    return {int(u): order[s:e] for u, s, e in zip(unique, starts, list(starts[1:]) + [len(order)])}
+
+
+Runner = Callable[[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]], dict[str, torch.Tensor]]
+
+
+def _choose_runner(model: LoadedModel, names: list[str], encoded: dict[str, np.ndarray], engine: Engine) -> Runner:
+    if engine not in ("auto", "bridge", "plain"):
+        raise InvalidParameter(f"unknown engine {engine!r}; use auto, bridge or plain")
+    if engine == "bridge" or model.plain_model is None:
+        if engine == "plain":
+            raise InvalidParameter(f"{model.name} has no plain twin; use engine='bridge' or 'auto'")
+        return _bridge_runner(model, names)
+    modules = resolve_plain_modules(model, names, encoded)
+    if modules is None:
+        if engine == "plain":
+            raise InvalidParameter(f"no module of the plain {model.name} reproduces the hooks {names}")
+        return _bridge_runner(model, names)
+    return _plain_runner(model, modules)
+
+
+def _bridge_runner(model: LoadedModel, names: list[str]) -> Runner:
+    def run(ids: torch.Tensor, attention: torch.Tensor, gather: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+        _, cache = model.bridge.run_with_cache(ids, attention_mask=attention, names_filter=names, return_type=None)
+        return {name: cache[name][gather] for name in names}
+
+    return run
+
+
+def _plain_runner(model: LoadedModel, modules: dict[str, torch.nn.Module]) -> Runner:
+    assert model.plain_model is not None
+    plain = model.plain_model
+    module_order = {id(m): i for i, (_, m) in enumerate(plain.named_modules())}
+    deepest = max(modules.values(), key=lambda m: module_order[id(m)])
+
+    def run(ids: torch.Tensor, attention: torch.Tensor, gather: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+        captured: dict[str, torch.Tensor] = {}
+        handles = []
+        for name, module in modules.items():
+            def capture(_m: Any, _inputs: Any, output: Any, name: str = name, module: torch.nn.Module = module) -> None:
+                captured[name] = _first_tensor(output)[gather]
+                if module is deepest and len(captured) == len(modules):
+                    raise _StopForward
+
+            handles.append(module.register_forward_hook(capture))
+        try:
+            plain(input_ids=ids, attention_mask=attention)
+        except _StopForward:
+            pass
+        finally:
+            for handle in handles:
+                handle.remove()
+        return captured
+
+    return run
+
+
+def resolve_plain_modules(model: LoadedModel, names: list[str], encoded: dict[str, np.ndarray]) -> dict[str, torch.nn.Module] | None:
+    """For each bridge hook, the first module of the plain model whose output equals it.
+
+    Compared on up to 4 texts of ``encoded`` at real (non-padding) positions, to 1e-4.
+    Returns None when some hook has no match (then the bridge engine is used).
+    """
+    assert model.plain_model is not None
+    cache: dict[str, Any] = getattr(model, "_plain_module_cache", {})
+    if all(name in cache for name in names):
+        return {name: cache[name] for name in names}
+    n = min(4, len(encoded["input_ids"]))
+    ids = torch.as_tensor(encoded["input_ids"][:n], device=model.device)
+    attention = torch.as_tensor(encoded["attention_mask"][:n], device=model.device)
+    real = attention.bool()
+    with torch.inference_mode():
+        _, bridge_cache = model.bridge.run_with_cache(ids, attention_mask=attention, names_filter=names, return_type=None)
+        outputs: list[tuple[torch.nn.Module, torch.Tensor]] = []
+        handles = [
+            module.register_forward_hook(lambda m, i, o: outputs.append((m, _first_tensor(o))))
+            for _, module in model.plain_model.named_modules()
+        ]
+        try:
+            model.plain_model(input_ids=ids, attention_mask=attention)
+        finally:
+            for handle in handles:
+                handle.remove()
+    order = {id(m): i for i, (_, m) in enumerate(model.plain_model.named_modules())}
+    outputs.sort(key=lambda pair: order[id(pair[0])])
+    for name in names:
+        target = bridge_cache[name]
+        match = next(
+            (
+                module
+                for module, value in outputs
+                if isinstance(value, torch.Tensor)
+                and value.shape == target.shape
+                and torch.allclose(value[real], target[real], atol=1e-4, rtol=1e-4)
+            ),
+            None,
+        )
+        if match is None:
+            return None
+        cache[name] = match
+    setattr(model, "_plain_module_cache", cache)
+    return {name: cache[name] for name in names}
+
+
+def _first_tensor(output: Any) -> Any:
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+        return output[0]
+    if hasattr(output, "last_hidden_state"):
+        return output.last_hidden_state
+    return None

@@ -1,0 +1,191 @@
+"""The main path: activations -> probes (real and shuffled-label) -> PSMs with controls, cached.
+
+Probe results are cached per layer, so adding a layer trains only that layer; PSMs and
+de-duplication are cheap and computed on demand from the cached directions.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from featgeom_core.activations import Hook, extract
+from featgeom_core.data.feature_set import FeatureSet
+from featgeom_core.errors import InvalidParameter
+from featgeom_core.geometry import dedup, permuted_control, psm, psm_departure
+from featgeom_core.models import LoadedModel
+from featgeom_core.probes import ProbeParams, shuffled_label_control, train_probes
+from featgeom_core.store import Store, result_key
+
+Progress = Callable[[float, str], None]
+CONTROLS = ("real", "permuted", "shuffled_labels")
+KINDS = ("cosine", "rbf")
+
+
+@dataclass(frozen=True)
+class GeometryParams:
+    """Everything that shapes a geometry view besides the model, the feature set and the layers."""
+
+    hook: Hook = "mlp_post"
+    C: float = 1.0
+    seed: int = 0
+    rbf_c: float = 200.0
+    permutation_seed: int = 0
+    label_seed: int = 1
+
+    def __post_init__(self) -> None:
+        ProbeParams(C=self.C, seed=self.seed)  # validates C
+        if not self.rbf_c > 0:
+            raise InvalidParameter(f"rbf_c must be positive, got {self.rbf_c}")
+
+
+@dataclass
+class GeometryResult:
+    """Probe directions and their PSMs for L layers x F features.
+
+    ``directions[control]`` (L, F, d); ``psms[(kind, control)]`` (L, F, F);
+    ``test_accuracy`` / ``test_balanced_accuracy`` / ``shuffled_test_accuracy`` (L, F).
+    """
+
+    model: str
+    feature_set: str
+    layers: tuple[int, ...]
+    feature_names: tuple[str, ...]
+    params: GeometryParams
+    directions: dict[str, np.ndarray]
+    psms: dict[tuple[str, str], np.ndarray]
+    test_accuracy: np.ndarray
+    test_balanced_accuracy: np.ndarray
+    shuffled_test_accuracy: np.ndarray
+    notes: dict[str, str] = field(default_factory=dict)
+    cached_layers: tuple[int, ...] = ()
+
+    def departure(self, kind: str = "cosine") -> np.ndarray:
+        """Per layer: mean |off-diagonal| difference between the real and shuffled-label PSMs (L,)."""
+        real, shuffled = self.psms[(kind, "real")], self.psms[(kind, "shuffled_labels")]
+        return np.asarray([psm_departure(real[i], shuffled[i]) for i in range(len(self.layers))])
+
+    def mean_off_diagonal(self, kind: str, control: str) -> np.ndarray:
+        """Per layer: the mean off-diagonal similarity (L,)."""
+        matrices = self.psms[(kind, control)]
+        off = ~np.eye(matrices.shape[-1], dtype=bool)
+        return matrices[:, off].mean(axis=1) if off.any() else np.zeros(len(self.layers))
+
+    def deduplicated(self, threshold: float | None, kind: str = "cosine") -> tuple[list[list[int]], list[list[tuple[int, int, float]]]]:
+        """Per layer: kept feature indices and dropped pairs for de-duplication on the real PSM."""
+        if threshold is None:
+            every = list(range(len(self.feature_names)))
+            return [every for _ in self.layers], [[] for _ in self.layers]
+        results = [dedup(self.psms[(kind, "real")][i], threshold) for i in range(len(self.layers))]
+        return [r.kept for r in results], [r.dropped for r in results]
+
+    def settings(self) -> dict[str, Any]:
+        """The JSON-able settings that reproduce this result."""
+        return {"model": self.model, "feature_set": self.feature_set, "layers": list(self.layers), **asdict(self.params)}
+
+    def psm_csv(self) -> str:
+        """All PSMs in long form: layer, similarity, control, feature_i, feature_j, value."""
+        lines = ["layer,similarity,control,feature_i,feature_j,value"]
+        for (kind, control), matrices in self.psms.items():
+            for li, layer in enumerate(self.layers):
+                for i, a in enumerate(self.feature_names):
+                    for j, b in enumerate(self.feature_names):
+                        lines.append(f"{layer},{kind},{control},{_csv(a)},{_csv(b)},{matrices[li, i, j]:.6g}")
+        return "\n".join(lines) + "\n"
+
+    def directions_npz(self) -> bytes:
+        """NPZ bytes: directions_<control> (L, F, d), layers, feature_names, accuracies, settings JSON."""
+        buffer = io.BytesIO()
+        np.savez_compressed(
+            buffer,
+            layers=np.asarray(self.layers),
+            feature_names=np.asarray(self.feature_names, dtype=str),
+            test_accuracy=self.test_accuracy,
+            settings=np.asarray(json.dumps(self.settings())),
+            **{f"directions_{control}": values for control, values in self.directions.items()},
+        )
+        return buffer.getvalue()
+
+
+def _csv(text: str) -> str:
+    return f'"{text}"' if "," in text or '"' in text else text
+
+
+def feature_geometry(
+    model: LoadedModel,
+    feature_set: FeatureSet,
+    layers: Sequence[int],
+    params: GeometryParams = GeometryParams(),
+    store: Store | None = None,
+    progress: Progress | None = None,
+    device: str = "auto",
+) -> GeometryResult:
+    """Probe every feature at every layer (and on shuffled labels), then build all PSMs."""
+    layers = tuple(sorted(set(int(layer) for layer in layers)))
+    report = progress or (lambda fraction, message: None)
+    probe_params = ProbeParams(C=params.C, seed=params.seed)
+    keys = {
+        layer: result_key(
+            "probes",
+            {"layer": layer, "hook": params.hook, "C": params.C, "seed": params.seed, "label_seed": params.label_seed},
+            {"model": model.fingerprint, "features": feature_set.fingerprint()},
+        )
+        for layer in layers
+    }
+    per_layer: dict[int, dict[str, np.ndarray]] = {}
+    if store is not None:
+        for layer in layers:
+            cached = store.get(keys[layer])
+            if cached is not None:
+                per_layer[layer] = cached.arrays
+    cached_layers = tuple(per_layer)
+    missing = [layer for layer in layers if layer not in per_layer]
+    if missing:
+        activations = extract(model, feature_set, missing, params.hook, store=store, progress=lambda f, m: report(0.7 * f, m))
+        report(0.7, f"training {len(missing) * feature_set.n_features} probes")
+        real = train_probes(activations, feature_set, probe_params, device)
+        report(0.85, "training shuffled-label control probes")
+        shuffled = shuffled_label_control(activations, feature_set, probe_params, params.label_seed, device)
+        for i, layer in enumerate(real.layers):
+            arrays = {
+                "directions": real.directions[i],
+                "bias": real.bias[i],
+                "test_accuracy": real.test_accuracy[i],
+                "test_balanced_accuracy": real.test_balanced_accuracy[i],
+                "shuffled_directions": shuffled.directions[i],
+                "shuffled_test_accuracy": shuffled.test_accuracy[i],
+            }
+            if store is not None:
+                store.put(keys[layer], arrays, {"model": model.name, "feature_set": feature_set.name, "layer": layer})
+            per_layer[layer] = arrays
+    report(0.95, "building PSMs")
+    real_dirs = np.stack([per_layer[layer]["directions"] for layer in layers])
+    directions = {
+        "real": real_dirs,
+        "permuted": np.stack([permuted_control(real_dirs[i], params.permutation_seed + layer) for i, layer in enumerate(layers)]),
+        "shuffled_labels": np.stack([per_layer[layer]["shuffled_directions"] for layer in layers]),
+    }
+    psms = {
+        (kind, control): np.stack([psm(values[i], kind, params.rbf_c) for i in range(len(layers))])
+        for kind in KINDS
+        for control, values in directions.items()
+    }
+    report(1.0, "done")
+    return GeometryResult(
+        model=model.name,
+        feature_set=feature_set.name,
+        layers=layers,
+        feature_names=feature_set.feature_names,
+        params=params,
+        directions=directions,
+        psms=psms,
+        test_accuracy=np.stack([per_layer[layer]["test_accuracy"] for layer in layers]),
+        test_balanced_accuracy=np.stack([per_layer[layer]["test_balanced_accuracy"] for layer in layers]),
+        shuffled_test_accuracy=np.stack([per_layer[layer]["shuffled_test_accuracy"] for layer in layers]),
+        notes=dict(feature_set.notes),
+        cached_layers=cached_layers,
+    )
