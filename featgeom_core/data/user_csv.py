@@ -19,11 +19,12 @@ def feature_set_from_csv(content: bytes | str, name: str = "uploaded") -> Featur
     Columns: ``text`` (non-empty), ``label`` (at least two distinct values), optional integer
     ``position`` (token index in the encoded text with special tokens; -1 = last real token).
     """
-    raw = content.decode("utf-8", errors="strict") if isinstance(content, bytes) else content
     try:
-        frame = pd.read_csv(io.StringIO(raw), dtype=str, keep_default_na=False)
+        raw = content.decode("utf-8-sig") if isinstance(content, bytes) else content
     except UnicodeDecodeError as exc:
         raise DataError("the file is not UTF-8 text") from exc
+    try:
+        frame = pd.read_csv(io.StringIO(raw), dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise DataError(f"the file is not a readable CSV: {str(exc).splitlines()[0]}") from exc
     frame.columns = [str(c).strip().lower() for c in frame.columns]

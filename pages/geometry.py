@@ -1,0 +1,109 @@
+"""Feature geometry: probe accuracy per feature and layer; PSMs of the directions beside their controls."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from featgeom_core.feature_geometry import CONTROLS, KINDS, GeometryParams, GeometryResult, feature_geometry
+from ui.errors import render_safely
+from ui.plots import psm_heatmap
+from ui.resources import cached_store
+
+CONTROL_TITLES = {"real": "probe directions", "permuted": "permuted control", "shuffled_labels": "shuffled-label control"}
+
+
+def _dedup_controls() -> float | None:
+    if "_url_dedup" in st.session_state:
+        st.session_state["dedup"] = st.session_state.pop("_url_dedup") == "1"
+    if "_url_threshold" in st.session_state:
+        try:
+            st.session_state["threshold"] = min(max(float(st.session_state.pop("_url_threshold")), 0.5), 0.999)
+        except ValueError:
+            pass
+    st.session_state.setdefault("dedup", False)
+    st.session_state.setdefault("threshold", 0.9)
+    left, right = st.columns([1, 3])
+    enabled = left.toggle("De-duplicate", key="dedup", help="Drop a feature whose cosine with an earlier kept one exceeds the threshold")
+    threshold = right.slider("Cosine threshold", 0.5, 0.999, key="threshold", disabled=not enabled)
+    st.query_params.update({"dedup": "1" if enabled else "0", "threshold": f"{threshold:g}"})
+    return threshold if enabled else None
+
+
+def _accuracy_table(result: GeometryResult) -> pd.DataFrame:
+    columns = {}
+    for i, layer in enumerate(result.layers):
+        columns[f"L{layer} acc"] = result.test_accuracy[i]
+        columns[f"L{layer} bal. acc"] = result.test_balanced_accuracy[i]
+        columns[f"L{layer} shuffled"] = result.shuffled_test_accuracy[i]
+    return pd.DataFrame(columns, index=pd.Index(result.feature_names, name="feature"))
+
+
+def _summary_table(result: GeometryResult) -> pd.DataFrame:
+    rows = {}
+    for kind in KINDS:
+        for control in CONTROLS:
+            rows[f"mean off-diag {kind}, {control}"] = result.mean_off_diagonal(kind, control)
+        rows[f"|real − shuffled| {kind}"] = result.departure(kind)
+    return pd.DataFrame(rows, index=pd.Index([f"layer {layer}" for layer in result.layers], name="layer")).T
+
+
+def render() -> None:
+    selection = st.session_state["selection"]
+    st.title("Feature geometry")
+    if selection.model is None or selection.feature_set is None:
+        st.info("Pick a model and a feature set that load (see the sidebar).")
+        return
+    if not selection.layers:
+        st.warning("Choose at least one layer in the sidebar.")
+        return
+    feature_set = selection.feature_set
+    st.caption(f"{selection.model_id} · {feature_set.name}: {feature_set.description} · {selection.hook} · layers {selection.layers}")
+    if feature_set.notes:
+        st.info("Not probed here: " + "; ".join(f"**{name}**: {why}" for name, why in feature_set.notes.items()))
+    threshold = _dedup_controls()
+
+    progress = st.progress(0.0, "starting…")
+    result = feature_geometry(
+        selection.model, feature_set, selection.layers, GeometryParams(hook=selection.hook), store=cached_store(),
+        progress=lambda fraction, message: progress.progress(min(max(fraction, 0.0), 1.0), message),
+    )
+    progress.empty()
+
+    st.subheader("Held-out probe accuracy")
+    st.caption("L2 logistic regression per feature (one-vs-rest, balanced class weights, C=1, 70/30 split by text). "
+               "'shuffled' is the same probe trained on shuffled labels: chance level.")
+    st.dataframe(_accuracy_table(result).style.format("{:.3f}"), width="stretch")
+
+    st.subheader("Real against controls")
+    st.caption("With balanced one-vs-rest classes, K probe directions sit near a simplex (cosine ≈ −1/(K−1)) whatever "
+               "the model knows; the shuffled-label control shows that baseline, the permuted control cannot.")
+    st.dataframe(_summary_table(result).style.format("{:.3f}"), width="stretch")
+
+    kept, dropped = result.deduplicated(threshold)
+    tabs = st.tabs([f"Layer {layer}" for layer in result.layers])
+    for i, (tab, layer) in enumerate(zip(tabs, result.layers)):
+        with tab:
+            names = [result.feature_names[k] for k in kept[i]]
+            if dropped[i]:
+                st.caption("Dropped as duplicates: " + ", ".join(
+                    f"{result.feature_names[a]} (≈ {result.feature_names[b]}, {v:.3f})" for a, b, v in dropped[i]))
+            for kind in KINDS:
+                for column, control in zip(st.columns(3), CONTROLS):
+                    matrix = result.psms[(kind, control)][i][kept[i]][:, kept[i]]
+                    column.plotly_chart(
+                        psm_heatmap(matrix, names, f"{kind} · {CONTROL_TITLES[control]}", kind),
+                        width="stretch", key=f"psm-{layer}-{kind}-{control}",
+                    )
+
+    st.subheader("Downloads")
+    slug = f"{selection.model_id.replace('/', '_')}_{feature_set.name.replace(':', '_')}"
+    a, b, c = st.columns(3)
+    a.download_button("PSMs (CSV)", result.psm_csv(), f"{slug}_psms.csv", "text/csv")
+    b.download_button("Directions (NPZ)", result.directions_npz(), f"{slug}_directions.npz", "application/octet-stream")
+    c.download_button("Settings (JSON)", json.dumps({**result.settings(), "dedup_threshold": threshold}, indent=2), f"{slug}_settings.json", "application/json")
+
+
+render_safely(render)

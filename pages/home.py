@@ -1,0 +1,44 @@
+"""Home: what featgeom does and what it is running on."""
+
+from __future__ import annotations
+
+import platform
+
+import streamlit as st
+import torch
+
+from featgeom_core import __version__
+from featgeom_core.config import resolve_device
+from ui.resources import cached_store
+
+selection = st.session_state["selection"]
+st.title("featgeom")
+st.markdown(
+    "A lab for the **geometry of features** inside neural networks: probe feature directions "
+    "from a model's activations, compare their pairwise similarity matrices (PSMs) against "
+    "controls, and (soon) fit them with energy-minimising abstract features, measure their "
+    "sparsity, and trace their interactions."
+)
+st.page_link("pages/geometry.py", label="Open Feature geometry →", icon="🧭")
+
+st.subheader("In use")
+model = selection.model
+left, middle, right = st.columns(3)
+left.metric("Model", selection.model_id)
+if model is not None:
+    left.caption(f"{model.n_layers} layers · d_model {model.d_model} · d_mlp {model.d_mlp}")
+    for note in model.notes:
+        left.caption(note)
+middle.metric("Feature set", selection.feature_set_name)
+if selection.feature_set is not None:
+    middle.caption(f"{selection.feature_set.n_features} features · {selection.feature_set.n_examples:,} examples")
+device = resolve_device("auto")
+right.metric("Device", device.type.upper())
+right.caption(torch.cuda.get_device_name(0) if device.type == "cuda" else f"{torch.get_num_threads()} CPU threads")
+if selection.error:
+    st.error(selection.error)
+
+store = cached_store()
+st.subheader("Cache")
+st.write(f"`{store.root}` holds **{store.size_bytes() / 1e6:,.1f} MB** of results.")
+st.caption(f"featgeom {__version__} · torch {torch.__version__} · Python {platform.python_version()}")

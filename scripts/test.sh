@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Set everything up, including test tools and Debian's Chromium for the browser test, and run the suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --dev
+if ! command -v chromium >/dev/null 2>&1; then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "featgeom: installing Debian chromium for the browser test…"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null
+  else
+    echo "featgeom: chromium is missing and cannot be installed here; the browser test will fail" >&2
+  fi
+fi
+export HF_HUB_OFFLINE=1
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,27 @@
+"""Cached heavy objects shared across reruns and sessions (models, feature sets, the store)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from featgeom_core.data import FeatureSet, load_feature_set
+from featgeom_core.models import LoadedModel, load_model
+from featgeom_core.store import Store
+
+
+@st.cache_resource(show_spinner="Loading model…", max_entries=3)
+def cached_model(model_id: str) -> LoadedModel:
+    """The loaded model for an id (one copy per server process)."""
+    return load_model(model_id)
+
+
+@st.cache_resource(show_spinner="Loading feature set…", max_entries=16)
+def cached_feature_set(name: str, model_id: str) -> FeatureSet:
+    """A named feature set; token-level sets depend on the model's tokenizer, hence the model id."""
+    return load_feature_set(name, tokenizer=cached_model(model_id).tokenizer)
+
+
+@st.cache_resource
+def cached_store() -> Store:
+    """The on-disk result store at FEATGEOM_CACHE_DIR (default cache/)."""
+    return Store()

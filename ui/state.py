@@ -1,0 +1,122 @@
+"""The sidebar's shared choices: session state, mirrored in the URL so a link reproduces a view."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from featgeom_core.data import FeatureSet, feature_set_from_csv, list_feature_sets
+from featgeom_core.errors import FeatgeomError
+from featgeom_core.models import DEFAULT_MODEL_ID, LoadedModel, list_models
+from ui.resources import cached_feature_set, cached_model
+
+UPLOADED_PREFIX = "upload:"
+HOOKS = ("mlp_post", "resid_post")
+DEFAULT_FEATURE_SET = "athlete_sport"
+
+
+@dataclass
+class Selection:
+    """What the sidebar selected; ``model``/``feature_set`` are None when they failed to load."""
+
+    model_id: str
+    model: LoadedModel | None
+    layers: list[int]
+    feature_set_name: str
+    feature_set: FeatureSet | None
+    hook: str
+    error: str | None = None
+
+
+def _query_default(key: str, default: str) -> str:
+    value = st.query_params.get(key)
+    return value if value else default
+
+
+def _init_from_url() -> None:
+    """On a session's first run, seed the widgets from the URL's query parameters."""
+    if st.session_state.get("_state_initialised"):
+        return
+    st.session_state["_state_initialised"] = True
+    st.session_state["model_id"] = _query_default("model", DEFAULT_MODEL_ID)
+    st.session_state["feature_set_name"] = _query_default("features", DEFAULT_FEATURE_SET)
+    hook = _query_default("hook", "mlp_post")
+    st.session_state["hook"] = hook if hook in HOOKS else "mlp_post"
+    layers = _query_default("layers", "")
+    try:
+        st.session_state["_url_layers"] = [int(x) for x in layers.split(",") if x.strip()]
+    except ValueError:
+        st.session_state["_url_layers"] = []
+    for key in ("dedup", "threshold"):
+        if key in st.query_params:
+            st.session_state[f"_url_{key}"] = st.query_params[key]
+
+
+def sidebar() -> Selection:
+    """Draw the shared sidebar and return the selection; never raises."""
+    _init_from_url()
+    known = [m.model_id for m in list_models()]
+    current_model = st.session_state["model_id"]
+    options = known if current_model in known else known + [current_model]
+    with st.sidebar:
+        st.header("Model and data")
+        st.selectbox("Model", options, key="model_id", help="A listed id, or type a local checkpoint directory / hub id below")
+        custom = st.text_input("…or a local directory / hub id", key="custom_model", placeholder="EleutherAI/pythia-70m-deduped")
+        model_id = custom.strip() or st.session_state["model_id"]
+        model, error = None, None
+        try:
+            model = cached_model(model_id)
+        except FeatgeomError as exc:
+            error = str(exc)
+        if error:
+            st.error(error)
+        n_layers = model.n_layers if model is not None else 1
+        url_layers = [layer for layer in st.session_state.pop("_url_layers", []) if 0 <= layer < n_layers]
+        if url_layers:
+            st.session_state["layers"] = url_layers
+        st.session_state["layers"] = [layer for layer in st.session_state.get("layers", list(range(n_layers))) if layer < n_layers] or list(range(n_layers))
+        st.multiselect("Layers", list(range(n_layers)), key="layers")
+        st.radio("Activations", HOOKS, key="hook", horizontal=True, help="MLP post-activations (blocks.l.mlp.hook_post) or the residual stream after block l")
+        feature_set_name, feature_set = _feature_set_picker(model_id if model is not None else None)
+    layers = sorted(st.session_state["layers"])
+    st.query_params.update(
+        {"model": model_id, "features": feature_set_name, "layers": ",".join(map(str, layers)), "hook": st.session_state["hook"]}
+    )
+    return Selection(model_id, model, layers, feature_set_name, feature_set, st.session_state["hook"], error)
+
+
+def _feature_set_picker(model_id: str | None) -> tuple[str, FeatureSet | None]:
+    uploaded: dict[str, FeatureSet] = st.session_state.setdefault("uploaded_sets", {})
+    names = [info.name for info in list_feature_sets()] + [f"{UPLOADED_PREFIX}{name}" for name in uploaded]
+    if "_select_upload" in st.session_state:  # a widget's value can only be set before it is drawn
+        st.session_state["feature_set_name"] = st.session_state.pop("_select_upload")
+    if st.session_state.get("feature_set_name") not in names:
+        st.session_state["feature_set_name"] = DEFAULT_FEATURE_SET
+    st.selectbox("Feature set", names, key="feature_set_name")
+    with st.expander("Upload a CSV feature set"):
+        st.caption("Columns: `text,label[,position]`; each label becomes a feature; position is a token index (-1 = last token).")
+        upload = st.file_uploader("CSV file", type=["csv"], key="csv_upload")
+        if upload is not None and upload.file_id != st.session_state.get("_last_upload_id"):
+            st.session_state["_last_upload_id"] = upload.file_id
+            try:
+                parsed = feature_set_from_csv(upload.getvalue(), name=upload.name)
+            except FeatgeomError as exc:
+                st.session_state["_upload_error"] = f"{upload.name}: {exc}"
+            else:
+                uploaded[upload.name] = parsed
+                st.session_state.pop("_upload_error", None)
+                st.session_state["_select_upload"] = f"{UPLOADED_PREFIX}{upload.name}"
+                st.rerun()
+        if st.session_state.get("_upload_error"):
+            st.error(st.session_state["_upload_error"])
+    name = st.session_state["feature_set_name"]
+    if name.startswith(UPLOADED_PREFIX):
+        return name, uploaded.get(name[len(UPLOADED_PREFIX):])
+    if model_id is None:
+        return name, None
+    try:
+        return name, cached_feature_set(name, model_id)
+    except FeatgeomError as exc:
+        st.error(str(exc))
+        return name, None
