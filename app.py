@@ -6,12 +6,12 @@ import streamlit as st
 
 st.set_page_config(page_title="featgeom", page_icon="🧭", layout="wide")
 
-from ui.state import sidebar  # noqa: E402  (set_page_config must come first)
+from ui.state import shared_frame  # noqa: E402  (set_page_config must come first)
 
 pages = [
-    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
-    st.Page("pages/geometry.py", title="Feature geometry", icon="🧭", url_path="geometry"),
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/geometry.py", title="Feature geometry", icon=":material/scatter_plot:", url_path="geometry"),
 ]
 navigation = st.navigation(pages)
-st.session_state["selection"] = sidebar()
+shared_frame()
 navigation.run()

@@ -11,6 +11,7 @@ from featgeom_core.feature_geometry import CONTROLS, KINDS, GeometryParams, Geom
 from ui.errors import render_safely
 from ui.plots import psm_heatmap
 from ui.resources import cached_store
+from ui.state import require_selection
 
 CONTROL_TITLES = {"real": "probe directions", "permuted": "permuted control", "shuffled_labels": "shuffled-label control"}
 
@@ -51,7 +52,7 @@ def _summary_table(result: GeometryResult) -> pd.DataFrame:
 
 
 def render() -> None:
-    selection = st.session_state["selection"]
+    selection = require_selection()
     st.title("Feature geometry")
     if selection.model is None or selection.feature_set is None:
         st.info("Pick a model and a feature set that load (see the sidebar).")

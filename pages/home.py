@@ -10,8 +10,9 @@ import torch
 from featgeom_core import __version__
 from featgeom_core.config import resolve_device
 from ui.resources import cached_store
+from ui.state import require_selection
 
-selection = st.session_state["selection"]
+selection = require_selection()
 st.title("featgeom")
 st.markdown(
     "A lab for the **geometry of features** inside neural networks: probe feature directions "
@@ -19,7 +20,7 @@ st.markdown(
     "controls, and (soon) fit them with energy-minimising abstract features, measure their "
     "sparsity, and trace their interactions."
 )
-st.page_link("pages/geometry.py", label="Open Feature geometry →", icon="🧭")
+st.page_link("pages/geometry.py", label="Open Feature geometry →", icon=":material/scatter_plot:")
 
 st.subheader("In use")
 model = selection.model

@@ -86,6 +86,31 @@ def sidebar() -> Selection:
     return Selection(model_id, model, layers, feature_set_name, feature_set, st.session_state["hook"], error)
 
 
+def require_selection() -> Selection:
+    """The sidebar's selection, for a page to read.
+
+    Streamlit starts a server in its legacy pages/-directory mode until ``st.navigation`` runs
+    once, so the very first request of a fresh server that lands on ``/geometry`` runs the page
+    file without app.py. Then leave that mode and rerun: the rerun goes through app.py.
+    """
+    if "selection" not in st.session_state:
+        from streamlit.runtime.pages_manager import PagesManager
+
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+    return st.session_state["selection"]
+
+
+def shared_frame() -> Selection:
+    """What every page shares: the sidebar, its selection in session state, and upload errors
+    repeated in the main area where they cannot be missed."""
+    selection = sidebar()
+    st.session_state["selection"] = selection
+    if st.session_state.get("_upload_error"):
+        st.error(st.session_state["_upload_error"])
+    return selection
+
+
 def _feature_set_picker(model_id: str | None) -> tuple[str, FeatureSet | None]:
     uploaded: dict[str, FeatureSet] = st.session_state.setdefault("uploaded_sets", {})
     names = [info.name for info in list_feature_sets()] + [f"{UPLOADED_PREFIX}{name}" for name in uploaded]

@@ -1,0 +1,100 @@
+"""AppTest runs of the pages: no exceptions, the expected elements, bad input as st.error."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import REPO_ROOT
+
+APP = str(REPO_ROOT / "app.py")
+HARNESS = str(REPO_ROOT / "tests" / "harness" / "single_page.py")
+
+
+def app(script: str = APP, **query: str) -> AppTest:
+    at = AppTest.from_file(script, default_timeout=300)
+    for key, value in query.items():
+        at.query_params[key] = value
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_home_page_on_the_tiny_native_model() -> None:
+    at = app(model="tiny-native")
+    at.run()
+    assert_clean(at)
+    assert [m.label for m in at.metric] == ["Model", "Feature set", "Device"]
+    assert at.metric[0].value == "tiny-native"
+    assert not at.error
+
+
+@pytest.mark.parametrize("model,layers,n_layers", [("tiny-native", "0,1", 2), ("minilm", "0,5", 2)])
+def test_geometry_page_draws_heatmaps_tables_and_downloads(model: str, layers: str, n_layers: int) -> None:
+    at = app(model=model, layers=layers, features="athlete_sport")
+    at.run()
+    at.switch_page("pages/geometry.py").run()
+    assert_clean(at)
+    assert not at.error, [e.value for e in at.error]
+    assert len(at.get("plotly_chart")) == n_layers * 2 * 3  # layers x {cosine, rbf} x {real, permuted, shuffled}
+    assert len(at.dataframe) == 2
+    assert [b.proto.label for b in at.get("download_button")] == ["PSMs (CSV)", "Directions (NPZ)", "Settings (JSON)"]
+    assert at.query_params["layers"] == [layers] or at.query_params["layers"] == layers
+
+
+def test_url_reproduces_the_view() -> None:
+    at = app(model="tiny-native", layers="1", features="art_type", hook="resid_post", dedup="1", threshold="0.8")
+    at.run()
+    assert_clean(at)
+    assert at.multiselect(key="layers").value == [1]
+    assert at.selectbox(key="feature_set_name").value == "art_type"
+    assert at.radio(key="hook").value == "resid_post"
+    at.switch_page("pages/geometry.py").run()
+    assert_clean(at)
+    assert at.toggle(key="dedup").value is True
+    assert at.slider(key="threshold").value == pytest.approx(0.8)
+    assert len(at.get("plotly_chart")) == 6
+
+
+def test_unknown_model_shows_an_error_not_a_traceback() -> None:
+    at = app(model="no-such-model")
+    at.run()
+    assert_clean(at)
+    assert any("unknown model" in e.value for e in at.error)
+    at.switch_page("pages/geometry.py").run()
+    assert_clean(at)
+
+
+def _upload(at: AppTest, name: str, content: bytes) -> AppTest:
+    at.file_uploader(key="csv_upload").set_value((name, content, "text/csv"))
+    return at.run()
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [(b"words,label\nhi,a\n", "missing the column"), (b"text,label\n" + b"hi,a\n" * 8, "only one class"),
+     (b"text,label\nhi,a\n,b\nho,a\nhu,b\n", "empty text")],
+)
+def test_bad_csv_upload_shows_an_error_and_keeps_the_current_view(content: bytes, message: str) -> None:
+    at = app(HARNESS, page="pages/geometry.py", model="tiny-native", layers="0", features="art_type")
+    at.run()
+    charts_before = len(at.get("plotly_chart"))
+    _upload(at, "bad.csv", content)
+    assert_clean(at)
+    assert any(message in e.value for e in at.error), [e.value for e in at.error]
+    assert at.selectbox(key="feature_set_name").value == "art_type"
+    assert len(at.get("plotly_chart")) == charts_before == 6
+
+
+def test_good_csv_upload_becomes_the_feature_set() -> None:
+    at = app(HARNESS, page="pages/geometry.py", model="tiny-native", layers="0")
+    at.run()
+    rows = "".join(f"sample {i} {'red' if i % 3 else 'blue'},{['x', 'y', 'z'][i % 3]}\n" for i in range(60))
+    _upload(at, "mine.csv", f"text,label\n{rows}".encode())
+    assert_clean(at)
+    assert at.selectbox(key="feature_set_name").value == "upload:mine.csv"
+    assert not at.error
+    assert len(at.get("plotly_chart")) == 6
+    assert "mine.csv" in at.caption[0].value

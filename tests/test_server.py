@@ -1,0 +1,124 @@
+"""The README's start command, served for real: health endpoint, Dockerfile, and a headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from conftest import REPO_ROOT
+
+START_COMMAND = ["bash", "scripts/run.sh"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.read()
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = _free_port()
+    env = dict(os.environ, FEATGEOM_PORT=str(port), FEATGEOM_CACHE_DIR=str(tmp_path_factory.mktemp("server-cache")))
+    log = open(tmp_path_factory.mktemp("server-log") / "streamlit.log", "wb")
+    process = subprocess.Popen(START_COMMAND, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 180
+    while True:
+        try:
+            if _get(f"{url}/_stcore/health") == b"ok":
+                break
+        except OSError:
+            pass
+        if process.poll() is not None or time.time() > deadline:
+            os.killpg(process.pid, signal.SIGKILL)
+            raise RuntimeError(f"the app did not become healthy: {Path(log.name).read_text()[-2000:]}")
+        time.sleep(0.5)
+    yield url
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+    log.close()
+
+
+def test_start_command_serves_the_health_endpoint(app_url: str) -> None:
+    assert _get(f"{app_url}/_stcore/health") == b"ok"
+
+
+def test_readme_and_dockerfile_use_the_same_commands() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    assert "bash scripts/run.sh" in readme and "bash scripts/test.sh" in readme
+    assert 'CMD ["bash", "scripts/run.sh"]' in dockerfile
+    assert "bash scripts/setup.sh" in dockerfile and "/_stcore/health" in dockerfile and "EXPOSE 8501" in dockerfile
+    assert "bash scripts/test.sh" in (REPO_ROOT / ".ci" / "run").read_text()
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    hadolint = shutil.which("hadolint") or str(Path(os.sys.executable).parent / "hadolint")
+    result = subprocess.run([hadolint, str(REPO_ROOT / "Dockerfile")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(
+            executable_path=chromium,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )
+        yield instance
+        instance.close()
+
+
+def _assert_no_exception(page) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0, page.locator('[data-testid="stException"]').all_inner_texts()
+
+
+def test_geometry_page_in_a_real_browser(app_url: str, browser, output_dir: Path) -> None:
+    page = browser.new_page(viewport={"width": 1600, "height": 1200})
+    page.goto(f"{app_url}/geometry?model=minilm&features=athlete_sport&layers=0,5", timeout=60_000)
+    page.wait_for_selector(".js-plotly-plot .heatmaplayer", timeout=240_000)
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(output_dir / "geometry_page.png"), full_page=True)
+    _assert_no_exception(page)
+    assert page.locator(".js-plotly-plot").count() == 12
+    assert page.get_by_text("Held-out probe accuracy").count() == 1
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    assert sidebar.get_by_text("Layers").count() >= 1
+    assert "layers=0%2C5" in page.url or "layers=0,5" in page.url
+
+
+def test_bad_upload_in_a_real_browser_shows_an_error(app_url: str, browser, output_dir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("words,label\nhello,a\n")
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{app_url}/geometry?model=tiny-native&features=art_type&layers=0", timeout=60_000)
+    page.wait_for_selector(".js-plotly-plot .heatmaplayer", timeout=240_000)
+    page.locator('[data-testid="stSidebar"]').get_by_text("Upload a CSV feature set").click()
+    page.locator('input[type="file"]').set_input_files(str(bad))
+    page.get_by_text("missing the column").first.wait_for(timeout=60_000)
+    page.wait_for_selector(".js-plotly-plot .heatmaplayer", timeout=60_000)
+    page.screenshot(path=str(output_dir / "bad_upload.png"), full_page=True)
+    _assert_no_exception(page)
+    assert page.locator(".js-plotly-plot").count() == 6  # the view is undisturbed
