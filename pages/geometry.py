@@ -33,6 +33,20 @@ def _dedup_controls() -> float | None:
     return threshold if enabled else None
 
 
+def _layer_picker(layers: tuple[int, ...]) -> int:
+    """One layer's heatmaps at a time (drawing every layer's 6 charts made a cached view slow)."""
+    if "_url_layer" in st.session_state:
+        try:
+            st.session_state["view_layer"] = int(st.session_state.pop("_url_layer"))
+        except ValueError:
+            pass
+    if st.session_state.get("view_layer") not in layers:
+        st.session_state["view_layer"] = layers[0]
+    layer = st.segmented_control("Layer", layers, key="view_layer", format_func=lambda l: f"layer {l}") or layers[0]
+    st.query_params["layer"] = str(layer)
+    return layer
+
+
 def _accuracy_table(result: GeometryResult) -> pd.DataFrame:
     columns = {}
     for i, layer in enumerate(result.layers):
@@ -84,20 +98,19 @@ def render() -> None:
     st.dataframe(_summary_table(result).style.format("{:.3f}"), width="stretch")
 
     kept, dropped = result.deduplicated(threshold)
-    tabs = st.tabs([f"Layer {layer}" for layer in result.layers])
-    for i, (tab, layer) in enumerate(zip(tabs, result.layers)):
-        with tab:
-            names = [result.feature_names[k] for k in kept[i]]
-            if dropped[i]:
-                st.caption("Dropped as duplicates: " + ", ".join(
-                    f"{result.feature_names[a]} (≈ {result.feature_names[b]}, {v:.3f})" for a, b, v in dropped[i]))
-            for kind in KINDS:
-                for column, control in zip(st.columns(3), CONTROLS):
-                    matrix = result.psms[(kind, control)][i][kept[i]][:, kept[i]]
-                    column.plotly_chart(
-                        psm_heatmap(matrix, names, f"{kind} · {CONTROL_TITLES[control]}", kind),
-                        width="stretch", key=f"psm-{layer}-{kind}-{control}",
-                    )
+    layer = _layer_picker(result.layers)
+    i = result.layers.index(layer)
+    names = [result.feature_names[k] for k in kept[i]]
+    if dropped[i]:
+        st.caption("Dropped as duplicates: " + ", ".join(
+            f"{result.feature_names[a]} (≈ {result.feature_names[b]}, {v:.3f})" for a, b, v in dropped[i]))
+    for kind in KINDS:
+        for column, control in zip(st.columns(3), CONTROLS):
+            matrix = result.psms[(kind, control)][i][kept[i]][:, kept[i]]
+            column.plotly_chart(
+                psm_heatmap(matrix, names, f"layer {layer} · {kind} · {CONTROL_TITLES[control]}", kind),
+                width="stretch", key=f"psm-{kind}-{control}",
+            )
 
     st.subheader("Downloads")
     slug = f"{selection.model_id.replace('/', '_')}_{feature_set.name.replace(':', '_')}"

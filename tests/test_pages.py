@@ -38,17 +38,19 @@ def test_geometry_page_draws_heatmaps_tables_and_downloads(model: str, layers: s
     at.switch_page("pages/geometry.py").run()
     assert_clean(at)
     assert not at.error, [e.value for e in at.error]
-    assert len(at.get("plotly_chart")) == n_layers * 2 * 3  # layers x {cosine, rbf} x {real, permuted, shuffled}
+    assert len(at.get("plotly_chart")) == 2 * 3  # the shown layer's {cosine, rbf} x {real, permuted, shuffled}
+    assert at.get("button_group")[0].proto.options  # one option per chosen layer
+    assert len(at.get("button_group")[0].proto.options) == n_layers
     assert len(at.dataframe) == 2
     assert [b.proto.label for b in at.get("download_button")] == ["PSMs (CSV)", "Directions (NPZ)", "Settings (JSON)"]
     assert at.query_params["layers"] == [layers] or at.query_params["layers"] == layers
 
 
 def test_url_reproduces_the_view() -> None:
-    at = app(model="tiny-native", layers="1", features="art_type", hook="resid_post", dedup="1", threshold="0.8")
+    at = app(model="tiny-native", layers="0,1", features="art_type", hook="resid_post", dedup="1", threshold="0.8", layer="1")
     at.run()
     assert_clean(at)
-    assert at.multiselect(key="layers").value == [1]
+    assert at.multiselect(key="layers").value == [0, 1]
     assert at.selectbox(key="feature_set_name").value == "art_type"
     assert at.radio(key="hook").value == "resid_post"
     at.switch_page("pages/geometry.py").run()
@@ -56,6 +58,7 @@ def test_url_reproduces_the_view() -> None:
     assert at.toggle(key="dedup").value is True
     assert at.slider(key="threshold").value == pytest.approx(0.8)
     assert len(at.get("plotly_chart")) == 6
+    assert "layer 1" in at.get("plotly_chart")[0].proto.spec
 
 
 def test_unknown_model_shows_an_error_not_a_traceback() -> None:

@@ -102,7 +102,10 @@ def test_geometry_page_in_a_real_browser(app_url: str, browser, output_dir: Path
     page.wait_for_timeout(1500)
     page.screenshot(path=str(output_dir / "geometry_page.png"), full_page=True)
     _assert_no_exception(page)
-    assert page.locator(".js-plotly-plot").count() == 12
+    assert page.locator(".js-plotly-plot").count() == 6  # the selected layer's heatmaps
+    page.get_by_role("radio", name="layer 5").click()
+    page.wait_for_function("[...document.querySelectorAll('.gtitle')].some(t => t.textContent.includes('layer 5'))", timeout=60_000)
+    _assert_no_exception(page)
     assert page.get_by_text("Held-out probe accuracy").count() == 1
     sidebar = page.locator('[data-testid="stSidebar"]')
     assert sidebar.get_by_text("Layers").count() >= 1

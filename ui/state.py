@@ -48,7 +48,7 @@ def _init_from_url() -> None:
         st.session_state["_url_layers"] = [int(x) for x in layers.split(",") if x.strip()]
     except ValueError:
         st.session_state["_url_layers"] = []
-    for key in ("dedup", "threshold"):
+    for key in ("dedup", "threshold", "layer"):
         if key in st.query_params:
             st.session_state[f"_url_{key}"] = st.query_params[key]
 
@@ -122,7 +122,10 @@ def _feature_set_picker(model_id: str | None) -> tuple[str, FeatureSet | None]:
     with st.expander("Upload a CSV feature set"):
         st.caption("Columns: `text,label[,position]`; each label becomes a feature; position is a token index (-1 = last token).")
         upload = st.file_uploader("CSV file", type=["csv"], key="csv_upload")
-        if upload is not None and upload.file_id != st.session_state.get("_last_upload_id"):
+        if upload is None:  # the file was removed: its error goes with it
+            st.session_state.pop("_upload_error", None)
+            st.session_state.pop("_last_upload_id", None)
+        elif upload.file_id != st.session_state.get("_last_upload_id"):
             st.session_state["_last_upload_id"] = upload.file_id
             try:
                 parsed = feature_set_from_csv(upload.getvalue(), name=upload.name)

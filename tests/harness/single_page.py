@@ -6,11 +6,16 @@ the ``page`` query parameter.
 """
 
 import runpy
+import sys
 from pathlib import Path
 
 import streamlit as st
 
-from ui.state import shared_frame
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from ui.state import shared_frame  # noqa: E402
 
 shared_frame()
-runpy.run_path(str(Path(__file__).resolve().parents[2] / st.query_params.get("page", "pages/home.py")), run_name="__page__")
+runpy.run_path(str(REPO_ROOT / st.query_params.get("page", "pages/home.py")), run_name="__page__")
