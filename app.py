@@ -11,6 +11,7 @@ from ui.state import shared_frame  # noqa: E402  (set_page_config must come firs
 pages = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/geometry.py", title="Feature geometry", icon=":material/scatter_plot:", url_path="geometry"),
+    st.Page("pages/jobs.py", title="Jobs", icon=":material/list:", url_path="jobs"),
 ]
 navigation = st.navigation(pages)
 shared_frame()

@@ -115,6 +115,55 @@ def _csv(text: str) -> str:
     return f'"{text}"' if "," in text or '"' in text else text
 
 
+def probe_key(model: LoadedModel, feature_set: FeatureSet, layer: int, params: GeometryParams) -> str:
+    """Store key of one layer's probe results (real and shuffled-label) for these inputs."""
+    return result_key(
+        "probes",
+        {"layer": layer, "hook": params.hook, "C": params.C, "seed": params.seed, "label_seed": params.label_seed},
+        {"model": model.fingerprint, "features": feature_set.fingerprint()},
+    )
+
+
+def train_layer_probes(
+    model: LoadedModel,
+    feature_set: FeatureSet,
+    layers: Sequence[int],
+    params: GeometryParams = GeometryParams(),
+    store: Store | None = None,
+    progress: Progress | None = None,
+    device: str = "auto",
+) -> dict[int, dict[str, np.ndarray]]:
+    """Real and shuffled-label probes for ``layers``, trained as one batched problem each.
+
+    Returns {layer: arrays} with ``directions`` (F, d), ``bias``, ``test_accuracy``,
+    ``test_balanced_accuracy``, ``shuffled_directions`` and ``shuffled_test_accuracy``.
+    ``store`` (optional) caches the activations; the caller decides where the probes go.
+    """
+    report = progress or (lambda fraction, message: None)
+    probe_params = ProbeParams(C=params.C, seed=params.seed)
+    activations = extract(model, feature_set, layers, params.hook, store=store, progress=lambda f, m: report(0.7 * f, m))
+    report(0.7, f"training {len(layers) * feature_set.n_features} probes")
+    real = train_probes(activations, feature_set, probe_params, device)
+    report(0.85, "training shuffled-label control probes")
+    shuffled = shuffled_label_control(activations, feature_set, probe_params, params.label_seed, device)
+    return {
+        layer: {
+            "directions": real.directions[i],
+            "bias": real.bias[i],
+            "test_accuracy": real.test_accuracy[i],
+            "test_balanced_accuracy": real.test_balanced_accuracy[i],
+            "shuffled_directions": shuffled.directions[i],
+            "shuffled_test_accuracy": shuffled.test_accuracy[i],
+        }
+        for i, layer in enumerate(real.layers)
+    }
+
+
+def cached_layers(model: LoadedModel, feature_set: FeatureSet, layers: Sequence[int], params: GeometryParams, store: Store) -> list[int]:
+    """The layers whose probe results are already in ``store``."""
+    return [layer for layer in layers if store.contains(probe_key(model, feature_set, layer, params))]
+
+
 def feature_geometry(
     model: LoadedModel,
     feature_set: FeatureSet,
@@ -127,41 +176,35 @@ def feature_geometry(
     """Probe every feature at every layer (and on shuffled labels), then build all PSMs."""
     layers = tuple(sorted(set(int(layer) for layer in layers)))
     report = progress or (lambda fraction, message: None)
-    probe_params = ProbeParams(C=params.C, seed=params.seed)
-    keys = {
-        layer: result_key(
-            "probes",
-            {"layer": layer, "hook": params.hook, "C": params.C, "seed": params.seed, "label_seed": params.label_seed},
-            {"model": model.fingerprint, "features": feature_set.fingerprint()},
-        )
-        for layer in layers
-    }
+    keys = {layer: probe_key(model, feature_set, layer, params) for layer in layers}
     per_layer: dict[int, dict[str, np.ndarray]] = {}
     if store is not None:
         for layer in layers:
             cached = store.get(keys[layer])
             if cached is not None:
                 per_layer[layer] = cached.arrays
-    cached_layers = tuple(per_layer)
+    from_cache = tuple(per_layer)
     missing = [layer for layer in layers if layer not in per_layer]
     if missing:
-        activations = extract(model, feature_set, missing, params.hook, store=store, progress=lambda f, m: report(0.7 * f, m))
-        report(0.7, f"training {len(missing) * feature_set.n_features} probes")
-        real = train_probes(activations, feature_set, probe_params, device)
-        report(0.85, "training shuffled-label control probes")
-        shuffled = shuffled_label_control(activations, feature_set, probe_params, params.label_seed, device)
-        for i, layer in enumerate(real.layers):
-            arrays = {
-                "directions": real.directions[i],
-                "bias": real.bias[i],
-                "test_accuracy": real.test_accuracy[i],
-                "test_balanced_accuracy": real.test_balanced_accuracy[i],
-                "shuffled_directions": shuffled.directions[i],
-                "shuffled_test_accuracy": shuffled.test_accuracy[i],
-            }
+        computed = train_layer_probes(model, feature_set, missing, params, store, report, device)
+        for layer, arrays in computed.items():
             if store is not None:
                 store.put(keys[layer], arrays, {"model": model.name, "feature_set": feature_set.name, "layer": layer})
             per_layer[layer] = arrays
+    return assemble_geometry(model.name, feature_set, layers, params, per_layer, from_cache, report)
+
+
+def assemble_geometry(
+    model_name: str,
+    feature_set: FeatureSet,
+    layers: tuple[int, ...],
+    params: GeometryParams,
+    per_layer: dict[int, dict[str, np.ndarray]],
+    from_cache: tuple[int, ...] = (),
+    progress: Progress | None = None,
+) -> GeometryResult:
+    """Controls and PSMs from per-layer probe results (cheap: no model involved)."""
+    report = progress or (lambda fraction, message: None)
     report(0.95, "building PSMs")
     real_dirs = np.stack([per_layer[layer]["directions"] for layer in layers])
     directions = {
@@ -176,7 +219,7 @@ def feature_geometry(
     }
     report(1.0, "done")
     return GeometryResult(
-        model=model.name,
+        model=model_name,
         feature_set=feature_set.name,
         layers=layers,
         feature_names=feature_set.feature_names,
@@ -187,5 +230,5 @@ def feature_geometry(
         test_balanced_accuracy=np.stack([per_layer[layer]["test_balanced_accuracy"] for layer in layers]),
         shuffled_test_accuracy=np.stack([per_layer[layer]["shuffled_test_accuracy"] for layer in layers]),
         notes=dict(feature_set.notes),
-        cached_layers=cached_layers,
+        cached_layers=from_cache,
     )

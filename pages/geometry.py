@@ -7,11 +7,12 @@ import json
 import pandas as pd
 import streamlit as st
 
-from featgeom_core.feature_geometry import CONTROLS, KINDS, GeometryParams, GeometryResult, feature_geometry
+from featgeom_core import jobs
+from featgeom_core.feature_geometry import CONTROLS, KINDS, GeometryParams, GeometryResult, cached_layers, feature_geometry
 from ui.errors import render_safely
 from ui.plots import psm_heatmap
 from ui.resources import cached_store
-from ui.state import require_selection
+from ui.state import require_selection, set_query
 
 CONTROL_TITLES = {"real": "probe directions", "permuted": "permuted control", "shuffled_labels": "shuffled-label control"}
 
@@ -29,7 +30,7 @@ def _dedup_controls() -> float | None:
     left, right = st.columns([1, 3])
     enabled = left.toggle("De-duplicate", key="dedup", help="Drop a feature whose cosine with an earlier kept one exceeds the threshold")
     threshold = right.slider("Cosine threshold", 0.5, 0.999, key="threshold", disabled=not enabled)
-    st.query_params.update({"dedup": "1" if enabled else "0", "threshold": f"{threshold:g}"})
+    set_query(dedup="1" if enabled else "0", threshold=f"{threshold:g}")
     return threshold if enabled else None
 
 
@@ -43,7 +44,7 @@ def _layer_picker(layers: tuple[int, ...]) -> int:
     if st.session_state.get("view_layer") not in layers:
         st.session_state["view_layer"] = layers[0]
     layer = st.segmented_control("Layer", layers, key="view_layer", format_func=lambda l: f"layer {l}") or layers[0]
-    st.query_params["layer"] = str(layer)
+    set_query(layer=str(layer))
     return layer
 
 
@@ -65,6 +66,27 @@ def _summary_table(result: GeometryResult) -> pd.DataFrame:
     return pd.DataFrame(rows, index=pd.Index([f"layer {layer}" for layer in result.layers], name="layer")).T
 
 
+def _follow_background_job(selection, missing: list[int]) -> None:
+    """Submit the uncached layers as a job (idempotent) and show its progress until it is done."""
+    job_id = jobs.submit("feature_geometry", {
+        "model": selection.model_id, "feature_set": selection.feature_set_name, "layers": missing, "hook": selection.hook,
+    })
+    st.info(f"Layers {missing} are computing as background job `{job_id}`; keep using the app. "
+            "This page shows the result when it is done.")
+    st.page_link("pages/jobs.py", label="See all jobs", icon=":material/list:")
+
+    @st.fragment(run_every=1.0)
+    def poll() -> None:
+        record = jobs.status(job_id)
+        st.progress(record.progress, f"{record.status}: {record.message}")
+        if record.status == "done":
+            st.rerun()
+        elif record.status in ("failed", "cancelled", "interrupted"):
+            st.error(f"Job {job_id} {record.status}" + (f": {record.error}" if record.error else ""))
+
+    poll()
+
+
 def render() -> None:
     selection = require_selection()
     st.title("Feature geometry")
@@ -80,9 +102,14 @@ def render() -> None:
         st.info("Not probed here: " + "; ".join(f"**{name}**: {why}" for name, why in feature_set.notes.items()))
     threshold = _dedup_controls()
 
+    params = GeometryParams(hook=selection.hook)
+    missing = [l for l in selection.layers if l not in cached_layers(selection.model, feature_set, selection.layers, params, cached_store())]
+    if missing and selection.background and not selection.feature_set_name.startswith("upload:"):
+        _follow_background_job(selection, missing)
+        return
     progress = st.progress(0.0, "starting…")
     result = feature_geometry(
-        selection.model, feature_set, selection.layers, GeometryParams(hook=selection.hook), store=cached_store(),
+        selection.model, feature_set, selection.layers, params, store=cached_store(),
         progress=lambda fraction, message: progress.progress(min(max(fraction, 0.0), 1.0), message),
     )
     progress.empty()

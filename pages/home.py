@@ -9,6 +9,7 @@ import torch
 
 from featgeom_core import __version__
 from featgeom_core.config import resolve_device
+from featgeom_core.jobs import backend_info
 from ui.resources import cached_store
 from ui.state import require_selection
 
@@ -38,6 +39,17 @@ right.metric("Device", device.type.upper())
 right.caption(torch.cuda.get_device_name(0) if device.type == "cuda" else f"{torch.get_num_threads()} CPU threads")
 if selection.error:
     st.error(selection.error)
+
+st.subheader("Backend")
+info = backend_info()
+if info.started:
+    st.write(f"Jobs run on **{info.mode}**: {info.workers} workers, {info.threads} threads, {info.gpus:g} GPUs.")
+else:
+    st.write(f"Jobs run on **{info.mode}** ({'a local Dask cluster' if info.mode == 'local' else 'a Dask scheduler'}); it starts with the first job.")
+    if st.button("Start the backend now"):
+        backend_info(start=True)
+        st.rerun()
+st.page_link("pages/jobs.py", label="Jobs", icon=":material/list:")
 
 store = cached_store()
 st.subheader("Cache")

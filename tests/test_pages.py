@@ -101,3 +101,38 @@ def test_good_csv_upload_becomes_the_feature_set() -> None:
     assert not at.error
     assert len(at.get("plotly_chart")) == 6
     assert "mine.csv" in at.caption[0].value
+
+
+def test_jobs_page_lists_jobs_and_deletes_one() -> None:
+    from featgeom_core import jobs
+
+    done = jobs.submit("diagnostic.echo", {"value": "for the jobs page"})
+    assert jobs.wait(done, timeout_s=120).status == "done"
+    at = app(HARNESS, page="pages/jobs.py", model="tiny-native")
+    at.run()
+    assert_clean(at)
+    assert "Backend: local" in at.caption[0].value
+    table = at.dataframe[0].value
+    assert done in list(table["job"]) and "done" in list(table["status"])
+    at.selectbox(key="jobs_selected").set_value(done).run()
+    at.button(key="jobs_delete").click().run()
+    assert_clean(at)
+    assert done not in [r.job_id for r in jobs.list_jobs()]
+
+
+def test_geometry_page_runs_uncached_layers_as_a_background_job() -> None:
+    from featgeom_core import jobs
+
+    at = app(HARNESS, page="pages/home.py", model="tiny-native", layers="0", features="us_timezone")
+    at.run()
+    at.toggle(key="background").set_value(True)
+    at.query_params["page"] = "pages/geometry.py"
+    at.run()
+    assert_clean(at)
+    assert any("background job" in info.value for info in at.info), [i.value for i in at.info]
+    pending = [r for r in jobs.list_jobs() if r.kind == "feature_geometry" and r.params["feature_set"] == "us_timezone"]
+    assert len(pending) == 1
+    assert jobs.wait(pending[0].job_id, timeout_s=240).status == "done"
+    at.run()
+    assert_clean(at)
+    assert len(at.get("plotly_chart")) == 6

@@ -27,35 +27,45 @@ class Selection:
     feature_set: FeatureSet | None
     hook: str
     error: str | None = None
+    background: bool = False
 
 
-def _query_default(key: str, default: str) -> str:
-    value = st.query_params.get(key)
-    return value if value else default
+def set_query(**values: str) -> None:
+    """Mirror choices in the URL, remembering what we wrote so our own writes are not read back as navigation."""
+    st.query_params.update(values)
+    st.session_state["_last_query"] = dict(st.query_params.to_dict())
 
 
-def _init_from_url() -> None:
-    """On a session's first run, seed the widgets from the URL's query parameters."""
-    if st.session_state.get("_state_initialised"):
+def _sync_from_url() -> None:
+    """Seed the widgets from the URL on a session's first run, and whenever the URL changed
+    under us (a shared link, or a link to a job's result): the URL reproduces the view."""
+    current = st.query_params.to_dict()
+    first = not st.session_state.get("_state_initialised")
+    if not first and st.session_state.get("_last_query") == current:
         return
     st.session_state["_state_initialised"] = True
-    st.session_state["model_id"] = _query_default("model", DEFAULT_MODEL_ID)
-    st.session_state["feature_set_name"] = _query_default("features", DEFAULT_FEATURE_SET)
-    hook = _query_default("hook", "mlp_post")
-    st.session_state["hook"] = hook if hook in HOOKS else "mlp_post"
-    layers = _query_default("layers", "")
+    st.session_state["_last_query"] = current
+    defaults = {"model": DEFAULT_MODEL_ID, "features": DEFAULT_FEATURE_SET, "hook": "mlp_post"} if first else {}
+    for url_key, state_key in (("model", "model_id"), ("features", "feature_set_name"), ("hook", "hook")):
+        value = current.get(url_key) or defaults.get(url_key)
+        if value:
+            st.session_state[state_key] = value
+    if st.session_state.get("hook") not in HOOKS:
+        st.session_state["hook"] = "mlp_post"
+    if current.get("model"):
+        st.session_state["custom_model"] = ""
     try:
-        st.session_state["_url_layers"] = [int(x) for x in layers.split(",") if x.strip()]
+        st.session_state["_url_layers"] = [int(x) for x in current.get("layers", "").split(",") if x.strip()]
     except ValueError:
         st.session_state["_url_layers"] = []
     for key in ("dedup", "threshold", "layer"):
-        if key in st.query_params:
-            st.session_state[f"_url_{key}"] = st.query_params[key]
+        if key in current:
+            st.session_state[f"_url_{key}"] = current[key]
 
 
 def sidebar() -> Selection:
     """Draw the shared sidebar and return the selection; never raises."""
-    _init_from_url()
+    _sync_from_url()
     known = [m.model_id for m in list_models()]
     current_model = st.session_state["model_id"]
     options = known if current_model in known else known + [current_model]
@@ -78,12 +88,11 @@ def sidebar() -> Selection:
         st.session_state["layers"] = [layer for layer in st.session_state.get("layers", list(range(n_layers))) if layer < n_layers] or list(range(n_layers))
         st.multiselect("Layers", list(range(n_layers)), key="layers")
         st.radio("Activations", HOOKS, key="hook", horizontal=True, help="MLP post-activations (blocks.l.mlp.hook_post) or the residual stream after block l")
+        st.toggle("Long runs as background jobs", key="background", help="Uncached computations run on the Dask backend (see Jobs) while you keep using the app")
         feature_set_name, feature_set = _feature_set_picker(model_id if model is not None else None)
     layers = sorted(st.session_state["layers"])
-    st.query_params.update(
-        {"model": model_id, "features": feature_set_name, "layers": ",".join(map(str, layers)), "hook": st.session_state["hook"]}
-    )
-    return Selection(model_id, model, layers, feature_set_name, feature_set, st.session_state["hook"], error)
+    set_query(model=model_id, features=feature_set_name, layers=",".join(map(str, layers)), hook=st.session_state["hook"])
+    return Selection(model_id, model, layers, feature_set_name, feature_set, st.session_state["hook"], error, bool(st.session_state.get("background")))
 
 
 def require_selection() -> Selection:

@@ -1,0 +1,181 @@
+"""The registry of job kinds: validated params -> a core function run on a worker.
+
+A kind's ``run(params, report)`` returns store entries ``[(key, arrays, meta), ...]``; the
+first is the job's result. Workers never write to disk: the app side stores the entries.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from featgeom_core.errors import InvalidParameter
+
+Report = Callable[[float, str], None]
+StoreEntry = tuple[str, dict[str, np.ndarray], dict[str, Any]]
+Params = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """One kind of job: how to validate its params, what runs, where its result is shown."""
+
+    name: str
+    description: str
+    validate: Callable[[Mapping[str, Any]], Params]
+    run: Callable[[Params, Report], list[StoreEntry]]
+    wants_gpu: bool = False
+    page: str | None = None  # the page that shows the result, e.g. "geometry"
+
+
+def _require(params: Mapping[str, Any], allowed: set[str], required: set[str]) -> None:
+    unknown = set(params) - allowed
+    if unknown:
+        raise InvalidParameter(f"unknown parameter(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+    missing = required - set(params)
+    if missing:
+        raise InvalidParameter(f"missing parameter(s) {sorted(missing)}")
+
+
+def _as_int(value: Any, name: str, minimum: int | None = None) -> int:
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    is_int_text = isinstance(value, str) and value.strip().lstrip("-").isdigit()
+    if not (is_int or is_int_text):
+        raise InvalidParameter(f"{name} must be an integer, got {value!r}")
+    number = int(value)
+    if minimum is not None and number < minimum:
+        raise InvalidParameter(f"{name} must be at least {minimum}, got {number}")
+    return number
+
+
+# ---- feature_geometry: probes for every chosen layer, real and shuffled-label -------------
+
+_GEOMETRY_FIELDS = {"model", "feature_set", "layers", "hook", "C", "seed", "label_seed"}
+
+
+def validate_geometry(params: Mapping[str, Any]) -> Params:
+    """Normalise and check feature_geometry params (no model is loaded here)."""
+    from featgeom_core.activations import HOOK_TEMPLATES
+    from featgeom_core.data import list_feature_sets
+    from featgeom_core.feature_geometry import GeometryParams
+
+    _require(params, _GEOMETRY_FIELDS, {"model", "feature_set", "layers"})
+    layers = params["layers"]
+    if isinstance(layers, str):
+        layers = [part for part in layers.split(",") if part.strip()]
+    if not isinstance(layers, (list, tuple)) or not layers:
+        raise InvalidParameter("layers must be a non-empty list of layer indices")
+    normalised = {
+        "model": str(params["model"]),
+        "feature_set": str(params["feature_set"]),
+        "layers": sorted({_as_int(layer, "layer", 0) for layer in layers}),
+        "hook": str(params.get("hook", "mlp_post")),
+        "C": float(params.get("C", 1.0)),
+        "seed": _as_int(params.get("seed", 0), "seed", 0),
+        "label_seed": _as_int(params.get("label_seed", 1), "label_seed", 0),
+    }
+    known_sets = {info.name for info in list_feature_sets()}
+    if normalised["feature_set"] not in known_sets:
+        raise InvalidParameter(f"unknown feature set {normalised['feature_set']!r}; jobs take one of {sorted(known_sets)}")
+    if normalised["hook"] not in HOOK_TEMPLATES:
+        raise InvalidParameter(f"unknown hook {normalised['hook']!r}; use one of {sorted(HOOK_TEMPLATES)}")
+    GeometryParams(hook=normalised["hook"], C=normalised["C"], seed=normalised["seed"])
+    return normalised
+
+
+@lru_cache(maxsize=2)
+def _worker_model(model_id: str) -> Any:
+    from featgeom_core.models import load_model
+
+    return load_model(model_id)
+
+
+def run_geometry(params: Params, report: Report) -> list[StoreEntry]:
+    """Train the probes on the worker; return one store entry per layer plus a summary."""
+    from featgeom_core.data import load_feature_set
+    from featgeom_core.feature_geometry import GeometryParams, assemble_geometry, probe_key, train_layer_probes
+    from featgeom_core.store import result_key
+
+    report(0.0, f"loading {params['model']}")
+    model = _worker_model(params["model"])
+    bad = [layer for layer in params["layers"] if layer >= model.n_layers]
+    if bad:
+        raise InvalidParameter(f"layer(s) {bad} out of range: {model.name} has layers 0..{model.n_layers - 1}")
+    feature_set = load_feature_set(params["feature_set"], tokenizer=model.tokenizer)
+    geometry = GeometryParams(hook=params["hook"], C=params["C"], seed=params["seed"], label_seed=params["label_seed"])
+    per_layer = train_layer_probes(model, feature_set, params["layers"], geometry, progress=lambda f, m: report(0.05 + 0.9 * f, m))
+    entries: list[StoreEntry] = [
+        (probe_key(model, feature_set, layer, geometry), arrays, {"model": model.name, "feature_set": feature_set.name, "layer": layer})
+        for layer, arrays in per_layer.items()
+    ]
+    result = assemble_geometry(model.name, feature_set, tuple(params["layers"]), geometry, per_layer)
+    summary = {
+        "test_accuracy": result.test_accuracy,
+        "mean_cosine_real": result.mean_off_diagonal("cosine", "real"),
+        "mean_cosine_shuffled": result.mean_off_diagonal("cosine", "shuffled_labels"),
+        "departure_cosine": result.departure("cosine"),
+    }
+    summary_key = result_key("job:feature_geometry", params, {"model": model.fingerprint, "features": feature_set.fingerprint()})
+    return [(summary_key, summary, {"feature_names": list(feature_set.feature_names), **params})] + entries
+
+
+# ---- diagnostics: for checking a backend (overhead, parallelism, faults) --------------------
+
+
+def validate_echo(params: Mapping[str, Any]) -> Params:
+    """Any JSON-able params; a ``value`` is echoed back."""
+    _require(params, {"value"}, set())
+    return dict(params)
+
+
+def run_echo(params: Params, report: Report) -> list[StoreEntry]:
+    """The trivial job: returns its params (measures submit-to-result overhead)."""
+    from featgeom_core.store import result_key
+
+    return [(result_key("job:diagnostic.echo", params, {}), {}, {"echo": params.get("value")})]
+
+
+def validate_spin(params: Mapping[str, Any]) -> Params:
+    """``iterations`` of pure-Python work (single core), reporting progress ``steps`` times."""
+    _require(params, {"iterations", "steps", "tag"}, {"iterations"})
+    return {
+        "iterations": _as_int(params["iterations"], "iterations", 1),
+        "steps": _as_int(params.get("steps", 20), "steps", 1),
+        "tag": str(params.get("tag", "")),
+    }
+
+
+def run_spin(params: Params, report: Report) -> list[StoreEntry]:
+    """CPU-bound busy work holding one core (for parallel-speedup and fault tests)."""
+    from featgeom_core.store import result_key
+
+    per_step = max(1, params["iterations"] // params["steps"])
+    total = 0.0
+    start = time.perf_counter()
+    for step in range(params["steps"]):
+        for i in range(per_step):
+            total += math.sin(i)
+        report((step + 1) / params["steps"], f"step {step + 1}/{params['steps']}")
+    return [(result_key("job:diagnostic.spin", params, {}), {"total": np.asarray(total)}, {"seconds": time.perf_counter() - start})]
+
+
+JOB_KINDS: dict[str, JobKind] = {
+    kind.name: kind
+    for kind in (
+        JobKind("feature_geometry", "probes for every chosen layer, real and shuffled-label", validate_geometry, run_geometry, wants_gpu=True, page="geometry"),
+        JobKind("diagnostic.echo", "trivial job: returns its params", validate_echo, run_echo),
+        JobKind("diagnostic.spin", "CPU-bound busy work on one core", validate_spin, run_spin),
+    )
+}
+
+
+def job_kind(name: str) -> JobKind:
+    """The registered kind, or an InvalidParameter naming the known kinds."""
+    if name not in JOB_KINDS:
+        raise InvalidParameter(f"unknown job kind {name!r}; known: {', '.join(JOB_KINDS)}")
+    return JOB_KINDS[name]

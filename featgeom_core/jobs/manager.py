@@ -1,0 +1,210 @@
+"""Submit, track, cancel and collect jobs. The app side writes results into the store.
+
+Job ids are content-addressed (kind + canonical params), so submitting the same run twice
+returns the first one: its result when done, the run itself while in flight.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+import uuid
+from typing import Any, Mapping
+
+from featgeom_core.errors import FeatgeomError
+from featgeom_core.jobs import records
+from featgeom_core.jobs.backend import get_client
+from featgeom_core.jobs.kinds import job_kind
+from featgeom_core.jobs.records import ACTIVE, JobRecord
+from featgeom_core.jobs.task import JobCancelled, cancel_event_name, progress_topic, run_task
+from featgeom_core.store import Store, canonical_json
+
+_lock = threading.RLock()
+_futures: dict[str, Any] = {}
+_live: dict[str, JobRecord] = {}  # in-flight jobs of this process, kept current by progress events
+_last_saved: dict[str, float] = {}
+SAVE_INTERVAL_S = 0.5  # progress is persisted at most this often (every change of status at once)
+
+
+def job_id_for(kind: str, params: Mapping[str, Any]) -> str:
+    """The content address of a job: 20 hex digits of SHA-256 over kind and canonical params."""
+    return hashlib.sha256(canonical_json({"kind": kind, "params": dict(params)}).encode()).hexdigest()[:20]
+
+
+def submit(kind: str, params: Mapping[str, Any], store: Store | None = None) -> str:
+    """Validate and submit a job; returns its id. Invalid params raise before any worker is used."""
+    spec = job_kind(kind)
+    normalised = spec.validate(params)
+    job_id = job_id_for(kind, normalised)
+    store = store or Store()
+    with _lock:
+        existing = records.load(job_id, store.root)
+        if existing is not None:
+            if existing.status == "done" and existing.result_key and store.contains(existing.result_key):
+                return job_id
+            if job_id in _futures and not _futures[job_id].done():
+                return job_id
+            if existing.status in ACTIVE and existing.owner.get("token") != records.OWNER["token"] and records.owner_alive(existing.owner):
+                return job_id  # another live process is running it: one computation
+        record = JobRecord(job_id=job_id, kind=kind, params=normalised, created=time.time())
+        records.save(record, store.root)
+        client = get_client()
+        resources = {"GPU": 1} if spec.wants_gpu and _cluster_has_gpus(client) else None
+        future = client.submit(
+            run_task, kind, normalised, job_id,
+            key=f"featgeom-{kind}-{job_id}-{uuid.uuid4().hex[:8]}", pure=False, resources=resources,
+        )
+        _futures[job_id] = future
+        _live[job_id] = record
+        client.subscribe_topic(progress_topic(job_id), lambda event: _on_progress(job_id, event, store))
+    future.add_done_callback(lambda f: _finish(job_id, f, store))
+    return job_id
+
+
+def _on_progress(job_id: str, event: tuple[float, dict[str, Any]], store: Store) -> None:
+    """A progress event from the worker: update the live record, persist it (throttled)."""
+    _, message = event
+    with _lock:
+        record = _live.get(job_id)
+        if record is None or record.status not in ACTIVE:
+            return
+        status_changed = record.status == "queued"
+        if "started" in message:
+            record.started = message["started"]
+        record.status = "running"
+        record.progress = max(record.progress, float(message.get("progress", 0.0)))
+        record.message = str(message.get("message", record.message))
+        now = time.monotonic()
+        if status_changed or now - _last_saved.get(job_id, 0.0) >= SAVE_INTERVAL_S:
+            _last_saved[job_id] = now
+            records.save(record, store.root)
+
+
+def _cluster_has_gpus(client: Any) -> bool:
+    workers = client.scheduler_info(n_workers=-1).get("workers", {})
+    return any(w.get("resources", {}).get("GPU", 0) > 0 for w in workers.values())
+
+
+def _finish(job_id: str, future: Any, store: Store) -> None:
+    """Runs on the client when a future ends: store the entries and close the record."""
+    with _lock:
+        live = _live.pop(job_id, None)
+        _unsubscribe(future, job_id)
+        record = records.load(job_id, store.root)
+        if record is None:  # deleted meanwhile
+            return
+        if live is not None:
+            record.started, record.progress, record.message = live.started, live.progress, live.message
+        record.finished = time.time()
+        try:
+            if future.status == "cancelled" or record.status == "cancelled":
+                record.status = "cancelled"
+            elif future.status == "finished":
+                entries = future.result()
+                for key, arrays, meta in entries:
+                    store.put(key, arrays, meta)
+                record.status, record.progress, record.result_key = "done", 1.0, entries[0][0]
+                record.message = "done"
+            else:
+                error = future.exception()
+                if isinstance(error, JobCancelled):
+                    record.status = "cancelled"
+                else:
+                    record.status = "failed"
+                    record.error = f"{type(error).__name__}: {error}"
+        except Exception as exc:  # noqa: BLE001  (a failure while collecting is the job's failure)
+            record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"
+        records.save(record, store.root)
+
+
+def _unsubscribe(future: Any, job_id: str) -> None:
+    try:
+        future.client.unsubscribe_topic(progress_topic(job_id))
+    except Exception:  # noqa: BLE001  (the client may be closing)
+        pass
+
+
+def status(job_id: str, store: Store | None = None) -> JobRecord:
+    """The job's record, brought up to date (progress; interrupted when its owner is gone)."""
+    store = store or Store()
+    with _lock:
+        record = records.load(job_id, store.root)
+        if record is None:
+            raise FeatgeomError(f"no job {job_id!r}")
+        if record.status in ACTIVE:
+            if job_id in _live:
+                return JobRecord(**{**_live[job_id].__dict__})
+            if not records.owner_alive(record.owner) or record.owner.get("token") == records.OWNER["token"]:
+                record.status, record.finished = "interrupted", time.time()
+                record.message = "the process running it stopped before it finished"
+                records.save(record, store.root)
+        return record
+
+
+def progress(job_id: str, store: Store | None = None) -> tuple[float, str]:
+    """(fraction done in [0, 1], last message)."""
+    record = status(job_id, store)
+    return record.progress, record.message
+
+
+def cancel(job_id: str, store: Store | None = None) -> JobRecord:
+    """Cancel a queued or running job (a running one stops at its next progress report)."""
+    store = store or Store()
+    with _lock:
+        record = status(job_id, store)
+        if record.status not in ACTIVE:
+            return record
+        future = _futures.get(job_id)
+        if future is not None:
+            from distributed import Event
+
+            Event(cancel_event_name(job_id), client=future.client).set()
+            future.cancel()
+        _live.pop(job_id, None)
+        record.status, record.finished, record.message = "cancelled", time.time(), "cancelled by the user"
+        records.save(record, store.root)
+        return record
+
+
+def delete(job_id: str, store: Store | None = None) -> None:
+    """Forget a job (cancelling it first if active). Its stored results stay in the store."""
+    store = store or Store()
+    with _lock:
+        record = records.load(job_id, store.root)
+        if record is not None and record.status in ACTIVE:
+            cancel(job_id, store)
+        _futures.pop(job_id, None)
+        records.remove(job_id, store.root)
+
+
+def result(job_id: str, store: Store | None = None):
+    """The job's primary stored result (a StoredResult); raises unless the job is done."""
+    store = store or Store()
+    record = status(job_id, store)
+    if record.status != "done" or record.result_key is None:
+        raise FeatgeomError(f"job {job_id} is {record.status}, not done" + (f": {record.error}" if record.error else ""))
+    stored = store.get(record.result_key)
+    if stored is None:
+        raise FeatgeomError(f"job {job_id}'s result is no longer in the store at {store.root}")
+    return stored
+
+
+def list_jobs(store: Store | None = None) -> list[JobRecord]:
+    """Every job record, newest first, each brought up to date."""
+    store = store or Store()
+    return [status(r.job_id, store) if r.status in ACTIVE else r for r in records.load_all(store.root)]
+
+
+def wait(job_id: str, timeout_s: float = 600.0, store: Store | None = None, poll_s: float = 0.05) -> JobRecord:
+    """Block until the job is no longer queued or running (or the timeout passes)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        record = status(job_id, store)
+        if record.status not in ACTIVE or time.monotonic() > deadline:
+            return record
+        future = _futures.get(job_id)
+        if future is not None and future.done():
+            time.sleep(0.005)  # the done-callback is writing the record
+        else:
+            time.sleep(poll_s)

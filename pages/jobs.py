@@ -1,0 +1,86 @@
+"""Jobs: every background run with its status and live progress; cancel, delete, open results."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pandas as pd
+import streamlit as st
+
+from featgeom_core import jobs
+from featgeom_core.errors import FeatgeomError
+from featgeom_core.jobs.records import ACTIVE
+from ui.errors import render_safely
+from ui.state import require_selection
+
+STATUSES = ["queued", "running", "done", "failed", "cancelled", "interrupted"]
+
+
+def _table(records: list[jobs.JobRecord]) -> pd.DataFrame:
+    now = time.time()
+    return pd.DataFrame(
+        {
+            "job": [r.job_id for r in records],
+            "kind": [r.kind for r in records],
+            "status": [r.status for r in records],
+            "progress": [r.progress for r in records],
+            "elapsed (s)": [round(r.elapsed(now), 1) for r in records],
+            "message": [r.error or r.message for r in records],
+            "params": [json.dumps(r.params) for r in records],
+        }
+    )
+
+
+def _result_link(record: jobs.JobRecord) -> None:
+    kind = jobs.JOB_KINDS.get(record.kind)
+    if record.status != "done" or kind is None or kind.page != "geometry":
+        return
+    p = record.params
+    st.page_link(
+        "pages/geometry.py", label="Open the result", icon=":material/scatter_plot:",
+        query_params={"model": p["model"], "features": p["feature_set"], "layers": ",".join(map(str, p["layers"])), "hook": p["hook"]},
+    )
+
+
+def _act(action, job_id: str) -> None:
+    """Run a button's action before the rerun; a failure becomes a message, not a traceback."""
+    try:
+        action(job_id)
+    except FeatgeomError as exc:
+        st.session_state["_jobs_error"] = str(exc)
+
+
+def render() -> None:
+    require_selection()
+    st.title("Jobs")
+    info = jobs.backend_info()
+    st.caption(f"Backend: {info.mode}" + (f" · {info.workers} workers · {info.threads} threads · {info.gpus:g} GPUs" if info.started else " · starts with the first job"))
+    left, right = st.columns(2)
+    kinds = left.multiselect("Kind", list(jobs.JOB_KINDS), key="jobs_kind_filter")
+    statuses = right.multiselect("Status", STATUSES, key="jobs_status_filter")
+
+    @st.fragment(run_every=2.0)
+    def live() -> None:
+        records = [r for r in jobs.list_jobs() if (not kinds or r.kind in kinds) and (not statuses or r.status in statuses)]
+        if not records:
+            st.info("No jobs yet. Turn on 'Long runs as background jobs' in the sidebar, or run `featgeom sweep`.")
+            return
+        st.dataframe(
+            _table(records), hide_index=True, width="stretch",
+            column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent")},
+        )
+        chosen = st.selectbox("Job", [r.job_id for r in records], format_func=lambda j: f"{j} · {next(r.kind for r in records if r.job_id == j)}", key="jobs_selected")
+        record = next(r for r in records if r.job_id == chosen)
+        a, b, c = st.columns([1, 1, 3])
+        a.button("Cancel", disabled=record.status not in ACTIVE, key="jobs_cancel", on_click=_act, args=(jobs.cancel, chosen))
+        b.button("Delete", key="jobs_delete", help="Forget the job; its stored results stay in the cache", on_click=_act, args=(jobs.delete, chosen))
+        if st.session_state.get("_jobs_error"):
+            st.error(st.session_state.pop("_jobs_error"))
+        with c:
+            _result_link(record)
+
+    live()
+
+
+render_safely(render)

@@ -1,0 +1,90 @@
+"""The featgeom command line: subcommands, exit codes, sweeps into the shared store."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from featgeom_core.cli import expand_sweep
+from featgeom_core.errors import FeatgeomError
+
+
+def featgeom(*args: str, cache: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = dict(os.environ, FEATGEOM_CACHE_DIR=str(cache), FEATGEOM_LOCAL_WORKERS="2")
+    env.pop("FEATGEOM_SCHEDULER", None)
+    return subprocess.run([sys.executable, "-m", "featgeom_core", *args], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def test_help_lists_the_subcommands(tmp_path: Path) -> None:
+    out = featgeom("--help", cache=tmp_path)
+    assert out.returncode == 0
+    for command in ("models", "feature-sets", "psm", "jobs", "sweep"):
+        assert command in out.stdout
+
+
+def test_models_and_feature_sets(tmp_path: Path) -> None:
+    models = featgeom("models", cache=tmp_path)
+    assert models.returncode == 0 and "minilm" in models.stdout and "offline" in models.stdout
+    sets = featgeom("feature-sets", cache=tmp_path)
+    assert sets.returncode == 0 and "athlete_sport" in sets.stdout and "text_features" in sets.stdout
+
+
+def test_psm_prints_per_layer_summaries_and_writes_csv(tmp_path: Path) -> None:
+    csv = tmp_path / "psms.csv"
+    out = featgeom("psm", "--model", "tiny-native", "--features", "art_type", "--layers", "0,1", "--csv", str(csv), "--quiet", cache=tmp_path)
+    assert out.returncode == 0, out.stderr
+    rows = [line.split() for line in out.stdout.splitlines() if line.strip()[:1].isdigit()]
+    assert [row[0] for row in rows] == ["0", "1"]
+    assert csv.read_text().startswith("layer,similarity,control,feature_i,feature_j,value")
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [(["psm", "--layers", "x"], "comma-separated integers"), (["psm", "--model", "nope", "--layers", "0"], "unknown model"),
+     (["psm", "--model", "tiny-native", "--layers", "7", "--features", "art_type"], "out of range"), (["jobs", "status", "nope"], "no job")],
+)
+def test_failures_exit_nonzero_with_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    out = featgeom(*args, cache=tmp_path)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert lines[-1].startswith("featgeom: error:") and message in lines[-1]
+
+
+def test_sweep_runs_a_grid_as_jobs_into_the_shared_store(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text("kind: feature_geometry\nparams:\n  model: tiny-native\n  layers: [0, 1]\ngrid:\n  feature_set: [art_type, athlete_sport]\n")
+    out = featgeom("sweep", str(sweep), cache=tmp_path, timeout=400)
+    assert out.returncode == 0, out.stderr
+    ids = out.stdout.split()
+    assert len(ids) == 2
+    listing = featgeom("jobs", cache=tmp_path)
+    assert listing.returncode == 0 and listing.stdout.count(" done ") == 2
+    # the app reads the same store: the probes are cached for both feature sets
+    from featgeom_core.data import load_feature_set
+    from featgeom_core.feature_geometry import GeometryParams, cached_layers
+    from featgeom_core.models import load_model
+    from featgeom_core.store import Store
+
+    model = load_model("tiny-native", device="cpu")
+    for name in ("art_type", "athlete_sport"):
+        fs = load_feature_set(name, tokenizer=model.tokenizer)
+        assert cached_layers(model, fs, [0, 1], GeometryParams(), Store(tmp_path)) == [0, 1]
+
+
+def test_invalid_sweep_submits_nothing(tmp_path: Path) -> None:
+    sweep = tmp_path / "bad.yaml"
+    sweep.write_text("kind: feature_geometry\nparams: {model: tiny-native, layers: [0]}\ngrid:\n  feature_set: [art_type, nope]\n")
+    out = featgeom("sweep", str(sweep), cache=tmp_path)
+    assert out.returncode == 2 and "unknown feature set 'nope'" in out.stderr
+    assert not (tmp_path / "jobs").exists()
+
+
+def test_expand_sweep_crosses_the_grid() -> None:
+    kind, combos = expand_sweep({"kind": "k", "params": {"a": 1}, "grid": {"b": [1, 2], "c": ["x", "y", "z"]}})
+    assert kind == "k" and len(combos) == 6 and combos[0] == {"a": 1, "b": 1, "c": "x"}
+    with pytest.raises(FeatgeomError, match="non-empty lists"):
+        expand_sweep({"kind": "k", "grid": {"b": 3}})

@@ -1,0 +1,202 @@
+"""Jobs on Dask: end to end, deduplication, refusal, cancellation, restarts and killed workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from featgeom_core import jobs
+from featgeom_core.errors import InvalidParameter
+from featgeom_core.jobs import records
+from featgeom_core.jobs.task import progress_topic
+from featgeom_core.store import Store
+
+LONG_SPIN = {"iterations": 3_000_000_000, "steps": 3000}  # minutes of work, reports often
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("FEATGEOM_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture(scope="module")
+def local_backend():
+    jobs.shutdown()
+    os.environ.pop("FEATGEOM_SCHEDULER", None)
+    os.environ["FEATGEOM_LOCAL_WORKERS"] = "2"
+    jobs.get_client()
+    yield
+    jobs.shutdown()
+
+
+def wait_for(condition, timeout: float = 60.0, poll: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError("condition not met in time")
+
+
+def test_local_cluster_runs_a_geometry_job_end_to_end(local_backend, cache: Path, tiny_native) -> None:
+    params = {"model": "tiny-native", "feature_set": "art_type", "layers": [0, 1]}
+    job_id = jobs.submit("feature_geometry", params)
+    record = jobs.wait(job_id, timeout_s=180)
+    assert record.status == "done", record.error
+    assert record.progress == 1.0 and record.started is not None and record.finished >= record.started
+    summary = jobs.result(job_id)
+    assert summary.arrays["test_accuracy"].shape == (2, 3)
+    # the per-layer probes the worker computed were written by this side into the app's store
+    from featgeom_core.data import load_feature_set
+    from featgeom_core.feature_geometry import GeometryParams, feature_geometry
+
+    fs = load_feature_set("art_type", tokenizer=tiny_native.tokenizer)
+    view = feature_geometry(tiny_native, fs, [0, 1], GeometryParams(), store=Store())
+    assert view.cached_layers == (0, 1)
+    assert jobs.submit("feature_geometry", params) == job_id  # done: the same id, no rerun
+
+
+def test_invalid_params_are_refused_before_any_worker(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_backend():
+        raise AssertionError("the backend was used")
+
+    monkeypatch.setattr("featgeom_core.jobs.manager.get_client", no_backend)
+    for kind, params, message in [
+        ("feature_geometry", {"model": "minilm", "feature_set": "nope", "layers": [0]}, "unknown feature set"),
+        ("feature_geometry", {"model": "minilm", "feature_set": "athlete_sport", "layers": []}, "non-empty"),
+        ("feature_geometry", {"model": "minilm", "feature_set": "athlete_sport", "layers": [0], "C": -1}, "C must be positive"),
+        ("diagnostic.spin", {"iterations": 0}, "at least 1"),
+        ("no.such.kind", {}, "unknown job kind"),
+    ]:
+        with pytest.raises(InvalidParameter, match=message):
+            jobs.submit(kind, params)
+    assert records.load_all() == []
+
+
+def test_two_sessions_submitting_the_same_job_get_one_computation(local_backend, cache: Path) -> None:
+    params = {"iterations": 2_000_000, "steps": 5, "tag": "shared"}
+    ids: list[str] = []
+    threads = [threading.Thread(target=lambda: ids.append(jobs.submit("diagnostic.spin", params))) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(ids)) == 1
+    assert all(jobs.wait(job_id).status == "done" for job_id in ids)
+    started = [e for _, e in jobs.get_client().get_events(progress_topic(ids[0])) if "started" in e]
+    assert len(started) == 1
+    assert jobs.result(ids[0]).meta["seconds"] > 0
+
+
+def test_cancel_a_queued_and_a_running_job(local_backend, cache: Path) -> None:
+    running = [jobs.submit("diagnostic.spin", dict(LONG_SPIN, tag=f"busy{i}")) for i in range(2)]  # both workers busy
+    wait_for(lambda: all(jobs.status(j).status == "running" for j in running))
+    queued = jobs.submit("diagnostic.spin", dict(LONG_SPIN, tag="queued"))
+    assert jobs.status(queued).status == "queued"
+    assert jobs.cancel(queued).status == "cancelled"
+    for job_id in running:
+        assert jobs.cancel(job_id).status == "cancelled"
+    # the workers really stop (cooperatively): a new job gets through promptly
+    quick = jobs.submit("diagnostic.echo", {"value": "after cancel"})
+    assert jobs.wait(quick, timeout_s=30).status == "done"
+    time.sleep(0.5)
+    assert {jobs.status(j).status for j in running + [queued]} == {"cancelled"}
+
+
+def test_a_client_killed_with_a_job_in_flight_leaves_it_interrupted(cache: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        from featgeom_core import jobs
+        if __name__ == "__main__":
+            job_id = jobs.submit("diagnostic.spin", {LONG_SPIN!r})
+            while jobs.status(job_id).status != "running":
+                time.sleep(0.05)
+            print(job_id, flush=True)
+            time.sleep(600)
+        """
+    )
+    env = dict(os.environ, FEATGEOM_LOCAL_WORKERS="1", FEATGEOM_CACHE_DIR=str(cache))
+    env.pop("FEATGEOM_SCHEDULER", None)
+    child = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        job_id = child.stdout.readline().strip()
+        assert job_id, "the child never reported its job"
+        assert jobs.status(job_id).status == "running"  # its owner is alive: shown as it is
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+    wait_for(lambda: not records.owner_alive(records.load(job_id).owner), timeout=10)
+    record = jobs.status(job_id)
+    assert record.status == "interrupted" and "stopped" in record.message
+    assert [r.status for r in jobs.list_jobs()] == ["interrupted"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def external_cluster(monkeypatch: pytest.MonkeyPatch):
+    """A `dask scheduler` process and a `dask worker` process on loopback."""
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    jobs.shutdown()
+    monkeypatch.setenv("FEATGEOM_SCHEDULER", address)
+    try:
+        client = wait_for(lambda: _connect(), timeout=60, poll=0.5)
+        wait_for(lambda: len(client.scheduler_info(n_workers=-1)["workers"]) == 1, timeout=60, poll=0.2)
+        yield client
+    finally:
+        jobs.shutdown()
+        for process in (worker, scheduler):
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _connect():
+    try:
+        return jobs.get_client()
+    except Exception:  # noqa: BLE001  (scheduler not up yet)
+        jobs.shutdown()
+        return None
+
+
+def test_external_scheduler_runs_jobs_and_survives_a_killed_worker(external_cluster, cache: Path) -> None:
+    assert jobs.backend_info().mode.startswith("tcp://")
+    first = jobs.submit("diagnostic.echo", {"value": "kept"})
+    assert jobs.wait(first, timeout_s=60).status == "done"
+    kept_key = jobs.status(first).result_key
+
+    victim = jobs.submit("diagnostic.spin", {"iterations": 60_000_000, "steps": 200, "tag": "victim"})
+    wait_for(lambda: jobs.status(victim).progress > 0.05, timeout=60)
+    worker_pids = external_cluster.run(os.getpid)
+    for pid in worker_pids.values():
+        os.kill(pid, signal.SIGKILL)  # the worker process dies; its nanny starts a fresh one
+
+    record = jobs.wait(victim, timeout_s=240)
+    assert record.status in ("done", "failed"), record.status  # retried to completion, or failed: never stuck
+    assert Store().get(kept_key).meta == {"echo": "kept"}  # other finished results are intact
+    after = jobs.submit("diagnostic.echo", {"value": "next"})
+    assert jobs.wait(after, timeout_s=120).status == "done"
