@@ -38,32 +38,44 @@ def submit(kind: str, params: Mapping[str, Any], store: Store | None = None) -> 
     normalised = spec.validate(params)
     job_id = job_id_for(kind, normalised)
     store = store or Store()
+    # Lock rule: never call a blocking Dask API while holding _lock; Dask's IO-loop thread
+    # takes _lock in _on_progress, and a blocking call needs that thread.
     with _lock:
         existing = records.load(job_id, store.root)
         if existing is not None:
             if existing.status == "done" and existing.result_key and store.contains(existing.result_key):
                 return job_id
-            if job_id in _futures and not _futures[job_id].done():
-                return job_id
+            if job_id in _futures and (_futures[job_id] is None or not _futures[job_id].done()):
+                return job_id  # in flight (or being submitted) in this process
             if existing.status in ACTIVE and existing.owner.get("token") != records.OWNER["token"] and records.owner_alive(existing.owner):
                 return job_id  # another live process is running it: one computation
         record = JobRecord(job_id=job_id, kind=kind, params=normalised, created=time.time())
         records.save(record, store.root)
+        _futures[job_id] = None
+        _live[job_id] = record
+    try:
         client = get_client()
         resources = {"GPU": 1} if spec.wants_gpu and _cluster_has_gpus(client) else None
+        client.subscribe_topic(progress_topic(job_id), lambda event: _on_progress(job_id, event, store))
         future = client.submit(
             run_task, kind, normalised, job_id,
             key=f"featgeom-{kind}-{job_id}-{uuid.uuid4().hex[:8]}", pure=False, resources=resources,
         )
+    except Exception as exc:
+        with _lock:
+            _futures.pop(job_id, None)
+            _live.pop(job_id, None)
+            record.status, record.error, record.finished = "failed", f"could not submit: {exc}", time.time()
+            records.save(record, store.root)
+        raise
+    with _lock:
         _futures[job_id] = future
-        _live[job_id] = record
-        client.subscribe_topic(progress_topic(job_id), lambda event: _on_progress(job_id, event, store))
     future.add_done_callback(lambda f: _finish(job_id, f, store))
     return job_id
 
 
 def _on_progress(job_id: str, event: tuple[float, dict[str, Any]], store: Store) -> None:
-    """A progress event from the worker: update the live record, persist it (throttled)."""
+    """A progress event from the worker (on Dask's IO loop): update the live record, persist it (throttled)."""
     _, message = event
     with _lock:
         record = _live.get(job_id)
@@ -88,33 +100,31 @@ def _cluster_has_gpus(client: Any) -> bool:
 
 def _finish(job_id: str, future: Any, store: Store) -> None:
     """Runs on the client when a future ends: store the entries and close the record."""
+    outcome, entries, error = future.status, None, None
+    try:
+        if outcome == "finished":
+            entries = future.result()
+            for key, arrays, meta in entries:
+                store.put(key, arrays, meta)
+        elif outcome != "cancelled":
+            error = future.exception()
+    except Exception as exc:  # noqa: BLE001  (a failure while collecting is the job's failure)
+        outcome, error = "error", exc
+    _unsubscribe(future, job_id)
     with _lock:
         live = _live.pop(job_id, None)
-        _unsubscribe(future, job_id)
         record = records.load(job_id, store.root)
         if record is None:  # deleted meanwhile
             return
         if live is not None:
             record.started, record.progress, record.message = live.started, live.progress, live.message
         record.finished = time.time()
-        try:
-            if future.status == "cancelled" or record.status == "cancelled":
-                record.status = "cancelled"
-            elif future.status == "finished":
-                entries = future.result()
-                for key, arrays, meta in entries:
-                    store.put(key, arrays, meta)
-                record.status, record.progress, record.result_key = "done", 1.0, entries[0][0]
-                record.message = "done"
-            else:
-                error = future.exception()
-                if isinstance(error, JobCancelled):
-                    record.status = "cancelled"
-                else:
-                    record.status = "failed"
-                    record.error = f"{type(error).__name__}: {error}"
-        except Exception as exc:  # noqa: BLE001  (a failure while collecting is the job's failure)
-            record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"
+        if outcome == "cancelled" or record.status == "cancelled" or isinstance(error, JobCancelled):
+            record.status = "cancelled"
+        elif entries is not None:
+            record.status, record.progress, record.result_key, record.message = "done", 1.0, entries[0][0], "done"
+        else:
+            record.status, record.error = "failed", f"{type(error).__name__}: {error}"
         records.save(record, store.root)
 
 
@@ -156,15 +166,15 @@ def cancel(job_id: str, store: Store | None = None) -> JobRecord:
         if record.status not in ACTIVE:
             return record
         future = _futures.get(job_id)
-        if future is not None:
-            from distributed import Event
-
-            Event(cancel_event_name(job_id), client=future.client).set()
-            future.cancel()
         _live.pop(job_id, None)
         record.status, record.finished, record.message = "cancelled", time.time(), "cancelled by the user"
         records.save(record, store.root)
-        return record
+    if future is not None:
+        from distributed import Event
+
+        Event(cancel_event_name(job_id), client=future.client).set()
+        future.cancel()
+    return record
 
 
 def delete(job_id: str, store: Store | None = None) -> None:
