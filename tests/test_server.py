@@ -125,3 +125,11 @@ def test_bad_upload_in_a_real_browser_shows_an_error(app_url: str, browser, outp
     page.screenshot(path=str(output_dir / "bad_upload.png"), full_page=True)
     _assert_no_exception(page)
     assert page.locator(".js-plotly-plot").count() == 6  # the view is undisturbed
+
+
+def test_jobs_page_in_a_real_browser(app_url: str, browser, output_dir: Path) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{app_url}/jobs?model=tiny-native", timeout=60_000)
+    page.get_by_text("Backend: local").wait_for(timeout=120_000)
+    page.screenshot(path=str(output_dir / "jobs_page.png"))
+    _assert_no_exception(page)
