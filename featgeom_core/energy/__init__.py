@@ -1,0 +1,21 @@
+"""Energy minimisation of abstract features (thesis sections 3.3-3.7, 4.2-4.3), batched in torch."""
+
+from featgeom_core.energy.joint import (
+    JointConfig,
+    JointResult,
+    ReoptConfig,
+    ReoptResult,
+    joint_optimize,
+    reoptimize,
+    solve_joint,
+    solve_reopt,
+)
+from featgeom_core.energy.kernels import KERNELS, energy
+from featgeom_core.energy.reference import ReferenceResult, minimize_energy
+from featgeom_core.energy.sweep import SweepGrid, best_configurations, perturbation_curves, run_sweep
+
+__all__ = [
+    "KERNELS", "JointConfig", "JointResult", "ReferenceResult", "ReoptConfig", "ReoptResult", "SweepGrid",
+    "best_configurations", "energy", "joint_optimize", "minimize_energy", "perturbation_curves", "reoptimize",
+    "run_sweep", "solve_joint", "solve_reopt",
+]

@@ -1,0 +1,329 @@
+"""Joint optimisation of abstract features and importance weights (thesis 3.5-3.6), and
+re-optimisation under a norm penalty (3.7), for many configurations as one batched problem.
+
+Objective of the joint step, per configuration:
+    E(X, w) + lambda_d * sum_ij (d_p(x_i, x_j) - T_ij)^2
+with E the weighted energy (``kernels``) and d_p the cosine or RBF similarity.
+
+Two traps of the thesis objective, and how they are handled here:
+- Weights. With E summed over i != j and w~ = softmax(w), putting all weight on one feature
+  drives E to 0, after which the energy shapes nothing; and for symmetric configurations
+  uniform weights are a *maximum* of the weighted energy (e.g. the octahedron under Riesz and
+  exp). So the weights are w~ = softmax(b * tanh(u)) with b = ln(weight_ratio) / 2: every
+  weight positive, max/min <= ``weight_ratio`` ("positive and bounded", as the thesis asks).
+- Norms. The cosine PSM term cannot see norms while the Riesz and -log energies fall as norms
+  grow, so free features run off to infinity. With cosine similarity the joint step keeps the
+  features on the unit sphere (x_i = y_i / |y_i|); with RBF similarity the PSM term anchors them.
+
+Re-optimisation freezes the weights, starts from the joint features plus isotropic Gaussian
+noise of standard deviation sigma * n_i (n_i = |x_i|), and minimises
+    E(X, w) + lambda_x * sum_i | |x_i| - n_i |
+(the absolute value smoothed over a width of 1e-4 n_i, and optimised in polar form x_i = r_i u_i,
+so that the penalty's kink lies along the radius alone and L-BFGS converges; with a sharper kink
+in Cartesian coordinates the line search stalls near the perturbed start).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal, Sequence
+
+import numpy as np
+import torch
+
+from featgeom_core.config import resolve_device
+from featgeom_core.energy.kernels import KERNELS, Kernel, kernel_index, pair_kernels, weighted_energy
+from featgeom_core.energy.lbfgs import batched_lbfgs
+from featgeom_core.energy.reference import validate_sizes
+from featgeom_core.errors import InvalidParameter
+
+Similarity = Literal["cosine", "rbf"]
+Weights = Literal["learned", "uniform"]
+DTYPE = torch.float64
+HUBER_WIDTH = 1e-4  # smoothing of |r - n| relative to n; moves the optimum radius negligibly
+
+
+@dataclass(frozen=True)
+class JointConfig:
+    """One configuration of the joint step (validated on construction)."""
+
+    dim: int
+    similarity: Similarity = "cosine"
+    kernel: Kernel = "riesz"
+    lambda_d: float = 100.0
+    s: float = 1.0
+    weights: Weights = "learned"
+    weight_ratio: float = 10.0
+    rbf_c: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.similarity not in ("cosine", "rbf"):
+            raise InvalidParameter(f"similarity must be 'cosine' or 'rbf', got {self.similarity!r}")
+        kernel_index(self.kernel)
+        if not self.lambda_d > 0:
+            raise InvalidParameter(f"lambda_d must be positive, got {self.lambda_d}")
+        if self.kernel == "riesz" and self.s == 0:
+            raise InvalidParameter("Riesz s = 0 is the -log kernel: use kernel='log'")
+        if self.weights not in ("learned", "uniform"):
+            raise InvalidParameter(f"weights must be 'learned' or 'uniform', got {self.weights!r}")
+        if not self.weight_ratio > 1:
+            raise InvalidParameter(f"weight_ratio (largest / smallest weight) must exceed 1, got {self.weight_ratio}")
+        if not self.rbf_c > 0:
+            raise InvalidParameter(f"rbf_c must be positive, got {self.rbf_c}")
+
+
+@dataclass(frozen=True)
+class ReoptConfig:
+    """One re-optimisation setting: norm penalty and perturbation scale sigma."""
+
+    lambda_x: float = 10.0
+    perturbation_scale: float = 0.01
+
+    def __post_init__(self) -> None:
+        if not self.lambda_x > 0:
+            raise InvalidParameter(f"lambda_x must be positive, got {self.lambda_x}")
+        if not self.perturbation_scale >= 0:
+            raise InvalidParameter(f"perturbation_scale must be >= 0, got {self.perturbation_scale}")
+
+
+@dataclass
+class JointResult:
+    """Best restart of one joint configuration.
+
+    ``features`` (N, dim); ``weights`` (N,) normalised importance weights; ``psm`` (N, N) of the
+    features; ``error`` = ||psm - target||_F / N^2 (error per feature pair); ``energy`` E(X, w);
+    ``objective`` the joint objective; ``objectives`` (restarts,); ``trace`` (iterations,) of the
+    best restart's objective.
+    """
+
+    config: JointConfig
+    target: np.ndarray
+    features: np.ndarray
+    weights: np.ndarray
+    psm: np.ndarray
+    error: float
+    energy: float
+    objective: float
+    objectives: np.ndarray
+    trace: np.ndarray
+
+
+@dataclass
+class ReoptResult:
+    """One re-optimisation of a joint result (same fields, plus where it started).
+
+    ``distance`` = ||psm(re-optimised) - target||_F / N^2: how far the energy alone moves the
+    configuration away from the target's geometry.
+    """
+
+    joint: JointResult
+    config: ReoptConfig
+    start: np.ndarray
+    features: np.ndarray
+    psm: np.ndarray
+    distance: float
+    energy: float
+    objective: float
+    trace: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+
+
+def check_target(target: np.ndarray) -> np.ndarray:
+    """A valid target PSM: square, at least 2x2, finite, symmetric."""
+    target = np.asarray(target, dtype=np.float64)
+    if target.ndim != 2 or target.shape[0] != target.shape[1]:
+        raise InvalidParameter(f"the target PSM must be square, got shape {target.shape}")
+    if target.shape[0] < 2:
+        raise InvalidParameter("the target PSM needs at least 2 features")
+    if not np.isfinite(target).all():
+        raise InvalidParameter("the target PSM contains NaN or infinite values")
+    if not np.allclose(target, target.T, atol=1e-8):
+        raise InvalidParameter("the target PSM is not symmetric")
+    return target
+
+
+def similarity_matrix(X: torch.Tensor, is_cosine: torch.Tensor, rbf_c: torch.Tensor) -> torch.Tensor:
+    """Cosine or RBF PSM per configuration: X (B, N, D) -> (B, N, N)."""
+    unit = X / X.norm(dim=-1, keepdim=True).clamp_min(1e-300)
+    cosine = unit @ unit.transpose(1, 2)
+    squared = ((X[:, :, None, :] - X[:, None, :, :]) ** 2).sum(-1)
+    rbf = torch.exp(-squared / rbf_c[:, None, None])
+    return torch.where(is_cosine[:, None, None], cosine, rbf)
+
+
+class _Batch:
+    """Per-configuration tensors for a batch of B = configs x restarts problems."""
+
+    def __init__(self, configs: Sequence[JointConfig], repeat: int, n: int, device: torch.device) -> None:
+        self.n, self.d_max = n, max(c.dim for c in configs)
+        expand = lambda values, dtype=DTYPE: torch.as_tensor(values, dtype=dtype, device=device).repeat_interleave(repeat, 0)  # noqa: E731
+        self.kernel = expand([[float(kernel_index(c.kernel) == k) for k in range(len(KERNELS))] for c in configs])
+        self.is_cosine = expand([c.similarity == "cosine" for c in configs], torch.bool)
+        self.lambda_d = expand([c.lambda_d for c in configs])
+        self.s = expand([c.s for c in configs])
+        self.rbf_c = expand([c.rbf_c for c in configs])
+        self.learned = expand([c.weights == "learned" for c in configs], torch.bool)
+        self.log_ratio_half = expand([np.log(c.weight_ratio) / 2 for c in configs])
+        self.dim_mask = expand([[1.0 if d < c.dim else 0.0 for d in range(self.d_max)] for c in configs])
+
+    def select(self, rows: torch.Tensor) -> "_Batch":
+        """The same batch restricted to some problems (rows of every per-problem tensor)."""
+        sub = object.__new__(_Batch)
+        sub.n, sub.d_max = self.n, self.d_max
+        for name in ("kernel", "is_cosine", "lambda_d", "s", "rbf_c", "learned", "log_ratio_half", "dim_mask"):
+            setattr(sub, name, getattr(self, name)[rows])
+        return sub
+
+    def features(self, y: torch.Tensor, on_sphere: torch.Tensor) -> torch.Tensor:
+        X = y.reshape(-1, self.n, self.d_max) * self.dim_mask[:, None, :]
+        unit = X / X.norm(dim=-1, keepdim=True).clamp_min(1e-300)
+        return torch.where(on_sphere[:, None, None], unit, X)
+
+    def weights(self, u: torch.Tensor) -> torch.Tensor:
+        bounded = torch.softmax(self.log_ratio_half[:, None] * torch.tanh(u), dim=1)
+        uniform = torch.full_like(bounded, 1.0 / self.n)
+        return torch.where(self.learned[:, None], bounded, uniform)
+
+    def energy(self, X: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        K = torch.einsum("kbij,bk->bij", pair_kernels(X, self.s), self.kernel)
+        return weighted_energy(K, w)
+
+
+def solve_joint(
+    targets: Sequence[np.ndarray],
+    jobs: Sequence[tuple[int, JointConfig]],
+    restarts: int = 16,
+    seed: int = 0,
+    device: str = "auto",
+    max_iter: int = 1000,
+) -> list[JointResult]:
+    """Every (target index, config) pair x ``restarts`` as one batched L-BFGS problem."""
+    checked = [check_target(t) for t in targets]
+    n = checked[0].shape[0]
+    if any(t.shape[0] != n for t in checked):
+        raise InvalidParameter("all targets of one batch must have the same number of features")
+    for _, config in jobs:
+        validate_sizes(n, config.dim)
+    if restarts < 1:
+        raise InvalidParameter(f"restarts must be at least 1, got {restarts}")
+    torch_device = resolve_device(device)
+    configs = [c for _, c in jobs]
+    batch = _Batch(configs, restarts, n, torch_device)
+    T = torch.as_tensor(np.stack(checked), dtype=DTYPE, device=torch_device)[
+        torch.as_tensor([i for i, _ in jobs], device=torch_device).repeat_interleave(restarts)
+    ]
+    generator = torch.Generator().manual_seed(seed)
+    b = len(configs) * restarts
+    p0 = torch.cat([torch.randn(b, n * batch.d_max, generator=generator, dtype=DTYPE),
+                    0.1 * torch.randn(b, n, generator=generator, dtype=DTYPE)], dim=1).to(torch_device)
+
+    def parts(p: torch.Tensor, sub: _Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        return sub.features(p[:, : n * sub.d_max], sub.is_cosine), sub.weights(p[:, n * sub.d_max :])
+
+    def objective(p: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        sub = batch.select(rows)
+        X, w = parts(p, sub)
+        misfit = ((similarity_matrix(X, sub.is_cosine, sub.rbf_c) - T[rows]) ** 2).sum((1, 2))
+        return sub.energy(X, w) + sub.lambda_d * misfit
+
+    solved = batched_lbfgs(objective, p0, max_iter=max_iter)
+    with torch.no_grad():
+        X, w = parts(solved.x, batch)
+        S = similarity_matrix(X, batch.is_cosine, batch.rbf_c)
+        E = batch.energy(X, w)
+    values = solved.f.reshape(len(configs), restarts)
+    results = []
+    for c, (target_index, config) in enumerate(jobs):
+        best = c * restarts + int(torch.argmin(values[c]))
+        S_best = S[best].cpu().numpy()
+        results.append(JointResult(
+            config=config, target=checked[target_index],
+            features=X[best, :, : config.dim].cpu().numpy(), weights=w[best].cpu().numpy(), psm=S_best,
+            error=float(np.linalg.norm(S_best - checked[target_index]) / n**2),
+            energy=float(E[best]), objective=float(solved.f[best]),
+            objectives=values[c].cpu().numpy(), trace=solved.trace[:, best].cpu().numpy(),
+        ))
+    return results
+
+
+def joint_optimize(
+    target_psm: np.ndarray,
+    dim: int,
+    similarity: Similarity = "cosine",
+    kernel: Kernel = "riesz",
+    lambda_d: float = 100.0,
+    restarts: int = 16,
+    seed: int = 0,
+    device: str = "auto",
+    weights: Weights = "learned",
+    s: float = 1.0,
+    weight_ratio: float = 10.0,
+    rbf_c: float = 1.0,
+) -> JointResult:
+    """Fit N abstract features in R^dim (and importance weights) to a target PSM (N, N)."""
+    config = JointConfig(dim=dim, similarity=similarity, kernel=kernel, lambda_d=lambda_d, s=s, weights=weights, weight_ratio=weight_ratio, rbf_c=rbf_c)
+    return solve_joint([target_psm], [(0, config)], restarts, seed, device)[0]
+
+
+def solve_reopt(
+    jobs: Sequence[tuple[JointResult, ReoptConfig]],
+    seed: int = 0,
+    device: str = "auto",
+    max_iter: int = 1000,
+) -> list[ReoptResult]:
+    """Re-optimise every (joint result, setting) pair as one batched problem."""
+    if not jobs:
+        return []
+    torch_device = resolve_device(device)
+    n = jobs[0][0].features.shape[0]
+    configs = [joint.config for joint, _ in jobs]
+    batch = _Batch(configs, 1, n, torch_device)
+    d_max = batch.d_max
+    pad = lambda a: np.pad(a, ((0, 0), (0, d_max - a.shape[1])))  # noqa: E731
+    X_joint = torch.as_tensor(np.stack([pad(joint.features) for joint, _ in jobs]), dtype=DTYPE, device=torch_device)
+    w = torch.as_tensor(np.stack([joint.weights for joint, _ in jobs]), dtype=DTYPE, device=torch_device)
+    T = torch.as_tensor(np.stack([joint.target for joint, _ in jobs]), dtype=DTYPE, device=torch_device)
+    norms = X_joint.norm(dim=-1)  # (B, N): the n_i
+    sigma = torch.as_tensor([r.perturbation_scale for _, r in jobs], dtype=DTYPE, device=torch_device)
+    lambda_x = torch.as_tensor([r.lambda_x for _, r in jobs], dtype=DTYPE, device=torch_device)
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.randn(X_joint.shape, generator=generator, dtype=DTYPE).to(torch_device)
+    start = (X_joint + sigma[:, None, None] * norms[..., None] * noise) * batch.dim_mask[:, None, :]
+    on_sphere = torch.ones(len(jobs), dtype=torch.bool, device=torch_device)
+    nd = n * d_max
+
+    # Polar form x_i = r_i * u_i (u_i = y_i / |y_i|): the penalty's kink then lies along the radius
+    # alone, so the angular problem stays smooth for L-BFGS. Same objective, better conditioned.
+    def features(p: torch.Tensor, sub: _Batch) -> torch.Tensor:
+        return sub.features(p[:, :nd], on_sphere[: len(p)]) * p[:, nd:, None]
+
+    def objective(p: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        sub = batch.select(rows)
+        deviation = torch.sqrt((p[:, nd:].abs() - norms[rows]) ** 2 + (HUBER_WIDTH * norms[rows]) ** 2).sum(1)
+        return sub.energy(features(p, sub), w[rows]) + lambda_x[rows] * deviation
+
+    p0 = torch.cat([start.reshape(len(jobs), -1), start.norm(dim=-1)], dim=1)
+    solved = batched_lbfgs(objective, p0, max_iter=max_iter)
+    with torch.no_grad():
+        X = features(solved.x, batch)
+        S = similarity_matrix(X, batch.is_cosine, batch.rbf_c)
+        E = batch.energy(X, w)
+    results = []
+    for b, (joint, config) in enumerate(jobs):
+        dim = joint.config.dim
+        S_b = S[b].cpu().numpy()
+        results.append(ReoptResult(
+            joint=joint, config=config, start=start[b, :, :dim].cpu().numpy(), features=X[b, :, :dim].cpu().numpy(),
+            psm=S_b, distance=float(np.linalg.norm(S_b - joint.target) / n**2), energy=float(E[b]),
+            objective=float(solved.f[b]), trace=solved.trace[:, b].cpu().numpy(),
+        ))
+    return results
+
+
+def reoptimize(joint_result: JointResult, lambda_x: float = 10.0, perturbation_scale: float = 0.01, seed: int = 0, device: str = "auto") -> ReoptResult:
+    """Weights frozen; perturb the joint features by sigma * n_i noise and minimise E + lambda_x sum |n - n_i|."""
+    return solve_reopt([(joint_result, ReoptConfig(lambda_x, perturbation_scale))], seed, device)[0]
+
+
+def config_dict(config: JointConfig | ReoptConfig) -> dict:
+    """A config as plain JSON-able values."""
+    return asdict(config)

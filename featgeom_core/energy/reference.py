@@ -1,0 +1,68 @@
+"""Reference configurations: N points on the unit sphere in R^dim minimising an energy, uniform weights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from featgeom_core.config import resolve_device
+from featgeom_core.energy.kernels import Kernel, kernel_index, pair_kernels
+from featgeom_core.energy.lbfgs import batched_lbfgs
+from featgeom_core.errors import InvalidParameter
+
+
+@dataclass(frozen=True)
+class ReferenceResult:
+    """The best of ``restarts`` runs: ``X`` (N, dim) unit rows; ``energy`` = sum over unordered
+    pairs i < j of K(x_i, x_j) (the Thomson convention); ``energies`` (restarts,) of every run."""
+
+    X: np.ndarray
+    energy: float
+    energies: np.ndarray
+    kernel: str
+    s: float
+
+
+def validate_sizes(n_points: int, dim: int, allow_dim_at_least_n: bool = False) -> None:
+    """N >= 2 and dim >= 1; for abstract features also dim < N (in N dimensions any PSM is exactly
+    representable, so the fit says nothing about geometry). Reference configurations may use any dim."""
+    if n_points < 2:
+        raise InvalidParameter(f"need at least 2 features, got {n_points}")
+    if dim < 1:
+        raise InvalidParameter(f"dim must be at least 1, got {dim}")
+    if not allow_dim_at_least_n and dim >= n_points:
+        raise InvalidParameter(f"dim must be between 1 and N - 1 = {n_points - 1} for N = {n_points} features, got {dim}")
+
+
+def minimize_energy(
+    n_points: int,
+    dim: int,
+    kernel: Kernel = "riesz",
+    s: float = 1.0,
+    restarts: int = 32,
+    seed: int = 0,
+    device: str = "auto",
+    max_iter: int = 2000,
+) -> ReferenceResult:
+    """All restarts as one batched L-BFGS problem in float64; returns the lowest-energy one."""
+    validate_sizes(n_points, dim, allow_dim_at_least_n=True)
+    index = kernel_index(kernel)
+    if kernel == "riesz" and s == 0:
+        raise InvalidParameter("Riesz s = 0 is the -log kernel: use kernel='log'")
+    torch_device = resolve_device(device)
+    generator = torch.Generator().manual_seed(seed)
+    y0 = torch.randn(restarts, n_points * dim, generator=generator, dtype=torch.float64).to(torch_device)
+
+    def on_sphere(y: torch.Tensor) -> torch.Tensor:
+        X = y.reshape(-1, n_points, dim)
+        return X / X.norm(dim=-1, keepdim=True)
+
+    def objective(y: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        return pair_kernels(on_sphere(y), s)[index].sum((1, 2)) / 2
+
+    result = batched_lbfgs(objective, y0, max_iter=max_iter, tol_grad=1e-12)
+    energies = result.f.cpu().numpy()
+    best = int(np.argmin(energies))
+    return ReferenceResult(X=on_sphere(result.x)[best].cpu().numpy(), energy=float(energies[best]), energies=energies, kernel=kernel, s=s)
