@@ -232,3 +232,14 @@ def assemble_geometry(
         notes=dict(feature_set.notes),
         cached_layers=from_cache,
     )
+
+
+def energy_targets(result: GeometryResult, layer: int, kept: Sequence[int] | None = None) -> dict[str, dict[str, np.ndarray]]:
+    """Target PSMs for the energy engine at one layer: {"real" | "permuted": {"cosine" | "rbf": (N, N)}},
+    restricted to the ``kept`` features (e.g. after de-duplication)."""
+    i = result.layers.index(layer)
+    keep = list(range(len(result.feature_names))) if kept is None else list(kept)
+    return {
+        control: {kind: result.psms[(kind, control)][i][np.ix_(keep, keep)] for kind in KINDS}
+        for control in ("real", "permuted")
+    }

@@ -136,3 +136,34 @@ def test_geometry_page_runs_uncached_layers_as_a_background_job() -> None:
     at.run()
     assert_clean(at)
     assert len(at.get("plotly_chart")) == 6
+
+
+def test_energy_page_fits_the_selected_layer() -> None:
+    at = app(HARNESS, page="pages/energy.py", model="tiny-native", layers="0", features="world_country")
+    at.run()
+    assert_clean(at)
+    assert not at.error, [e.value for e in at.error]
+    assert len(at.get("plotly_chart")) == 7  # target, abstract, reference, scatter, weights, trace, re-optimised
+    at.selectbox(key="energy_kernel").set_value("log").run()
+    at.number_input(key="energy_dim").set_value(2).run()
+    assert_clean(at)
+    assert "error per pair" in at.get("plotly_chart")[1].proto.spec
+
+
+def test_perturbation_page_runs_a_sweep_job_and_plots_it() -> None:
+    from featgeom_core import jobs
+
+    at = app(HARNESS, page="pages/perturbation.py", model="tiny-native", layers="0", features="art_type")
+    at.run()
+    assert_clean(at)
+    at.multiselect(key="pert_kernels").set_value(["riesz"])
+    at.multiselect(key="pert_dims").set_value([1, 2])
+    at.multiselect(key="pert_ld").set_value([100.0])
+    at.button[0].click().run()
+    assert_clean(at)
+    record = jobs.wait(at.session_state["pert_job"], timeout_s=300)
+    assert record.status == "done", record.error
+    at.run()
+    assert_clean(at)
+    assert len(at.get("plotly_chart")) == 2  # one per similarity
+    assert len(at.dataframe) == 2 and len(at.dataframe[1].value) == 2 * 2 * 2 * 1 * 1 * 4  # targets x sims x dims x λ_d x λ_x x σ

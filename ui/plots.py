@@ -35,3 +35,61 @@ def psm_heatmap(matrix: np.ndarray, names: Sequence[str], title: str, kind: str,
         xaxis={"tickangle": -45},
     )
     return figure
+
+
+def weights_bar(names: Sequence[str], weights: np.ndarray) -> go.Figure:
+    """Importance weights per feature."""
+    figure = go.Figure(go.Bar(x=list(names), y=weights, hovertemplate="%{x}: %{y:.4f}<extra></extra>"))
+    figure.update_layout(title={"text": "importance weights", "font": {"size": 13}}, height=300, margin={"l": 10, "r": 10, "t": 40, "b": 10}, yaxis={"rangemode": "tozero"})
+    return figure
+
+
+def feature_scatter(X: np.ndarray, names: Sequence[str], title: str) -> go.Figure:
+    """Abstract features as points with lines to the origin: 2-D, or 3-D (first three coordinates)."""
+    X = np.asarray(X)
+    labels = list(names)
+    if X.shape[1] == 1:
+        X = np.hstack([X, np.zeros_like(X)])
+    traces = []
+    three_d = X.shape[1] >= 3
+    for point, label in zip(X, labels):
+        if three_d:
+            traces.append(go.Scatter3d(x=[0, point[0]], y=[0, point[1]], z=[0, point[2]], mode="lines", line={"color": "#bbbbbb"}, showlegend=False, hoverinfo="skip"))
+        else:
+            traces.append(go.Scatter(x=[0, point[0]], y=[0, point[1]], mode="lines", line={"color": "#bbbbbb"}, showlegend=False, hoverinfo="skip"))
+    if three_d:
+        traces.append(go.Scatter3d(x=X[:, 0], y=X[:, 1], z=X[:, 2], mode="markers+text", text=labels, marker={"size": 5}, showlegend=False))
+    else:
+        traces.append(go.Scatter(x=X[:, 0], y=X[:, 1], mode="markers+text", text=labels, textposition="top center", showlegend=False))
+    figure = go.Figure(traces)
+    figure.update_layout(title={"text": title, "font": {"size": 13}}, height=420, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    if not three_d:
+        figure.update_yaxes(scaleanchor="x")
+    return figure
+
+
+def objective_trace(trace: np.ndarray) -> go.Figure:
+    """The objective per L-BFGS iteration (log scale)."""
+    figure = go.Figure(go.Scatter(y=trace, mode="lines"))
+    figure.update_layout(title={"text": "objective per iteration", "font": {"size": 13}}, height=300, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                         yaxis={"type": "log" if np.all(np.asarray(trace) > 0) else "linear"}, xaxis={"title": "iteration"})
+    return figure
+
+
+def perturbation_plot(rows: Sequence[dict], similarity: str) -> go.Figure:
+    """Distance after re-optimisation against sigma: real solid, permuted dashed (one line per kernel)."""
+    figure = go.Figure()
+    series: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        if row["similarity"] == similarity:
+            series.setdefault((row["target"], row["kernel"]), []).append(row)
+    for (target, kernel), points in sorted(series.items()):
+        points = sorted(points, key=lambda r: r["sigma"])
+        figure.add_trace(go.Scatter(
+            x=[p["sigma"] for p in points], y=[p["distance"] for p in points], name=f"{kernel} · {target}",
+            error_y={"type": "data", "array": [p["distance_std"] for p in points]},
+            line={"dash": "solid" if target == "real" else "dash"}, mode="lines+markers",
+        ))
+    figure.update_layout(title={"text": f"{similarity}: distance to target after re-optimisation", "font": {"size": 13}}, height=380,
+                         margin={"l": 10, "r": 10, "t": 40, "b": 10}, xaxis={"title": "perturbation scale σ", "type": "log"}, yaxis={"title": "‖PSM − target‖ / N²"})
+    return figure

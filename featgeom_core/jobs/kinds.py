@@ -164,10 +164,68 @@ def run_spin(params: Params, report: Report) -> list[StoreEntry]:
     return [(result_key("job:diagnostic.spin", params, {}), {"total": np.asarray(total)}, {"seconds": time.perf_counter() - start})]
 
 
+# ---- energy.sweep: hyper-parameter search + perturbation grid on given target PSMs ----------
+
+_SWEEP_FIELDS = {"targets", "kernels", "similarities", "dims", "lambda_d", "lambda_x", "sigmas", "weights", "restarts", "repeats", "seed", "label"}
+
+
+def validate_sweep(params: Mapping[str, Any]) -> Params:
+    """Targets {name: {similarity: N x N list}} and the grid; checked like the engine checks them."""
+    from featgeom_core.energy import SweepGrid
+    from featgeom_core.energy.joint import check_target
+
+    _require(params, _SWEEP_FIELDS, {"targets"})
+    targets = params["targets"]
+    if not isinstance(targets, dict) or not targets:
+        raise InvalidParameter("targets must map names to {similarity: PSM}")
+    sizes = set()
+    for name, by_kind in targets.items():
+        for kind, matrix in by_kind.items():
+            sizes.add(check_target(np.asarray(matrix, dtype=float)).shape[0])
+    if len(sizes) != 1:
+        raise InvalidParameter("all target PSMs of a sweep must have the same number of features")
+    grid = SweepGrid(
+        kernels=tuple(params.get("kernels", SweepGrid.kernels)), similarities=tuple(params.get("similarities", SweepGrid.similarities)),
+        dims=tuple(int(d) for d in params.get("dims", SweepGrid.dims)), lambda_d=tuple(float(v) for v in params.get("lambda_d", SweepGrid.lambda_d)),
+        lambda_x=tuple(float(v) for v in params.get("lambda_x", SweepGrid.lambda_x)), sigmas=tuple(float(v) for v in params.get("sigmas", SweepGrid.sigmas)),
+        weights=str(params.get("weights", "learned")),
+    )
+    configs = grid.joint_configs(sizes.pop())  # validates every configuration
+    if not configs or not grid.lambda_x or not grid.sigmas:
+        raise InvalidParameter("the sweep grid is empty")
+    from featgeom_core.energy.joint import ReoptConfig
+
+    for lx in grid.lambda_x:
+        for sigma in grid.sigmas:
+            ReoptConfig(lx, sigma)
+    return {
+        "targets": {name: {kind: np.asarray(m, dtype=float).round(12).tolist() for kind, m in by_kind.items()} for name, by_kind in targets.items()},
+        "kernels": list(grid.kernels), "similarities": list(grid.similarities), "dims": list(grid.dims),
+        "lambda_d": list(grid.lambda_d), "lambda_x": list(grid.lambda_x), "sigmas": list(grid.sigmas), "weights": grid.weights,
+        "restarts": _as_int(params.get("restarts", 8), "restarts", 1), "repeats": _as_int(params.get("repeats", 3), "repeats", 1),
+        "seed": _as_int(params.get("seed", 0), "seed", 0), "label": str(params.get("label", "")),
+    }
+
+
+def run_sweep_job(params: Params, report: Report) -> list[StoreEntry]:
+    """The whole grid as two batched problems; the rows come back as JSON metadata."""
+    from featgeom_core.energy import SweepGrid, best_configurations, run_sweep
+    from featgeom_core.store import result_key
+
+    grid = SweepGrid(
+        kernels=tuple(params["kernels"]), similarities=tuple(params["similarities"]), dims=tuple(params["dims"]),
+        lambda_d=tuple(params["lambda_d"]), lambda_x=tuple(params["lambda_x"]), sigmas=tuple(params["sigmas"]), weights=params["weights"],
+    )
+    targets = {name: {kind: np.asarray(m) for kind, m in by_kind.items() if kind in grid.similarities} for name, by_kind in params["targets"].items()}
+    rows = run_sweep(targets, grid, restarts=params["restarts"], repeats=params["repeats"], seed=params["seed"], progress=report)
+    return [(result_key("job:energy.sweep", params, {}), {}, {"rows": rows, "best": best_configurations(rows), "label": params["label"]})]
+
+
 JOB_KINDS: dict[str, JobKind] = {
     kind.name: kind
     for kind in (
         JobKind("feature_geometry", "probes for every chosen layer, real and shuffled-label", validate_geometry, run_geometry, wants_gpu=True, page="geometry"),
+        JobKind("energy.sweep", "energy hyper-parameter search and perturbation grid", validate_sweep, run_sweep_job, wants_gpu=True, page="perturbation"),
         JobKind("diagnostic.echo", "trivial job: returns its params", validate_echo, run_echo),
         JobKind("diagnostic.spin", "CPU-bound busy work on one core", validate_spin, run_spin),
     )
