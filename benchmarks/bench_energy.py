@@ -35,7 +35,7 @@ def numpy_parts(p: np.ndarray, n: int, config: JointConfig) -> tuple[np.ndarray,
     X = p[: n * config.dim].reshape(n, config.dim)
     if config.similarity == "cosine":
         X = X / np.linalg.norm(X, axis=1, keepdims=True)
-    z = np.log(config.weight_ratio) / 2 * np.tanh(p[n * config.dim :])
+    z = np.log(config.weight_ratio) / 2 * np.sin(p[n * config.dim :])
     w = np.exp(z - z.max())
     return X, w / w.sum()
 

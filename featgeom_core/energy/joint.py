@@ -9,7 +9,7 @@ Two traps of the thesis objective, and how they are handled here:
 - Weights. With E summed over i != j and w~ = softmax(w), putting all weight on one feature
   drives E to 0, after which the energy shapes nothing; and for symmetric configurations
   uniform weights are a *maximum* of the weighted energy (e.g. the octahedron under Riesz and
-  exp). So the weights are w~ = softmax(b * tanh(u)) with b = ln(weight_ratio) / 2: every
+  exp). So the weights are w~ = softmax(b * sin(u)) with b = ln(weight_ratio) / 2: every
   weight positive, max/min <= ``weight_ratio`` ("positive and bounded", as the thesis asks).
 - Norms. The cosine PSM term cannot see norms while the Riesz and -log energies fall as norms
   grow, so free features run off to infinity. With cosine similarity the joint step keeps the
@@ -179,7 +179,9 @@ class _Batch:
         return torch.where(on_sphere[:, None, None], unit, X)
 
     def weights(self, u: torch.Tensor) -> torch.Tensor:
-        bounded = torch.softmax(self.log_ratio_half[:, None] * torch.tanh(u), dim=1)
+        # sin, not tanh: the bound is reached at a finite u (with curvature), so a fit whose best
+        # weights sit at the bound converges instead of chasing u to infinity.
+        bounded = torch.softmax(self.log_ratio_half[:, None] * torch.sin(u), dim=1)
         uniform = torch.full_like(bounded, 1.0 / self.n)
         return torch.where(self.learned[:, None], bounded, uniform)
 
@@ -195,8 +197,11 @@ def solve_joint(
     seed: int = 0,
     device: str = "auto",
     max_iter: int = 1000,
+    tol_grad: float = 1e-10,
+    tol_change: float = 1e-13,
 ) -> list[JointResult]:
-    """Every (target index, config) pair x ``restarts`` as one batched L-BFGS problem."""
+    """Every (target index, config) pair x ``restarts`` as one batched L-BFGS problem
+    (tolerances as in ``batched_lbfgs``; sweeps pass looser ones)."""
     checked = [check_target(t) for t in targets]
     n = checked[0].shape[0]
     if any(t.shape[0] != n for t in checked):
@@ -225,7 +230,7 @@ def solve_joint(
         misfit = ((similarity_matrix(X, sub.is_cosine, sub.rbf_c) - T[rows]) ** 2).sum((1, 2))
         return sub.energy(X, w) + sub.lambda_d * misfit
 
-    solved = batched_lbfgs(objective, p0, max_iter=max_iter)
+    solved = batched_lbfgs(objective, p0, max_iter=max_iter, tol_grad=tol_grad, tol_change=tol_change)
     with torch.no_grad():
         X, w = parts(solved.x, batch)
         S = similarity_matrix(X, batch.is_cosine, batch.rbf_c)
@@ -269,6 +274,8 @@ def solve_reopt(
     seed: int = 0,
     device: str = "auto",
     max_iter: int = 1000,
+    tol_grad: float = 1e-10,
+    tol_change: float = 1e-13,
 ) -> list[ReoptResult]:
     """Re-optimise every (joint result, setting) pair as one batched problem."""
     if not jobs:
@@ -302,7 +309,7 @@ def solve_reopt(
         return sub.energy(features(p, sub), w[rows]) + lambda_x[rows] * deviation
 
     p0 = torch.cat([start.reshape(len(jobs), -1), start.norm(dim=-1)], dim=1)
-    solved = batched_lbfgs(objective, p0, max_iter=max_iter)
+    solved = batched_lbfgs(objective, p0, max_iter=max_iter, tol_grad=tol_grad, tol_change=tol_change)
     with torch.no_grad():
         X = features(solved.x, batch)
         S = similarity_matrix(X, batch.is_cosine, batch.rbf_c)

@@ -104,7 +104,12 @@ def batched_lbfgs(
             accepted[good_rows] = True
             if bool(accepted.all()):
                 break
-            step = torch.where(accepted, step, step * 0.5)
+            # Safeguarded quadratic interpolation of f along the direction: usually right on the
+            # next trial, where halving needs several (each trial is a batched evaluation).
+            t = step[rows]
+            curvature = f_trial - f[rows] - slope[rows] * t
+            guess = torch.where(torch.isfinite(f_trial) & (curvature > 0), -slope[rows] * t * t / (2 * curvature), 0.1 * t)
+            step[rows] = torch.where(ok, t, torch.minimum(torch.maximum(guess, 0.1 * t), 0.5 * t))
         stalled = ~accepted  # no decrease at any step length: converged to working precision
         tiny = (f - f_new).abs() <= tol_change * f.abs().clamp_min(1.0)
         active = active & ~stalled & ~tiny
