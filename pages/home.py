@@ -18,8 +18,8 @@ st.title("featgeom")
 st.markdown(
     "A lab for the **geometry of features** inside neural networks: probe feature directions "
     "from a model's activations, compare their pairwise similarity matrices (PSMs) against "
-    "controls, and (soon) fit them with energy-minimising abstract features, measure their "
-    "sparsity, and trace their interactions."
+    "controls, fit them with energy-minimising abstract features and test how robust that "
+    "geometry is to perturbation. Sparsity metrics and interaction graphs are coming next."
 )
 st.page_link("pages/geometry.py", label="Open Feature geometry →", icon=":material/scatter_plot:")
 
