@@ -108,7 +108,6 @@ def _compute(
     positions = _resolve_positions(feature_set, rows, encoded)
 
     runner = _choose_runner(model, names, encoded, engine)
-    widths = {name: None for name in names}
     outputs: dict[str, np.ndarray] = {}
     lengths = encoded["attention_mask"].sum(axis=1)
     order = np.argsort(-lengths, kind="stable")  # similar lengths share a batch: less padding
@@ -125,9 +124,8 @@ def _compute(
             gather = (torch.as_tensor(local_row, device=model.device), torch.as_tensor(positions[example_idx], device=model.device))
             values = runner(ids, attention, gather)
             for name in names:
-                if widths[name] is None:
-                    widths[name] = values[name].shape[-1]
-                    outputs[name] = np.zeros((feature_set.n_examples, widths[name]), dtype=np.float32)
+                if name not in outputs:
+                    outputs[name] = np.zeros((feature_set.n_examples, values[name].shape[-1]), dtype=np.float32)
                 outputs[name][example_idx] = values[name].float().cpu().numpy()
             if progress is not None:
                 progress((b + 1) / n_batches, f"forward pass: batch {b + 1}/{n_batches}")

@@ -8,10 +8,10 @@ import json
 import numpy as np
 import streamlit as st
 
-from featgeom_core.energy import KERNELS, joint_optimize, minimize_energy, reoptimize
-from featgeom_core.geometry import match_permutation
+from featgeom_core.energy import KERNELS, reoptimize
 from ui.errors import render_safely
 from ui.plots import feature_scatter, objective_trace, psm_heatmap, weights_bar
+from ui.resources import cached_joint_fit, cached_reference
 from ui.state import require_selection
 from ui.targets import choose_target
 
@@ -44,18 +44,15 @@ def render() -> None:
     st.caption(NORM_NOTE[similarity])
 
     T = target.targets["real"][similarity]
-    with st.spinner("optimising…"):
-        joint = joint_optimize(T, int(dim), similarity, kernel, float(lambda_d), int(restarts), weights=weights, s=float(s) if kernel == "riesz" else 1.0, weight_ratio=float(ratio))
-        reference = minimize_energy(n, int(dim), kernel, s=float(s) if kernel == "riesz" else 1.0, restarts=int(restarts))
-    reference_psm = reference.X @ reference.X.T
-    order = match_permutation(T, reference_psm)
-    aligned_reference = reference_psm[np.ix_(order, order)]
+    riesz_s = float(s) if kernel == "riesz" else 1.0
+    joint = cached_joint_fit(T, dim=int(dim), similarity=similarity, kernel=kernel, lambda_d=float(lambda_d), restarts=int(restarts),
+                             weights=weights, s=riesz_s, weight_ratio=float(ratio))
+    reference = cached_reference(T, dim=int(dim), kernel=kernel, s=riesz_s, similarity=similarity, restarts=int(restarts))
 
     left, middle, right = st.columns(3)
     left.plotly_chart(psm_heatmap(T, target.names, f"target ({similarity})", similarity), key="energy_target")
     middle.plotly_chart(psm_heatmap(joint.psm, target.names, f"abstract · error per pair {joint.error:.2e}", similarity), key="energy_abstract")
-    ref_error = np.linalg.norm(aligned_reference - T) / n**2 if similarity == "cosine" else float("nan")
-    right.plotly_chart(psm_heatmap(aligned_reference, target.names, f"reference {kernel} minimum (N={n}, dim={int(dim)}) · matched, {ref_error:.2e}", "cosine"), key="energy_reference")
+    right.plotly_chart(psm_heatmap(reference.psm, target.names, f"reference {kernel} minimum (N={n}, dim={int(dim)}) · matched, {reference.distance:.2e}", "cosine"), key="energy_reference")
 
     a, b = st.columns([2, 1])
     a.plotly_chart(feature_scatter(joint.features, target.names, f"abstract features in R^{int(dim)}"), key="energy_scatter")

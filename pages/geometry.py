@@ -103,10 +103,12 @@ def render() -> None:
     threshold = _dedup_controls()
 
     params = GeometryParams(hook=selection.hook)
-    missing = [l for l in selection.layers if l not in cached_layers(selection.model, feature_set, selection.layers, params, cached_store())]
-    if missing and selection.background and not selection.feature_set_name.startswith("upload:"):
-        _follow_background_job(selection, missing)
-        return
+    if selection.background and not selection.feature_set_name.startswith("upload:"):
+        done = cached_layers(selection.model, feature_set, selection.layers, params, cached_store())
+        missing = [layer for layer in selection.layers if layer not in done]
+        if missing:
+            _follow_background_job(selection, missing)
+            return
     progress = st.progress(0.0, "starting…")
     result = feature_geometry(
         selection.model, feature_set, selection.layers, params, store=cached_store(),

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from featgeom_core import jobs
-from featgeom_core.energy import KERNELS
+from featgeom_core.energy import KERNELS, curves_of_best
 from ui.errors import render_safely
 from ui.plots import perturbation_plot
 from ui.state import require_selection
@@ -64,14 +64,7 @@ def render() -> None:
     rows = pd.DataFrame(meta["rows"])
     st.caption(f"Sweep {job_id}: {meta.get('label', '')}")
     for similarity in sorted(rows["similarity"].unique()):
-        best = pd.DataFrame(meta["best"])
-        best_real = best[(best["target"] == "real") & (best["similarity"] == similarity)]
-        # one curve per kernel: its best real configuration (dim, λ_d, λ_x), applied to both targets
-        curves = []
-        for _, b in best_real.iterrows():
-            chosen = rows[(rows["similarity"] == similarity) & (rows["kernel"] == b["kernel"]) & (rows["dim"] == b["dim"]) & (rows["lambda_d"] == b["lambda_d"]) & (rows["lambda_x"] == b["lambda_x"])]
-            curves += chosen.to_dict("records")
-        st.plotly_chart(perturbation_plot(curves, similarity), key=f"pert_plot_{similarity}")
+        st.plotly_chart(perturbation_plot(curves_of_best(meta["rows"], similarity), similarity), key=f"pert_plot_{similarity}")
     st.subheader("Best configuration per (target, similarity, kernel)")
     st.dataframe(pd.DataFrame(meta["best"]), hide_index=True)
     st.subheader("The whole sweep")

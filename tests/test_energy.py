@@ -173,3 +173,27 @@ def test_sweep_rows_and_best_configurations() -> None:
 def test_invalid_input_raises_a_featgeom_error(call, message: str) -> None:
     with pytest.raises(FeatgeomError, match=message):
         call()
+
+
+def test_matched_reference_finds_a_shuffled_octahedron() -> None:
+    from featgeom_core.energy import matched_reference
+
+    X = minimize_energy(6, 3, "riesz").X
+    order = np.random.default_rng(4).permutation(6)
+    target = (X @ X.T)[np.ix_(order, order)]
+    matched = matched_reference(target, 3, "riesz")
+    assert matched.distance < 1e-8
+    np.testing.assert_allclose(matched.psm, target, atol=1e-6)
+    assert np.isnan(matched_reference(target, 3, "riesz", similarity="rbf").distance)
+
+
+def test_curves_of_best_use_the_real_targets_best_configuration_for_both_targets() -> None:
+    from featgeom_core.energy import curves_of_best
+
+    X = minimize_energy(5, 4, "riesz").X
+    targets = {"real": {"cosine": X @ X.T}, "permuted": {"cosine": psm(permuted_control(X, 0))}}
+    grid = SweepGrid(kernels=("riesz",), similarities=("cosine",), dims=(2, 4), lambda_d=(100.0,), lambda_x=(10.0,), sigmas=(0.01, 0.1))
+    rows = run_sweep(targets, grid, restarts=4, repeats=1)
+    curves = curves_of_best(rows, "cosine")
+    assert {(r["target"], r["sigma"]) for r in curves} == {(t, s) for t in ("real", "permuted") for s in (0.01, 0.1)}
+    assert {r["dim"] for r in curves} == {4}  # the simplex target is fitted exactly only in 4 dims

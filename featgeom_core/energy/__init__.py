@@ -11,11 +11,11 @@ from featgeom_core.energy.joint import (
     solve_reopt,
 )
 from featgeom_core.energy.kernels import KERNELS, energy
-from featgeom_core.energy.reference import ReferenceResult, minimize_energy
-from featgeom_core.energy.sweep import SweepGrid, best_configurations, perturbation_curves, run_sweep
+from featgeom_core.energy.reference import MatchedReference, ReferenceResult, matched_reference, minimize_energy
+from featgeom_core.energy.sweep import SweepGrid, best_configurations, curves_of_best, run_sweep
 
 __all__ = [
-    "KERNELS", "JointConfig", "JointResult", "ReferenceResult", "ReoptConfig", "ReoptResult", "SweepGrid",
-    "best_configurations", "energy", "joint_optimize", "minimize_energy", "perturbation_curves", "reoptimize",
+    "KERNELS", "JointConfig", "JointResult", "MatchedReference", "ReferenceResult", "ReoptConfig", "ReoptResult", "SweepGrid",
+    "best_configurations", "curves_of_best", "energy", "joint_optimize", "matched_reference", "minimize_energy", "reoptimize",
     "run_sweep", "solve_joint", "solve_reopt",
 ]

@@ -25,7 +25,7 @@ in Cartesian coordinates the line search stalls near the perturbed start).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Literal, Sequence
 
 import numpy as np
@@ -329,8 +329,3 @@ def solve_reopt(
 def reoptimize(joint_result: JointResult, lambda_x: float = 10.0, perturbation_scale: float = 0.01, seed: int = 0, device: str = "auto") -> ReoptResult:
     """Weights frozen; perturb the joint features by sigma * n_i noise and minimise E + lambda_x sum |n - n_i|."""
     return solve_reopt([(joint_result, ReoptConfig(lambda_x, perturbation_scale))], seed, device)[0]
-
-
-def config_dict(config: JointConfig | ReoptConfig) -> dict:
-    """A config as plain JSON-able values."""
-    return asdict(config)

@@ -66,3 +66,30 @@ def minimize_energy(
     energies = result.f.cpu().numpy()
     best = int(np.argmin(energies))
     return ReferenceResult(X=on_sphere(result.x)[best].cpu().numpy(), energy=float(energies[best]), energies=energies, kernel=kernel, s=s)
+
+
+@dataclass(frozen=True)
+class MatchedReference:
+    """A reference configuration's cosine PSM (N, N), reordered to best match a target, and
+    ``distance`` = ||psm - target||_F / N^2 (NaN unless the target is a cosine PSM)."""
+
+    psm: np.ndarray
+    distance: float
+    reference: ReferenceResult
+
+
+def matched_reference(
+    target: np.ndarray, dim: int, kernel: Kernel = "riesz", s: float = 1.0, similarity: str = "cosine",
+    restarts: int = 16, seed: int = 0, device: str = "auto",
+) -> MatchedReference:
+    """The kernel's minimum-energy configuration for the target's N and ``dim``, its features
+    permuted (``match_permutation``, FAQ) to sit beside the target feature by feature."""
+    from featgeom_core.geometry.matching import match_permutation
+
+    target = np.asarray(target, dtype=np.float64)
+    reference = minimize_energy(target.shape[0], dim, kernel, s=s, restarts=restarts, seed=seed, device=device)
+    cosine = reference.X @ reference.X.T
+    order = match_permutation(target, cosine)
+    aligned = cosine[np.ix_(order, order)]
+    distance = float(np.linalg.norm(aligned - target) / target.shape[0] ** 2) if similarity == "cosine" else float("nan")
+    return MatchedReference(psm=aligned, distance=distance, reference=reference)

@@ -12,7 +12,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from featgeom_core.energy.joint import JointConfig, JointResult, ReoptConfig, solve_joint, solve_reopt
+from featgeom_core.energy.joint import JointConfig, ReoptConfig, solve_joint, solve_reopt
 from featgeom_core.errors import InvalidParameter
 
 Progress = Callable[[float, str], None]
@@ -111,37 +111,10 @@ def best_configurations(rows: Sequence[dict]) -> list[dict]:
     return list(best.values())
 
 
-def perturbation_curves(
-    targets: Mapping[str, Mapping[str, np.ndarray]],
-    config_by_similarity: Mapping[str, JointConfig],
-    sigmas: Sequence[float],
-    lambda_x: float = 10.0,
-    restarts: int = 8,
-    repeats: int = 5,
-    seed: int = 0,
-    device: str = "auto",
-) -> list[dict]:
-    """Distance after re-optimisation against sigma, per similarity and target (real vs permuted):
-    the thesis's Figures 9 and 10. Rows: target, similarity, sigma, distance, distance_std, joint_error."""
-    matrices, jobs, labels = [], [], []
-    for name, by_similarity in targets.items():
-        for similarity, config in config_by_similarity.items():
-            matrices.append(by_similarity[similarity])
-            jobs.append((len(matrices) - 1, config))
-            labels.append((name, similarity))
-    joints = solve_joint(matrices, jobs, restarts=restarts, seed=seed, device=device)
-    reopt_jobs = [(joint, ReoptConfig(lambda_x, sigma)) for joint in joints for sigma in sigmas for _ in range(repeats)]
-    reopts = solve_reopt(reopt_jobs, seed=seed + 1, device=device)
-    rows = []
-    for j, ((name, similarity), joint) in enumerate(zip(labels, joints)):
-        for k, sigma in enumerate(sigmas):
-            block = reopts[(j * len(sigmas) + k) * repeats : (j * len(sigmas) + k + 1) * repeats]
-            distances = np.asarray([r.distance for r in block])
-            rows.append({"target": name, "similarity": similarity, "sigma": sigma, "distance": float(distances.mean()),
-                         "distance_std": float(distances.std()), "joint_error": joint.error})
-    return rows
-
-
-def best_joint(results: Sequence[JointResult]) -> JointResult:
-    """The result with the smallest error per pair."""
-    return min(results, key=lambda r: r.error)
+def curves_of_best(rows: Sequence[dict], similarity: str) -> list[dict]:
+    """The rows to plot as distance-against-sigma curves for one similarity: per kernel, the best
+    configuration of the *real* target (dim, lambda_d, lambda_x), for the real and the permuted
+    target alike, so the two curves of a kernel differ only in the target."""
+    chosen = [b for b in best_configurations([r for r in rows if r["target"] == "real"]) if b["similarity"] == similarity]
+    keys = {(b["kernel"], b["dim"], b["lambda_d"], b["lambda_x"]) for b in chosen}
+    return [r for r in rows if r["similarity"] == similarity and (r["kernel"], r["dim"], r["lambda_d"], r["lambda_x"]) in keys]

@@ -113,6 +113,7 @@ def _finish(job_id: str, future: Any, store: Store) -> None:
     _unsubscribe(future, job_id)
     with _lock:
         live = _live.pop(job_id, None)
+        _last_saved.pop(job_id, None)
         record = records.load(job_id, store.root)
         if record is None:  # deleted meanwhile
             return
@@ -167,6 +168,7 @@ def cancel(job_id: str, store: Store | None = None) -> JobRecord:
             return record
         future = _futures.get(job_id)
         _live.pop(job_id, None)
+        _last_saved.pop(job_id, None)
         record.status, record.finished, record.message = "cancelled", time.time(), "cancelled by the user"
         records.save(record, store.root)
     if future is not None:
