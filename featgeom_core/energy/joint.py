@@ -32,13 +32,15 @@ import numpy as np
 import torch
 
 from featgeom_core.config import resolve_device
+from featgeom_core.energy import compiled
 from featgeom_core.energy.kernels import KERNELS, Kernel, kernel_index, pair_kernels, weighted_energy
-from featgeom_core.energy.lbfgs import batched_lbfgs
+from featgeom_core.energy.lbfgs import LbfgsResult, Objective, batched_lbfgs
 from featgeom_core.energy.reference import validate_sizes
 from featgeom_core.errors import InvalidParameter
 
 Similarity = Literal["cosine", "rbf"]
 Weights = Literal["learned", "uniform"]
+Engine = Literal["auto", "compiled", "torch"]
 DTYPE = torch.float64
 HUBER_WIDTH = 1e-4  # smoothing of |r - n| relative to n; moves the optimum radius negligibly
 
@@ -178,6 +180,21 @@ class _Batch:
         unit = X / X.norm(dim=-1, keepdim=True).clamp_min(1e-300)
         return torch.where(on_sphere[:, None, None], unit, X)
 
+    def joint_parts(self, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Joint parameters p (B, N*d_max + N) -> features (B, N, d_max), weights (B, N)."""
+        nd = self.n * self.d_max
+        return self.features(p[:, :nd], self.is_cosine), self.weights(p[:, nd:])
+
+    def polar_features(self, p: torch.Tensor) -> torch.Tensor:
+        """Re-optimisation parameters p = [y, r] -> x_i = r_i y_i / |y_i| (B, N, d_max).
+
+        Polar form: the norm penalty's kink then lies along the radius alone, so the angular
+        problem stays smooth for L-BFGS (in Cartesian coordinates the line search stalls near
+        the perturbed start). Same objective, better conditioned."""
+        nd = self.n * self.d_max
+        on_sphere = torch.ones(len(p), dtype=torch.bool, device=p.device)
+        return self.features(p[:, :nd], on_sphere) * p[:, nd:, None]
+
     def weights(self, u: torch.Tensor) -> torch.Tensor:
         # sin, not tanh: the bound is reached at a finite u (with curvature), so a fit whose best
         # weights sit at the bound converges instead of chasing u to infinity.
@@ -190,6 +207,72 @@ class _Batch:
         return weighted_energy(K, w)
 
 
+def use_compiled(engine: Engine, device: torch.device) -> bool:
+    """``auto``: the compiled engine on CPU (when numba is importable), torch autograd on CUDA."""
+    if engine not in ("auto", "compiled", "torch"):
+        raise InvalidParameter(f"engine must be 'auto', 'compiled' or 'torch', got {engine!r}")
+    if engine == "compiled" and device.type != "cpu":
+        raise InvalidParameter("the compiled engine runs on the CPU; use engine='torch' on CUDA")
+    if engine == "compiled" and not compiled.available():
+        raise InvalidParameter("the compiled engine needs numba (pip install -r requirements.txt)")
+    return engine == "compiled" or (engine == "auto" and device.type == "cpu" and compiled.available())
+
+
+@dataclass
+class Problem:
+    """B independent minimisations defined for both engines: ``objective`` (torch, autograd) and
+    ``arrays`` (the compiled engine's per-problem inputs scal, T, w, norm_ref; see ``compiled``)."""
+
+    kind: Literal["joint", "reopt"]
+    objective: Objective
+    p0: torch.Tensor
+    arrays: dict[str, np.ndarray]
+    n: int
+    d_max: int
+
+    def solve(self, engine: Engine, max_iter: int, tol_grad: float, tol_change: float) -> LbfgsResult:
+        """Minimise from ``p0`` on the chosen engine (same algorithm and stopping rules)."""
+        if not use_compiled(engine, self.p0.device):
+            return batched_lbfgs(self.objective, self.p0, max_iter=max_iter, tol_grad=tol_grad, tol_change=tol_change)
+        a = self.arrays
+        x, f, trace, iterations, converged = compiled.solve(
+            self.kind, self.p0.cpu().numpy(), a["scal"], a["T"], a["w"], a["norm_ref"], self.n, self.d_max,
+            max_iter=max_iter, tol_grad=tol_grad, tol_change=tol_change)
+        as_tensor = lambda v: torch.as_tensor(v, device=self.p0.device)  # noqa: E731
+        return LbfgsResult(x=as_tensor(x), f=as_tensor(f), trace=as_tensor(trace), iterations=iterations, converged=as_tensor(converged))
+
+
+def joint_problem(
+    targets: Sequence[np.ndarray], jobs: Sequence[tuple[int, JointConfig]], restarts: int, seed: int, device: torch.device,
+) -> tuple[Problem, _Batch]:
+    """The joint step of every (target index, config) x ``restarts`` (targets already checked)."""
+    n = targets[0].shape[0]
+    configs = [c for _, c in jobs]
+    batch = _Batch(configs, restarts, n, device)
+    T = torch.as_tensor(np.stack(targets), dtype=DTYPE, device=device)[
+        torch.as_tensor([i for i, _ in jobs], device=device).repeat_interleave(restarts)
+    ]
+    generator = torch.Generator().manual_seed(seed)
+    b = len(configs) * restarts
+    p0 = torch.cat([torch.randn(b, n * batch.d_max, generator=generator, dtype=DTYPE),
+                    0.1 * torch.randn(b, n, generator=generator, dtype=DTYPE)], dim=1).to(device)
+
+    def objective(p: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        sub = batch.select(rows)
+        X, w = sub.joint_parts(p)
+        misfit = ((similarity_matrix(X, sub.is_cosine, sub.rbf_c) - T[rows]) ** 2).sum((1, 2))
+        return sub.energy(X, w) + sub.lambda_d * misfit
+
+    scal = compiled.scalars(compiled.JOINT_FIELDS, [
+        {"kernel": kernel_index(c.kernel), "similarity": 1 if c.similarity == "cosine" else 2, "lambda_d": c.lambda_d, "s": c.s,
+         "rbf_c": c.rbf_c, "learned": c.weights == "learned", "log_ratio_half": np.log(c.weight_ratio) / 2, "dim": c.dim}
+        for c in configs
+    ]).repeat(restarts, axis=0)
+    zeros = np.zeros((b, n))
+    arrays = {"scal": scal, "T": T.cpu().numpy(), "w": zeros, "norm_ref": zeros}
+    return Problem("joint", objective, p0, arrays, n, batch.d_max), batch
+
+
 def solve_joint(
     targets: Sequence[np.ndarray],
     jobs: Sequence[tuple[int, JointConfig]],
@@ -199,9 +282,10 @@ def solve_joint(
     max_iter: int = 1000,
     tol_grad: float = 1e-10,
     tol_change: float = 1e-13,
+    engine: Engine = "auto",
 ) -> list[JointResult]:
     """Every (target index, config) pair x ``restarts`` as one batched L-BFGS problem
-    (tolerances as in ``batched_lbfgs``; sweeps pass looser ones)."""
+    (tolerances as in ``batched_lbfgs``; sweeps pass looser ones). ``engine``: see ``use_compiled``."""
     checked = [check_target(t) for t in targets]
     n = checked[0].shape[0]
     if any(t.shape[0] != n for t in checked):
@@ -210,32 +294,13 @@ def solve_joint(
         validate_sizes(n, config.dim)
     if restarts < 1:
         raise InvalidParameter(f"restarts must be at least 1, got {restarts}")
-    torch_device = resolve_device(device)
-    configs = [c for _, c in jobs]
-    batch = _Batch(configs, restarts, n, torch_device)
-    T = torch.as_tensor(np.stack(checked), dtype=DTYPE, device=torch_device)[
-        torch.as_tensor([i for i, _ in jobs], device=torch_device).repeat_interleave(restarts)
-    ]
-    generator = torch.Generator().manual_seed(seed)
-    b = len(configs) * restarts
-    p0 = torch.cat([torch.randn(b, n * batch.d_max, generator=generator, dtype=DTYPE),
-                    0.1 * torch.randn(b, n, generator=generator, dtype=DTYPE)], dim=1).to(torch_device)
-
-    def parts(p: torch.Tensor, sub: _Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        return sub.features(p[:, : n * sub.d_max], sub.is_cosine), sub.weights(p[:, n * sub.d_max :])
-
-    def objective(p: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        sub = batch.select(rows)
-        X, w = parts(p, sub)
-        misfit = ((similarity_matrix(X, sub.is_cosine, sub.rbf_c) - T[rows]) ** 2).sum((1, 2))
-        return sub.energy(X, w) + sub.lambda_d * misfit
-
-    solved = batched_lbfgs(objective, p0, max_iter=max_iter, tol_grad=tol_grad, tol_change=tol_change)
+    problem, batch = joint_problem(checked, jobs, restarts, seed, resolve_device(device))
+    solved = problem.solve(engine, max_iter, tol_grad, tol_change)
     with torch.no_grad():
-        X, w = parts(solved.x, batch)
+        X, w = batch.joint_parts(solved.x)
         S = similarity_matrix(X, batch.is_cosine, batch.rbf_c)
         E = batch.energy(X, w)
-    values = solved.f.reshape(len(configs), restarts)
+    values = solved.f.reshape(len(jobs), restarts)
     results = []
     for c, (target_index, config) in enumerate(jobs):
         best = c * restarts + int(torch.argmin(values[c]))
@@ -263,10 +328,44 @@ def joint_optimize(
     s: float = 1.0,
     weight_ratio: float = 10.0,
     rbf_c: float = 1.0,
+    engine: Engine = "auto",
 ) -> JointResult:
     """Fit N abstract features in R^dim (and importance weights) to a target PSM (N, N)."""
     config = JointConfig(dim=dim, similarity=similarity, kernel=kernel, lambda_d=lambda_d, s=s, weights=weights, weight_ratio=weight_ratio, rbf_c=rbf_c)
-    return solve_joint([target_psm], [(0, config)], restarts, seed, device)[0]
+    return solve_joint([target_psm], [(0, config)], restarts, seed, device, engine=engine)[0]
+
+
+def reopt_problem(jobs: Sequence[tuple[JointResult, ReoptConfig]], seed: int, device: torch.device) -> tuple[Problem, _Batch, torch.Tensor, torch.Tensor]:
+    """The re-optimisation of every (joint result, setting); also returns the start (B, N, d_max)
+    and the frozen weights (B, N)."""
+    n = jobs[0][0].features.shape[0]
+    batch = _Batch([joint.config for joint, _ in jobs], 1, n, device)
+    d_max = batch.d_max
+    pad = lambda a: np.pad(a, ((0, 0), (0, d_max - a.shape[1])))  # noqa: E731
+    X_joint = torch.as_tensor(np.stack([pad(joint.features) for joint, _ in jobs]), dtype=DTYPE, device=device)
+    w = torch.as_tensor(np.stack([joint.weights for joint, _ in jobs]), dtype=DTYPE, device=device)
+    norms = X_joint.norm(dim=-1)  # (B, N): the n_i
+    sigma = torch.as_tensor([r.perturbation_scale for _, r in jobs], dtype=DTYPE, device=device)
+    lambda_x = torch.as_tensor([r.lambda_x for _, r in jobs], dtype=DTYPE, device=device)
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.randn(X_joint.shape, generator=generator, dtype=DTYPE).to(device)
+    start = (X_joint + sigma[:, None, None] * norms[..., None] * noise) * batch.dim_mask[:, None, :]
+    nd = n * d_max
+
+    def objective(p: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        sub = batch.select(rows)
+        deviation = torch.sqrt((p[:, nd:].abs() - norms[rows]) ** 2 + (HUBER_WIDTH * norms[rows]) ** 2).sum(1)
+        return sub.energy(sub.polar_features(p), w[rows]) + lambda_x[rows] * deviation
+
+    p0 = torch.cat([start.reshape(len(jobs), -1), start.norm(dim=-1)], dim=1)
+    arrays = {
+        "scal": compiled.scalars(compiled.REOPT_FIELDS, [
+            {"kernel": kernel_index(joint.config.kernel), "lambda_x": r.lambda_x, "s": joint.config.s, "huber_width": HUBER_WIDTH, "dim": joint.config.dim}
+            for joint, r in jobs
+        ]),
+        "T": np.zeros((len(jobs), 1, 1)), "w": w.cpu().numpy(), "norm_ref": norms.cpu().numpy(),
+    }
+    return Problem("reopt", objective, p0, arrays, n, d_max), batch, start, w
 
 
 def solve_reopt(
@@ -276,45 +375,19 @@ def solve_reopt(
     max_iter: int = 1000,
     tol_grad: float = 1e-10,
     tol_change: float = 1e-13,
+    engine: Engine = "auto",
 ) -> list[ReoptResult]:
     """Re-optimise every (joint result, setting) pair as one batched problem."""
     if not jobs:
         return []
-    torch_device = resolve_device(device)
-    n = jobs[0][0].features.shape[0]
-    configs = [joint.config for joint, _ in jobs]
-    batch = _Batch(configs, 1, n, torch_device)
-    d_max = batch.d_max
-    pad = lambda a: np.pad(a, ((0, 0), (0, d_max - a.shape[1])))  # noqa: E731
-    X_joint = torch.as_tensor(np.stack([pad(joint.features) for joint, _ in jobs]), dtype=DTYPE, device=torch_device)
-    w = torch.as_tensor(np.stack([joint.weights for joint, _ in jobs]), dtype=DTYPE, device=torch_device)
-    T = torch.as_tensor(np.stack([joint.target for joint, _ in jobs]), dtype=DTYPE, device=torch_device)
-    norms = X_joint.norm(dim=-1)  # (B, N): the n_i
-    sigma = torch.as_tensor([r.perturbation_scale for _, r in jobs], dtype=DTYPE, device=torch_device)
-    lambda_x = torch.as_tensor([r.lambda_x for _, r in jobs], dtype=DTYPE, device=torch_device)
-    generator = torch.Generator().manual_seed(seed)
-    noise = torch.randn(X_joint.shape, generator=generator, dtype=DTYPE).to(torch_device)
-    start = (X_joint + sigma[:, None, None] * norms[..., None] * noise) * batch.dim_mask[:, None, :]
-    on_sphere = torch.ones(len(jobs), dtype=torch.bool, device=torch_device)
-    nd = n * d_max
-
-    # Polar form x_i = r_i * u_i (u_i = y_i / |y_i|): the penalty's kink then lies along the radius
-    # alone, so the angular problem stays smooth for L-BFGS. Same objective, better conditioned.
-    def features(p: torch.Tensor, sub: _Batch) -> torch.Tensor:
-        return sub.features(p[:, :nd], on_sphere[: len(p)]) * p[:, nd:, None]
-
-    def objective(p: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        sub = batch.select(rows)
-        deviation = torch.sqrt((p[:, nd:].abs() - norms[rows]) ** 2 + (HUBER_WIDTH * norms[rows]) ** 2).sum(1)
-        return sub.energy(features(p, sub), w[rows]) + lambda_x[rows] * deviation
-
-    p0 = torch.cat([start.reshape(len(jobs), -1), start.norm(dim=-1)], dim=1)
-    solved = batched_lbfgs(objective, p0, max_iter=max_iter, tol_grad=tol_grad, tol_change=tol_change)
+    problem, batch, start, w = reopt_problem(jobs, seed, resolve_device(device))
+    solved = problem.solve(engine, max_iter, tol_grad, tol_change)
     with torch.no_grad():
-        X = features(solved.x, batch)
+        X = batch.polar_features(solved.x)
         S = similarity_matrix(X, batch.is_cosine, batch.rbf_c)
         E = batch.energy(X, w)
     results = []
+    n = problem.n
     for b, (joint, config) in enumerate(jobs):
         dim = joint.config.dim
         S_b = S[b].cpu().numpy()
@@ -326,6 +399,9 @@ def solve_reopt(
     return results
 
 
-def reoptimize(joint_result: JointResult, lambda_x: float = 10.0, perturbation_scale: float = 0.01, seed: int = 0, device: str = "auto") -> ReoptResult:
+def reoptimize(
+    joint_result: JointResult, lambda_x: float = 10.0, perturbation_scale: float = 0.01, seed: int = 0, device: str = "auto",
+    engine: Engine = "auto",
+) -> ReoptResult:
     """Weights frozen; perturb the joint features by sigma * n_i noise and minimise E + lambda_x sum |n - n_i|."""
-    return solve_reopt([(joint_result, ReoptConfig(lambda_x, perturbation_scale))], seed, device)[0]
+    return solve_reopt([(joint_result, ReoptConfig(lambda_x, perturbation_scale))], seed, device, engine=engine)[0]

@@ -12,7 +12,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from featgeom_core.energy.joint import JointConfig, ReoptConfig, solve_joint, solve_reopt
+from featgeom_core.energy.joint import Engine, JointConfig, ReoptConfig, solve_joint, solve_reopt
 from featgeom_core.errors import InvalidParameter
 
 Progress = Callable[[float, str], None]
@@ -53,6 +53,7 @@ def run_sweep(
     max_iter: int = 300,
     tol_grad: float = 1e-8,
     tol_change: float = 1e-11,
+    engine: Engine = "auto",
 ) -> list[dict]:
     """Rows of the sweep for targets {name: {similarity: PSM}} (e.g. name = "real" / "permuted").
 
@@ -74,7 +75,7 @@ def run_sweep(
             jobs.append((len(matrices) - 1, config))
             labels.append(name)
     report(0.05, f"joint optimisation of {len(jobs)} configurations x {restarts} restarts")
-    joints = solve_joint(matrices, jobs, restarts=restarts, seed=seed, device=device, max_iter=max_iter, tol_grad=tol_grad, tol_change=tol_change)
+    joints = solve_joint(matrices, jobs, restarts=restarts, seed=seed, device=device, max_iter=max_iter, tol_grad=tol_grad, tol_change=tol_change, engine=engine)
     reopt_jobs = [
         (joint, ReoptConfig(lx, sigma))
         for joint in joints
@@ -82,7 +83,7 @@ def run_sweep(
         for _ in range(repeats)
     ]
     report(0.6, f"re-optimisation of {len(reopt_jobs)} perturbed configurations")
-    reopts = solve_reopt(reopt_jobs, seed=seed + 1, device=device, max_iter=max_iter, tol_grad=tol_grad, tol_change=tol_change)
+    reopts = solve_reopt(reopt_jobs, seed=seed + 1, device=device, max_iter=max_iter, tol_grad=tol_grad, tol_change=tol_change, engine=engine)
     rows = []
     per_joint = len(grid.lambda_x) * len(grid.sigmas) * repeats
     for j, (joint, name) in enumerate(zip(joints, labels)):
