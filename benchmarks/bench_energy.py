@@ -102,7 +102,7 @@ def main() -> None:
     for engine in engines:
         run_sweep({"target": targets}, tiny, restarts=2, repeats=1, device=args.device, engine=engine)  # warm-up (and numba's compile)
         start = time.perf_counter()
-        rows_by_engine[engine] = run_sweep({"target": targets}, grid, restarts=args.restarts, repeats=1, device=args.device, engine=engine)
+        rows_by_engine[engine] = run_sweep({"target": targets}, grid, restarts=args.restarts, repeats=1, device=args.device, engine=engine).rows
         totals[engine] = time.perf_counter() - start
     rows = rows_by_engine[engines[0]]
 

@@ -1,30 +1,28 @@
-"""Perturbation analysis: distance after re-optimisation against σ, real targets against permuted controls."""
+"""Perturbation analysis and the hyper-parameter search: distance after re-optimisation against σ
+(real targets against permuted controls), and the best abstract PSM per (layer, similarity, kernel)."""
 
 from __future__ import annotations
 
+import io
+
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from featgeom_core import jobs
 from featgeom_core.energy import KERNELS, curves_of_best
 from ui.errors import render_safely
-from ui.plots import perturbation_plot
+from ui.plots import best_error_by_layer, perturbation_plot, psm_heatmap
 from ui.state import require_selection
-from ui.targets import choose_target
+from ui.targets import choose_targets
 
 
-def render() -> None:
-    selection = require_selection()
-    st.title("Perturbation analysis")
-    target = choose_target(selection)
-    if target is None:
-        return
-    n = len(target.names)
-    st.caption(f"Target: {target.label} · {n} features; every grid point is fitted, perturbed and re-optimised, for the real PSM and its permuted control.")
+def grid_params(n_min: int) -> dict:
+    """The sweep grid from the page's widgets (dims limited by the smallest layer's N)."""
     c1, c2, c3 = st.columns(3)
     kernels = c1.multiselect("Kernels", KERNELS, default=list(KERNELS), key="pert_kernels")
     similarities = c2.multiselect("Similarities", ["cosine", "rbf"], default=["cosine", "rbf"], key="pert_sims")
-    dims = c3.multiselect("dims", list(range(1, n)), default=[d for d in (2, 3, 4, 5) if d < n], key="pert_dims")
+    dims = c3.multiselect("dims", list(range(1, n_min)), default=[d for d in (2, 3, 4, 5) if d < n_min], key="pert_dims")
     c4, c5, c6 = st.columns(3)
     lambda_d = c4.multiselect("λ_d", [1.0, 10.0, 100.0, 1000.0], default=[10.0, 100.0, 1000.0], key="pert_ld")
     lambda_x = c5.multiselect("λ_x", [1.0, 10.0, 100.0], default=[10.0], key="pert_lx")
@@ -32,44 +30,100 @@ def render() -> None:
     c7, c8 = st.columns(2)
     restarts = c7.number_input("restarts", 1, 64, 8, key="pert_restarts")
     repeats = c8.number_input("noise draws per σ", 1, 32, 3, key="pert_repeats")
+    return {"kernels": kernels, "similarities": similarities, "dims": dims, "lambda_d": lambda_d, "lambda_x": lambda_x,
+            "sigmas": sigmas, "restarts": int(restarts), "repeats": int(repeats)}
 
-    params = {
-        "targets": {control: {kind: m.tolist() for kind, m in by_kind.items() if kind in similarities} for control, by_kind in target.targets.items()},
-        "kernels": kernels, "similarities": similarities, "dims": dims, "lambda_d": lambda_d, "lambda_x": lambda_x,
-        "sigmas": sigmas, "restarts": int(restarts), "repeats": int(repeats), "label": target.label,
-    }
-    job_id = st.session_state.get("pert_job")
-    if st.button("Run the sweep as a job", type="primary", disabled=not (kernels and similarities and dims and lambda_d and lambda_x and sigmas)):
-        job_id = jobs.submit("energy.sweep", params)
-        st.session_state["pert_job"] = job_id
-    if not job_id:
-        st.info("Choose a grid and run it; the sweep runs on the Dask backend while you keep using the app.")
-        return
+
+def follow(job_id: str) -> bool:
+    """Progress of a running sweep (polled); True once its result is there."""
+    record = jobs.status(job_id)
+    if record.status == "done":
+        return True
 
     @st.fragment(run_every=1.0)
-    def follow() -> None:
-        record = jobs.status(job_id)
-        if record.status in ("queued", "running"):
-            st.progress(record.progress, f"job {job_id}: {record.status} — {record.message}")
-        elif record.status == "done":
+    def poll() -> None:
+        current = jobs.status(job_id)
+        if current.status in ("queued", "running"):
+            st.progress(current.progress, f"job {job_id}: {current.status} — {current.message}")
+        elif current.status == "done":
             st.rerun()
         else:
-            st.error(f"job {job_id} {record.status}" + (f": {record.error}" if record.error else ""))
+            st.error(f"job {job_id} {current.status}" + (f": {current.error}" if current.error else ""))
 
-    record = jobs.status(job_id)
-    if record.status != "done":
-        follow()
-        return
-    meta = jobs.result(job_id).meta
+    poll()
+    return False
+
+
+def show_sweep(job_id: str) -> None:
+    """Curves, best abstract PSMs, tables and downloads of a finished sweep."""
+    stored = jobs.result(job_id)
+    meta = stored.meta
     rows = pd.DataFrame(meta["rows"])
+    best = pd.DataFrame(meta["best"])
     st.caption(f"Sweep {job_id}: {meta.get('label', '')}")
+    layers = sorted({r["layer"] for r in meta["rows"]}, key=lambda l: (l is None, l))
+    layer = layers[0]
+    if len(layers) > 1:
+        layer = st.segmented_control("Layer shown", layers, default=layers[0], key="pert_layer_shown", format_func=lambda l: f"layer {l}")
+        layer = layers[0] if layer is None else layer  # a deselected segment
     for similarity in sorted(rows["similarity"].unique()):
-        st.plotly_chart(perturbation_plot(curves_of_best(meta["rows"], similarity), similarity), key=f"pert_plot_{similarity}")
-    st.subheader("Best configuration per (target, similarity, kernel)")
-    st.dataframe(pd.DataFrame(meta["best"]), hide_index=True)
+        st.plotly_chart(perturbation_plot(curves_of_best(meta["rows"], similarity, layer), similarity), key=f"pert_plot_{similarity}")
+    if len(layers) > 1:
+        st.plotly_chart(best_error_by_layer(meta["best"]), key="pert_by_layer")
+
+    st.subheader("Best abstract PSM per (layer, similarity, kernel)")
+    shown = [b for b in meta["best"] if b["layer"] == layer and b["target"] == "real"]
+    names = meta.get("names", {}).get(str(layer))
+    for similarity in sorted({b["similarity"] for b in shown}):
+        chosen = sorted((b for b in shown if b["similarity"] == similarity), key=lambda b: b["kernel"])
+        columns = st.columns(len(chosen) + 1)
+        target = stored.arrays[f"target_{chosen[0]['best_index']}"]
+        labels = names or [str(i) for i in range(len(target))]
+        columns[0].plotly_chart(psm_heatmap(target, labels, f"target ({similarity})", similarity, height=300), key=f"pert_target_{similarity}")
+        for column, b in zip(columns[1:], chosen):
+            title = f"{b['kernel']} · dim {b['dim']} · λ_d {b['lambda_d']:g} · error {b['joint_error']:.2e}"
+            column.plotly_chart(psm_heatmap(stored.arrays[f"psm_{b['best_index']}"], labels, title, similarity, height=300), key=f"pert_best_{similarity}_{b['kernel']}")
+
+    st.subheader("Best configuration per (target, layer, similarity, kernel)")
+    st.dataframe(best.drop(columns=["fit", "best_index"]), hide_index=True)
     st.subheader("The whole sweep")
-    st.dataframe(rows, hide_index=True)
-    st.download_button("Sweep (CSV)", rows.to_csv(index=False), "perturbation_sweep.csv", "text/csv")
+    st.dataframe(rows.drop(columns=["fit"]), hide_index=True)
+    buffer = io.BytesIO()
+    np.savez(buffer, **stored.arrays)
+    d1, d2, d3 = st.columns(3)
+    d1.download_button("Sweep (CSV)", rows.to_csv(index=False), "perturbation_sweep.csv", "text/csv")
+    d2.download_button("Best configurations (CSV)", best.to_csv(index=False), "best_configurations.csv", "text/csv")
+    d3.download_button("Best fits (NPZ: psm_k, features_k, weights_k, target_k)", buffer.getvalue(), "best_fits.npz")
+
+
+def render() -> None:
+    selection = require_selection()
+    st.title("Perturbation analysis")
+    targets = choose_targets(selection)
+    if not targets:
+        return
+    sizes = sorted({len(t.names) for t in targets})
+    st.caption(f"{len(targets)} layer(s), N = {', '.join(map(str, sizes))} features; every grid point is fitted, perturbed and "
+               "re-optimised, for the real PSM and its permuted control, at every layer, in one job.")
+    grid = grid_params(sizes[0])
+    label = f"{selection.model_id} · {selection.feature_set_name} · layers {', '.join(str(t.layer) for t in targets)} · {selection.hook}"
+    params = {
+        "targets": [
+            {"name": control, "layer": t.layer, "features": t.names,
+             "psms": {kind: m.tolist() for kind, m in by_kind.items() if kind in grid["similarities"]}}
+            for t in targets for control, by_kind in t.targets.items()
+        ],
+        **grid, "label": label,
+    }
+    ready = all(grid[k] for k in ("kernels", "similarities", "dims", "lambda_d", "lambda_x", "sigmas"))
+    if st.button("Run the sweep as a job", type="primary", disabled=not ready, key="pert_run"):
+        st.session_state["pert_job"] = jobs.submit("energy.sweep", params)
+    job_id = st.session_state.get("pert_job")
+    if not job_id:
+        st.info("Choose layers and a grid and run it; the sweep runs on the Dask backend while you keep using the app.")
+        return
+    if follow(job_id):
+        show_sweep(job_id)
 
 
 render_safely(render)

@@ -150,10 +150,29 @@ def test_sweep_rows_and_best_configurations() -> None:
     X = minimize_energy(5, 4, "riesz").X
     targets = {"real": {"cosine": X @ X.T}, "permuted": {"cosine": psm(permuted_control(X, 0))}}
     grid = SweepGrid(kernels=("riesz", "log"), similarities=("cosine",), dims=(2, 4), lambda_d=(100.0,), lambda_x=(10.0,), sigmas=(0.01, 0.1))
-    rows = run_sweep(targets, grid, restarts=4, repeats=2)
+    rows = run_sweep(targets, grid, restarts=4, repeats=2).rows
     assert len(rows) == 2 * 2 * 2 * 1 * 2
     best = {(r["target"], r["kernel"]): r for r in best_configurations(rows)}
     assert best[("real", "riesz")]["dim"] == 4 and best[("real", "riesz")]["joint_error"] < 1e-4
+
+
+def test_a_sweep_over_layers_of_different_sizes_picks_the_best_fit_per_layer() -> None:
+    """Layers may keep different features after de-duplication, so N differs between them."""
+    from featgeom_core.energy import SweepTarget
+
+    simplex, octahedron = minimize_energy(5, 4, "riesz").X, minimize_energy(6, 3, "riesz").X
+    targets = [SweepTarget("real", {"cosine": simplex @ simplex.T}, layer=0), SweepTarget("real", {"cosine": octahedron @ octahedron.T}, layer=1),
+               SweepTarget("random", {"cosine": psm(np.random.default_rng(0).normal(size=(6, 200)))}, layer=1)]
+    grid = SweepGrid(kernels=("riesz",), similarities=("cosine",), dims=(2, 3, 4), lambda_d=(100.0,), lambda_x=(10.0,), sigmas=(0.01,))
+    sweep = run_sweep(targets, grid, restarts=4, repeats=1)
+    assert len(sweep.rows) == 3 * 3 and len(sweep.joints) == 9
+    best = {(r["target"], r["layer"]): r for r in best_configurations(sweep.rows)}
+    assert set(best) == {("real", 0), ("real", 1), ("random", 1)}
+    assert best[("real", 0)]["dim"] == 4 and best[("real", 1)]["dim"] in (3, 4)
+    for row in best.values():
+        fit = sweep.joints[row["fit"]]
+        assert (fit.config.dim, fit.error) == (row["dim"], row["joint_error"])
+    assert best[("real", 1)]["joint_error"] < 1e-4 < best[("random", 1)]["joint_error"]
 
 
 @pytest.mark.parametrize(
@@ -193,7 +212,7 @@ def test_curves_of_best_use_the_real_targets_best_configuration_for_both_targets
     X = minimize_energy(5, 4, "riesz").X
     targets = {"real": {"cosine": X @ X.T}, "permuted": {"cosine": psm(permuted_control(X, 0))}}
     grid = SweepGrid(kernels=("riesz",), similarities=("cosine",), dims=(2, 4), lambda_d=(100.0,), lambda_x=(10.0,), sigmas=(0.01, 0.1))
-    rows = run_sweep(targets, grid, restarts=4, repeats=1)
+    rows = run_sweep(targets, grid, restarts=4, repeats=1).rows
     curves = curves_of_best(rows, "cosine")
     assert {(r["target"], r["sigma"]) for r in curves} == {(t, s) for t in ("real", "permuted") for s in (0.01, 0.1)}
     assert {r["dim"] for r in curves} == {4}  # the simplex target is fitted exactly only in 4 dims

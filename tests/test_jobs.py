@@ -20,6 +20,7 @@ from featgeom_core.jobs import records
 from featgeom_core.jobs.task import progress_topic
 from featgeom_core.store import Store
 
+EYE3 = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
 LONG_SPIN = {"iterations": 3_000_000_000, "steps": 3000}  # minutes of work, reports often
 
 
@@ -78,6 +79,11 @@ def test_invalid_params_are_refused_before_any_worker(cache: Path, monkeypatch: 
         ("feature_geometry", {"model": "minilm", "feature_set": "athlete_sport", "layers": [0], "C": -1}, "C must be positive"),
         ("diagnostic.spin", {"iterations": 0}, "at least 1"),
         ("no.such.kind", {}, "unknown job kind"),
+        ("energy.sweep", {"targets": []}, "non-empty list"),
+        ("energy.sweep", {"targets": [{"name": "real", "layer": 2, "features": ["a", "b"], "psms": {"cosine": EYE3}}]}, "names 2 features for an 3 x 3"),
+        ("energy.sweep", {"targets": [{"name": "real", "psms": {"cosine": EYE3, "rbf": [[1.0, 0.0], [0.0, 1.0]]}}]}, "differ in size"),
+        ("energy.sweep", {"targets": {"real": {"cosine": EYE3}}, "dims": [3]}, "no dim"),
+        ("energy.sweep", {"targets": {"real": {"cosine": EYE3}}, "sigmas": []}, "empty"),
     ]:
         with pytest.raises(InvalidParameter, match=message):
             jobs.submit(kind, params)

@@ -150,20 +150,24 @@ def test_energy_page_fits_the_selected_layer() -> None:
     assert "error per pair" in at.get("plotly_chart")[1].proto.spec
 
 
-def test_perturbation_page_runs_a_sweep_job_and_plots_it() -> None:
+def test_perturbation_page_sweeps_several_layers_in_one_job_and_plots_them() -> None:
     from featgeom_core import jobs
 
-    at = app(HARNESS, page="pages/perturbation.py", model="tiny-native", layers="0", features="art_type")
+    at = app(HARNESS, page="pages/perturbation.py", model="tiny-native", layers="0,1", features="art_type")
     at.run()
     assert_clean(at)
+    assert at.multiselect(key="energy_layers").value == [0, 1]
     at.multiselect(key="pert_kernels").set_value(["riesz"])
     at.multiselect(key="pert_dims").set_value([1, 2])
     at.multiselect(key="pert_ld").set_value([100.0])
-    at.button[0].click().run()
+    at.button(key="pert_run").click().run()
     assert_clean(at)
     record = jobs.wait(at.session_state["pert_job"], timeout_s=300)
     assert record.status == "done", record.error
     at.run()
     assert_clean(at)
-    assert len(at.get("plotly_chart")) == 2  # one per similarity
-    assert len(at.dataframe) == 2 and len(at.dataframe[1].value) == 2 * 2 * 2 * 1 * 1 * 4  # targets x sims x dims x λ_d x λ_x x σ
+    # one curve plot per similarity, error by layer, and per similarity the target beside the best (riesz) fit
+    assert len(at.get("plotly_chart")) == 2 + 1 + 2 * 2
+    best, whole = at.dataframe[0].value, at.dataframe[1].value
+    assert len(whole) == 2 * 2 * 2 * 2 * 1 * 1 * 4  # layers x targets x sims x dims x λ_d x λ_x x σ
+    assert len(best) == 2 * 2 * 2 and set(best["layer"]) == {0, 1}  # layers x targets x sims (one kernel)

@@ -93,3 +93,21 @@ def perturbation_plot(rows: Sequence[dict], similarity: str) -> go.Figure:
     figure.update_layout(title={"text": f"{similarity}: distance to target after re-optimisation", "font": {"size": 13}}, height=380,
                          margin={"l": 10, "r": 10, "t": 40, "b": 10}, xaxis={"title": "perturbation scale σ", "type": "log"}, yaxis={"title": "‖PSM − target‖ / N²"})
     return figure
+
+
+def best_error_by_layer(best: Sequence[dict]) -> go.Figure:
+    """Joint error of the best configuration against layer, one line per (similarity, kernel):
+    real targets solid, permuted controls dashed."""
+    figure = go.Figure()
+    series: dict[tuple[str, str, str], list[dict]] = {}
+    for row in best:
+        series.setdefault((row["similarity"], row["kernel"], row["target"]), []).append(row)
+    for (similarity, kernel, target), points in sorted(series.items()):
+        points = sorted(points, key=lambda r: r["layer"])
+        figure.add_trace(go.Scatter(
+            x=[p["layer"] for p in points], y=[p["joint_error"] for p in points], name=f"{similarity} · {kernel} · {target}",
+            line={"dash": "solid" if target == "real" else "dash"}, mode="lines+markers",
+        ))
+    figure.update_layout(title={"text": "best fit per layer: error per feature pair", "font": {"size": 13}}, height=360,
+                         margin={"l": 10, "r": 10, "t": 40, "b": 10}, xaxis={"title": "layer", "dtick": 1}, yaxis={"title": "‖PSM − target‖ / N²", "type": "log"})
+    return figure

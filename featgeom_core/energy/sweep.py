@@ -1,7 +1,8 @@
 """Hyper-parameter search and perturbation analysis (thesis 4.2-4.3, Figures 5-10), batched.
 
-Every joint configuration of a grid (kernels x similarities x dims x lambda_d, for every target)
-is one batched L-BFGS problem; every re-optimisation (lambda_x x sigma x noise draws) another.
+Every joint configuration of a grid (kernels x similarities x dims x lambda_d, for every target
+and layer) is one batched L-BFGS problem; every re-optimisation (lambda_x x sigma x noise draws)
+another.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from featgeom_core.energy.joint import Engine, JointConfig, ReoptConfig, solve_joint, solve_reopt
+from featgeom_core.energy.joint import Engine, JointConfig, JointResult, ReoptConfig, solve_joint, solve_reopt
 from featgeom_core.errors import InvalidParameter
 
 Progress = Callable[[float, str], None]
@@ -42,8 +43,34 @@ class SweepGrid:
         ]
 
 
+@dataclass(frozen=True)
+class SweepTarget:
+    """One target of a sweep: ``name`` ("real", "permuted", ...), its PSM per similarity
+    {similarity: (N, N)}, and the layer it comes from (None for a target without one)."""
+
+    name: str
+    psms: Mapping[str, np.ndarray]
+    layer: int | None = None
+
+
+@dataclass
+class SweepResult:
+    """``rows`` (one per configuration and re-optimisation setting; see ``run_sweep``) and
+    ``joints``, the joint fits the rows point to through their ``fit`` index."""
+
+    rows: list[dict]
+    joints: list[JointResult]
+
+
+def as_sweep_targets(targets: Sequence[SweepTarget] | Mapping[str, Mapping[str, np.ndarray]]) -> list[SweepTarget]:
+    """A list of targets; a mapping {name: {similarity: PSM}} is one layer-less target per name."""
+    if isinstance(targets, Mapping):
+        return [SweepTarget(name, psms) for name, psms in targets.items()]
+    return list(targets)
+
+
 def run_sweep(
-    targets: Mapping[str, Mapping[str, np.ndarray]],
+    targets: Sequence[SweepTarget] | Mapping[str, Mapping[str, np.ndarray]],
     grid: SweepGrid = SweepGrid(),
     restarts: int = 8,
     repeats: int = 3,
@@ -54,68 +81,73 @@ def run_sweep(
     tol_grad: float = 1e-8,
     tol_change: float = 1e-11,
     engine: Engine = "auto",
-) -> list[dict]:
-    """Rows of the sweep for targets {name: {similarity: PSM}} (e.g. name = "real" / "permuted").
+) -> SweepResult:
+    """The grid for every target (e.g. the real PSM and its permuted control at several layers).
 
-    Each row: target, kernel, similarity, dim, lambda_d, lambda_x, sigma, joint_error,
-    joint_objective, distance (mean over ``repeats`` noise draws) and distance_std.
-    ``max_iter`` and the (looser than single-fit) tolerances trade the last digits for time: on
-    the benchmark grid the median final objective is within 1e-8 relative of a 3000-iteration,
-    machine-precision run.
+    Each row: target, layer, kernel, similarity, dim, lambda_d, lambda_x, sigma, joint_error,
+    joint_objective, distance (mean over ``repeats`` noise draws), distance_std and fit (index
+    into ``joints``). Targets with the same N are solved together (one joint and one
+    re-optimisation problem per N). ``max_iter`` and the (looser than single-fit) tolerances
+    trade the last digits for time: on the benchmark grid the median final objective is within
+    1e-8 relative of a 3000-iteration, machine-precision run.
     """
     report = progress or (lambda f, m: None)
-    names = list(targets)
-    n = next(iter(next(iter(targets.values())).values())).shape[0]
-    matrices, jobs, labels = [], [], []
-    for name in names:
-        for config in grid.joint_configs(n):
-            if config.similarity not in targets[name]:
-                continue
-            matrices.append(targets[name][config.similarity])
-            jobs.append((len(matrices) - 1, config))
-            labels.append(name)
-    report(0.05, f"joint optimisation of {len(jobs)} configurations x {restarts} restarts")
-    joints = solve_joint(matrices, jobs, restarts=restarts, seed=seed, device=device, max_iter=max_iter, tol_grad=tol_grad, tol_change=tol_change, engine=engine)
-    reopt_jobs = [
-        (joint, ReoptConfig(lx, sigma))
-        for joint in joints
-        for lx, sigma in itertools.product(grid.lambda_x, grid.sigmas)
-        for _ in range(repeats)
-    ]
-    report(0.6, f"re-optimisation of {len(reopt_jobs)} perturbed configurations")
-    reopts = solve_reopt(reopt_jobs, seed=seed + 1, device=device, max_iter=max_iter, tol_grad=tol_grad, tol_change=tol_change, engine=engine)
-    rows = []
-    per_joint = len(grid.lambda_x) * len(grid.sigmas) * repeats
-    for j, (joint, name) in enumerate(zip(joints, labels)):
-        block = reopts[j * per_joint : (j + 1) * per_joint]
-        for k, (lx, sigma) in enumerate(itertools.product(grid.lambda_x, grid.sigmas)):
-            distances = np.asarray([r.distance for r in block[k * repeats : (k + 1) * repeats]])
-            c = joint.config
-            rows.append({
-                "target": name, "kernel": c.kernel, "similarity": c.similarity, "dim": c.dim, "lambda_d": c.lambda_d,
-                "lambda_x": lx, "sigma": sigma, "joint_error": joint.error, "joint_objective": joint.objective,
-                "distance": float(distances.mean()), "distance_std": float(distances.std()),
-            })
+    by_size: dict[int, list[SweepTarget]] = {}
+    for target in as_sweep_targets(targets):
+        by_size.setdefault(next(iter(target.psms.values())).shape[0], []).append(target)
+    rows: list[dict] = []
+    joints: list[JointResult] = []
+    for group, (n, group_targets) in enumerate(by_size.items()):
+        share = lambda f, m, g=group: report((g + f) / len(by_size), m)  # noqa: E731
+        matrices, jobs, owners = [], [], []
+        for target in group_targets:
+            for config in grid.joint_configs(n):
+                if config.similarity not in target.psms:
+                    continue
+                matrices.append(target.psms[config.similarity])
+                jobs.append((len(matrices) - 1, config))
+                owners.append(target)
+        share(0.05, f"joint optimisation of {len(jobs)} configurations x {restarts} restarts (N = {n})")
+        fits = solve_joint(matrices, jobs, restarts=restarts, seed=seed, device=device, max_iter=max_iter, tol_grad=tol_grad, tol_change=tol_change, engine=engine)
+        settings = list(itertools.product(grid.lambda_x, grid.sigmas))
+        reopt_jobs = [(joint, ReoptConfig(lx, sigma)) for joint in fits for lx, sigma in settings for _ in range(repeats)]
+        share(0.6, f"re-optimisation of {len(reopt_jobs)} perturbed configurations (N = {n})")
+        reopts = solve_reopt(reopt_jobs, seed=seed + 1, device=device, max_iter=max_iter, tol_grad=tol_grad, tol_change=tol_change, engine=engine)
+        per_joint = len(settings) * repeats
+        for j, (joint, target) in enumerate(zip(fits, owners)):
+            block = reopts[j * per_joint : (j + 1) * per_joint]
+            for k, (lx, sigma) in enumerate(settings):
+                distances = np.asarray([r.distance for r in block[k * repeats : (k + 1) * repeats]])
+                c = joint.config
+                rows.append({
+                    "target": target.name, "layer": target.layer, "kernel": c.kernel, "similarity": c.similarity, "dim": c.dim,
+                    "lambda_d": c.lambda_d, "lambda_x": lx, "sigma": sigma, "joint_error": joint.error,
+                    "joint_objective": joint.objective, "distance": float(distances.mean()), "distance_std": float(distances.std()),
+                    "fit": len(joints),
+                })
+            joints.append(joint)
     report(1.0, "done")
-    return rows
+    return SweepResult(rows=rows, joints=joints)
 
 
 def best_configurations(rows: Sequence[dict]) -> list[dict]:
-    """Per (target, similarity, kernel): the row whose joint fit is closest to the target
-    (ties broken by the smaller re-optimisation distance)."""
+    """Per (target, layer, similarity, kernel): the row whose joint fit is closest to the target
+    (ties broken by the smaller re-optimisation distance); the thesis's Figures 5 to 8."""
     best: dict[tuple, dict] = {}
     for row in rows:
-        key = (row["target"], row["similarity"], row["kernel"])
+        key = (row["target"], row.get("layer"), row["similarity"], row["kernel"])
         rank = (row["joint_error"], row["distance"])
         if key not in best or rank < (best[key]["joint_error"], best[key]["distance"]):
             best[key] = row
     return list(best.values())
 
 
-def curves_of_best(rows: Sequence[dict], similarity: str) -> list[dict]:
-    """The rows to plot as distance-against-sigma curves for one similarity: per kernel, the best
-    configuration of the *real* target (dim, lambda_d, lambda_x), for the real and the permuted
-    target alike, so the two curves of a kernel differ only in the target."""
-    chosen = [b for b in best_configurations([r for r in rows if r["target"] == "real"]) if b["similarity"] == similarity]
+def curves_of_best(rows: Sequence[dict], similarity: str, layer: int | None = None) -> list[dict]:
+    """The rows to plot as distance-against-sigma curves for one similarity (and one layer of a
+    multi-layer sweep): per kernel, the best configuration of the *real* target (dim, lambda_d,
+    lambda_x), for the real and the permuted target alike, so the two curves of a kernel differ
+    only in the target."""
+    rows = [r for r in rows if r["similarity"] == similarity and r.get("layer") == layer]
+    chosen = best_configurations([r for r in rows if r["target"] == "real"])
     keys = {(b["kernel"], b["dim"], b["lambda_d"], b["lambda_x"]) for b in chosen}
-    return [r for r in rows if r["similarity"] == similarity and (r["kernel"], r["dim"], r["lambda_d"], r["lambda_x"]) in keys]
+    return [r for r in rows if (r["kernel"], r["dim"], r["lambda_d"], r["lambda_x"]) in keys]

@@ -169,37 +169,52 @@ def run_spin(params: Params, report: Report) -> list[StoreEntry]:
 _SWEEP_FIELDS = {"targets", "kernels", "similarities", "dims", "lambda_d", "lambda_x", "sigmas", "weights", "restarts", "repeats", "seed", "label"}
 
 
+def _sweep_target_list(targets: Any) -> list[dict[str, Any]]:
+    """Targets as [{name, layer, features (optional names), psms: {similarity: PSM}}];
+    {name: {similarity: PSM}} is accepted for a single layer-less sweep."""
+    if isinstance(targets, dict):
+        targets = [{"name": name, "layer": None, "psms": psms} for name, psms in targets.items()]
+    if not isinstance(targets, list) or not targets:
+        raise InvalidParameter("targets must be a non-empty list of {name, layer, psms: {similarity: PSM}}")
+    normalised = []
+    for target in targets:
+        if not isinstance(target, dict) or not isinstance(target.get("psms"), dict) or not target["psms"]:
+            raise InvalidParameter("each target needs a name, an optional layer and psms: {similarity: PSM}")
+        layer = target.get("layer")
+        features = [str(f) for f in target.get("features", [])]
+        normalised.append({"name": str(target.get("name", "real")), "layer": None if layer is None else _as_int(layer, "layer", 0),
+                           "features": features, "psms": target["psms"]})
+    return normalised
+
+
 def validate_sweep(params: Mapping[str, Any]) -> Params:
-    """Targets {name: {similarity: N x N list}} and the grid; checked like the engine checks them."""
+    """Targets (see ``_sweep_target_list``) and the grid; checked like the engine checks them."""
     from featgeom_core.energy import SweepGrid
-    from featgeom_core.energy.joint import check_target
+    from featgeom_core.energy.joint import ReoptConfig, check_target
 
     _require(params, _SWEEP_FIELDS, {"targets"})
-    targets = params["targets"]
-    if not isinstance(targets, dict) or not targets:
-        raise InvalidParameter("targets must map names to {similarity: PSM}")
-    sizes = set()
-    for name, by_kind in targets.items():
-        for kind, matrix in by_kind.items():
-            sizes.add(check_target(np.asarray(matrix, dtype=float)).shape[0])
-    if len(sizes) != 1:
-        raise InvalidParameter("all target PSMs of a sweep must have the same number of features")
+    targets = _sweep_target_list(params["targets"])
     grid = SweepGrid(
         kernels=tuple(params.get("kernels", SweepGrid.kernels)), similarities=tuple(params.get("similarities", SweepGrid.similarities)),
         dims=tuple(int(d) for d in params.get("dims", SweepGrid.dims)), lambda_d=tuple(float(v) for v in params.get("lambda_d", SweepGrid.lambda_d)),
         lambda_x=tuple(float(v) for v in params.get("lambda_x", SweepGrid.lambda_x)), sigmas=tuple(float(v) for v in params.get("sigmas", SweepGrid.sigmas)),
         weights=str(params.get("weights", "learned")),
     )
-    configs = grid.joint_configs(sizes.pop())  # validates every configuration
-    if not configs or not grid.lambda_x or not grid.sigmas:
+    for target in targets:
+        sizes = {check_target(np.asarray(m, dtype=float)).shape[0] for m in target["psms"].values()}
+        if len(sizes) != 1:
+            raise InvalidParameter(f"the PSMs of target {target['name']!r} (layer {target['layer']}) differ in size")
+        n = sizes.pop()
+        if target["features"] and len(target["features"]) != n:
+            raise InvalidParameter(f"target {target['name']!r} (layer {target['layer']}) names {len(target['features'])} features for an {n} x {n} PSM")
+        grid.joint_configs(n)  # validates every configuration for this N
+    if not grid.kernels or not grid.similarities or not grid.lambda_d or not grid.lambda_x or not grid.sigmas:
         raise InvalidParameter("the sweep grid is empty")
-    from featgeom_core.energy.joint import ReoptConfig
-
     for lx in grid.lambda_x:
         for sigma in grid.sigmas:
             ReoptConfig(lx, sigma)
     return {
-        "targets": {name: {kind: np.asarray(m, dtype=float).round(12).tolist() for kind, m in by_kind.items()} for name, by_kind in targets.items()},
+        "targets": [{**t, "psms": {kind: np.asarray(m, dtype=float).round(12).tolist() for kind, m in t["psms"].items()}} for t in targets],
         "kernels": list(grid.kernels), "similarities": list(grid.similarities), "dims": list(grid.dims),
         "lambda_d": list(grid.lambda_d), "lambda_x": list(grid.lambda_x), "sigmas": list(grid.sigmas), "weights": grid.weights,
         "restarts": _as_int(params.get("restarts", 8), "restarts", 1), "repeats": _as_int(params.get("repeats", 3), "repeats", 1),
@@ -208,17 +223,29 @@ def validate_sweep(params: Mapping[str, Any]) -> Params:
 
 
 def run_sweep_job(params: Params, report: Report) -> list[StoreEntry]:
-    """The whole grid as two batched problems; the rows come back as JSON metadata."""
-    from featgeom_core.energy import SweepGrid, best_configurations, run_sweep
+    """The whole grid (one batched problem per N); rows come back as JSON metadata, and the best
+    fit per (target, layer, similarity, kernel) as arrays ``psm_k``, ``features_k``, ``weights_k``
+    and ``target_k``, k being the best row's ``best_index``."""
+    from featgeom_core.energy import SweepGrid, SweepTarget, best_configurations, run_sweep
     from featgeom_core.store import result_key
 
     grid = SweepGrid(
         kernels=tuple(params["kernels"]), similarities=tuple(params["similarities"]), dims=tuple(params["dims"]),
         lambda_d=tuple(params["lambda_d"]), lambda_x=tuple(params["lambda_x"]), sigmas=tuple(params["sigmas"]), weights=params["weights"],
     )
-    targets = {name: {kind: np.asarray(m) for kind, m in by_kind.items() if kind in grid.similarities} for name, by_kind in params["targets"].items()}
-    rows = run_sweep(targets, grid, restarts=params["restarts"], repeats=params["repeats"], seed=params["seed"], progress=report)
-    return [(result_key("job:energy.sweep", params, {}), {}, {"rows": rows, "best": best_configurations(rows), "label": params["label"]})]
+    targets = [
+        SweepTarget(t["name"], {kind: np.asarray(m) for kind, m in t["psms"].items() if kind in grid.similarities}, t["layer"])
+        for t in params["targets"]
+    ]
+    sweep = run_sweep(targets, grid, restarts=params["restarts"], repeats=params["repeats"], seed=params["seed"], progress=report)
+    best = [{**row, "best_index": k} for k, row in enumerate(best_configurations(sweep.rows))]
+    arrays: dict[str, np.ndarray] = {}
+    for row in best:
+        fit = sweep.joints[row["fit"]]
+        k = row["best_index"]
+        arrays.update({f"psm_{k}": fit.psm, f"features_{k}": fit.features, f"weights_{k}": fit.weights, f"target_{k}": fit.target})
+    names = {str(t["layer"]): t["features"] for t in params["targets"] if t["features"]}
+    return [(result_key("job:energy.sweep", params, {}), arrays, {"rows": sweep.rows, "best": best, "label": params["label"], "names": names})]
 
 
 JOB_KINDS: dict[str, JobKind] = {
