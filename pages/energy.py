@@ -8,10 +8,11 @@ import json
 import numpy as np
 import streamlit as st
 
-from featgeom_core.energy import KERNELS, reoptimize
+from featgeom_core import jobs
+from featgeom_core.energy import KERNELS, JointResult, reoptimize
 from ui.errors import render_safely
+from ui.jobs import follow
 from ui.plots import feature_scatter, objective_trace, psm_heatmap, weights_bar
-from ui.resources import cached_joint_fit, cached_reference
 from ui.state import require_selection
 from ui.targets import choose_target
 
@@ -45,20 +46,27 @@ def render() -> None:
 
     T = target.targets["real"][similarity]
     riesz_s = float(s) if kernel == "riesz" else 1.0
-    joint = cached_joint_fit(T, dim=int(dim), similarity=similarity, kernel=kernel, lambda_d=float(lambda_d), restarts=int(restarts),
-                             weights=weights, s=riesz_s, weight_ratio=float(ratio))
-    reference = cached_reference(T, dim=int(dim), kernel=kernel, s=riesz_s, similarity=similarity, restarts=int(restarts))
+    params = {"target": T.tolist(), "features": target.names, "dim": int(dim), "similarity": similarity, "kernel": kernel,
+              "lambda_d": float(lambda_d), "s": riesz_s, "weights": weights, "weight_ratio": float(ratio), "restarts": int(restarts),
+              "label": target.label}
+    job_id = jobs.submit("energy.fit", params)  # content-addressed: a fit already made comes straight from the store
+    if not follow(job_id):
+        return
+    stored = jobs.result(job_id)
+    joint = JointResult.from_store(stored.arrays, stored.meta)
 
     left, middle, right = st.columns(3)
     left.plotly_chart(psm_heatmap(T, target.names, f"target ({similarity})", similarity), key="energy_target")
     middle.plotly_chart(psm_heatmap(joint.psm, target.names, f"abstract · error per pair {joint.error:.2e}", similarity), key="energy_abstract")
-    right.plotly_chart(psm_heatmap(reference.psm, target.names, f"reference {kernel} minimum (N={n}, dim={int(dim)}) · matched, {reference.distance:.2e}", "cosine"), key="energy_reference")
+    right.plotly_chart(psm_heatmap(stored.arrays["reference_psm"], target.names,
+                                   f"reference {kernel} minimum (N={n}, dim={int(dim)}) · matched, {stored.meta['reference_distance']:.2e}", "cosine"),
+                       key="energy_reference")
 
     a, b = st.columns([2, 1])
     a.plotly_chart(feature_scatter(joint.features, target.names, f"abstract features in R^{int(dim)}"), key="energy_scatter")
     b.plotly_chart(weights_bar(target.names, joint.weights), key="energy_weights_bar")
     b.plotly_chart(objective_trace(joint.trace), key="energy_trace")
-    st.caption(f"energy {joint.energy:.6g} · objective {joint.objective:.6g} · best of {len(joint.objectives)} restarts "
+    st.caption(f"job {job_id} · energy {joint.energy:.6g} · objective {joint.objective:.6g} · best of {len(joint.objectives)} restarts "
                f"(spread {np.ptp(joint.objectives):.3g})")
 
     st.subheader("Re-optimisation")

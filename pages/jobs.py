@@ -27,20 +27,28 @@ def _table(records: list[jobs.JobRecord]) -> pd.DataFrame:
             "progress": [r.progress for r in records],
             "elapsed (s)": [round(r.elapsed(now), 1) for r in records],
             "message": [r.error or r.message for r in records],
-            "params": [json.dumps(r.params) for r in records],
+            "params": [_short(json.dumps(r.params)) for r in records],
         }
     )
 
 
+def _short(text: str, limit: int = 160) -> str:
+    """Params as one table cell (energy jobs carry whole PSMs)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _result_link(record: jobs.JobRecord) -> None:
     kind = jobs.JOB_KINDS.get(record.kind)
-    if record.status != "done" or kind is None or kind.page != "geometry":
+    if record.status != "done" or kind is None:
         return
     p = record.params
-    st.page_link(
-        "pages/geometry.py", label="Open the result", icon=":material/scatter_plot:",
-        query_params={"model": p["model"], "features": p["feature_set"], "layers": ",".join(map(str, p["layers"])), "hook": p["hook"]},
-    )
+    if kind.page == "geometry":
+        st.page_link(
+            "pages/geometry.py", label="Open the result", icon=":material/scatter_plot:",
+            query_params={"model": p["model"], "features": p["feature_set"], "layers": ",".join(map(str, p["layers"])), "hook": p["hook"]},
+        )
+    elif kind.page == "perturbation":
+        st.page_link("pages/perturbation.py", label="Open the sweep", icon=":material/show_chart:", query_params={"job": record.job_id})
 
 
 def _act(action, job_id: str) -> None:

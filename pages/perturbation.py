@@ -12,6 +12,7 @@ import streamlit as st
 from featgeom_core import jobs
 from featgeom_core.energy import KERNELS, curves_of_best
 from ui.errors import render_safely
+from ui.jobs import follow
 from ui.plots import best_error_by_layer, perturbation_plot, psm_heatmap
 from ui.state import require_selection
 from ui.targets import choose_targets
@@ -32,26 +33,6 @@ def grid_params(n_min: int) -> dict:
     repeats = c8.number_input("noise draws per σ", 1, 32, 3, key="pert_repeats")
     return {"kernels": kernels, "similarities": similarities, "dims": dims, "lambda_d": lambda_d, "lambda_x": lambda_x,
             "sigmas": sigmas, "restarts": int(restarts), "repeats": int(repeats)}
-
-
-def follow(job_id: str) -> bool:
-    """Progress of a running sweep (polled); True once its result is there."""
-    record = jobs.status(job_id)
-    if record.status == "done":
-        return True
-
-    @st.fragment(run_every=1.0)
-    def poll() -> None:
-        current = jobs.status(job_id)
-        if current.status in ("queued", "running"):
-            st.progress(current.progress, f"job {job_id}: {current.status} — {current.message}")
-        elif current.status == "done":
-            st.rerun()
-        else:
-            st.error(f"job {job_id} {current.status}" + (f": {current.error}" if current.error else ""))
-
-    poll()
-    return False
 
 
 def show_sweep(job_id: str) -> None:
@@ -118,6 +99,9 @@ def render() -> None:
     ready = all(grid[k] for k in ("kernels", "similarities", "dims", "lambda_d", "lambda_x", "sigmas"))
     if st.button("Run the sweep as a job", type="primary", disabled=not ready, key="pert_run"):
         st.session_state["pert_job"] = jobs.submit("energy.sweep", params)
+        st.query_params.pop("job", None)
+    if "job" in st.query_params:  # opened from the Jobs page
+        st.session_state["pert_job"] = st.query_params["job"]
     job_id = st.session_state.get("pert_job")
     if not job_id:
         st.info("Choose layers and a grid and run it; the sweep runs on the Dask backend while you keep using the app.")

@@ -105,6 +105,21 @@ def test_cosine_fits_keep_unit_norms_and_rbf_fits_are_anchored() -> None:
     assert rbf.error < 1e-3
 
 
+def test_a_joint_result_survives_the_store(tmp_path) -> None:
+    from featgeom_core.energy import JointResult
+    from featgeom_core.store import Store
+
+    X = minimize_energy(5, 3, "log").X
+    fitted = joint_optimize(X @ X.T, 2, "rbf", "exp", lambda_d=10, restarts=2, weights="learned", weight_ratio=5.0)
+    store = Store(tmp_path)
+    store.put("k" * 64, *fitted.to_store())
+    loaded = store.get("k" * 64)
+    again = JointResult.from_store(loaded.arrays, loaded.meta)
+    assert again.config == fitted.config and again.error == fitted.error
+    np.testing.assert_array_equal(again.features, fitted.features)
+    np.testing.assert_array_equal(again.trace, fitted.trace)
+
+
 def test_results_are_seeded() -> None:
     X = minimize_energy(5, 2, "riesz").X
     a = joint_optimize(X @ X.T, 2, restarts=4, seed=3)

@@ -138,16 +138,31 @@ def test_geometry_page_runs_uncached_layers_as_a_background_job() -> None:
     assert len(at.get("plotly_chart")) == 6
 
 
-def test_energy_page_fits_the_selected_layer() -> None:
+def _settle_energy_fit(at) -> None:
+    """Wait for the Energy page's fit job (the newest energy.fit record), then rerun the page."""
+    from featgeom_core import jobs
+
+    newest = max((r for r in jobs.list_jobs() if r.kind == "energy.fit"), key=lambda r: r.created)
+    assert jobs.wait(newest.job_id, timeout_s=120).status == "done"
+    at.run()
+    assert_clean(at)
+
+
+def test_energy_page_fits_the_selected_layer_as_a_job() -> None:
     at = app(HARNESS, page="pages/energy.py", model="tiny-native", layers="0", features="world_country")
     at.run()
     assert_clean(at)
+    _settle_energy_fit(at)
     assert not at.error, [e.value for e in at.error]
     assert len(at.get("plotly_chart")) == 7  # target, abstract, reference, scatter, weights, trace, re-optimised
     at.selectbox(key="energy_kernel").set_value("log").run()
     at.number_input(key="energy_dim").set_value(2).run()
-    assert_clean(at)
+    _settle_energy_fit(at)
     assert "error per pair" in at.get("plotly_chart")[1].proto.spec
+    assert "job " in at.caption[-1].value or any("job " in c.value for c in at.caption)
+    at.number_input(key="energy_lambda_x").set_value(100.0).run()  # re-optimisation only: no new job, no wait
+    assert_clean(at)
+    assert len(at.get("plotly_chart")) == 7
 
 
 def test_perturbation_page_sweeps_several_layers_in_one_job_and_plots_them() -> None:

@@ -25,8 +25,8 @@ in Cartesian coordinates the line search stalls near the perturbed start).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Literal, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -108,6 +108,19 @@ class JointResult:
     objective: float
     objectives: np.ndarray
     trace: np.ndarray
+
+    def to_store(self) -> tuple[dict[str, np.ndarray], dict]:
+        """(arrays, JSON metadata) for the result store; ``from_store`` inverts it."""
+        arrays = {name: getattr(self, name) for name in ("target", "features", "weights", "psm", "objectives", "trace")}
+        meta = {"config": asdict(self.config), "error": self.error, "energy": self.energy, "objective": self.objective}
+        return arrays, meta
+
+    @classmethod
+    def from_store(cls, arrays: Mapping[str, np.ndarray], meta: Mapping) -> "JointResult":
+        """The result saved by ``to_store``."""
+        names = ("target", "features", "weights", "psm", "objectives", "trace")
+        return cls(config=JointConfig(**meta["config"]), error=meta["error"], energy=meta["energy"], objective=meta["objective"],
+                   **{name: np.asarray(arrays[name]) for name in names})
 
 
 @dataclass

@@ -248,10 +248,61 @@ def run_sweep_job(params: Params, report: Report) -> list[StoreEntry]:
     return [(result_key("job:energy.sweep", params, {}), arrays, {"rows": sweep.rows, "best": best, "label": params["label"], "names": names})]
 
 
+# ---- energy.fit: one joint optimisation and its reference configuration --------------------
+
+_FIT_FIELDS = {"target", "features", "dim", "similarity", "kernel", "lambda_d", "s", "weights", "weight_ratio", "restarts", "seed", "label"}
+
+
+def validate_fit(params: Mapping[str, Any]) -> Params:
+    """A target PSM (N x N list), optional feature names, and one joint configuration."""
+    from featgeom_core.energy.joint import JointConfig, check_target
+    from featgeom_core.energy.reference import validate_sizes
+
+    _require(params, _FIT_FIELDS, {"target", "dim"})
+    target = check_target(np.asarray(params["target"], dtype=float))
+    n = target.shape[0]
+    features = [str(f) for f in params.get("features", [])]
+    if features and len(features) != n:
+        raise InvalidParameter(f"{len(features)} feature names for an {n} x {n} target")
+    config = JointConfig(
+        dim=_as_int(params["dim"], "dim", 1), similarity=str(params.get("similarity", "cosine")), kernel=str(params.get("kernel", "riesz")),  # type: ignore[arg-type]
+        lambda_d=float(params.get("lambda_d", 100.0)), s=float(params.get("s", 1.0)), weights=str(params.get("weights", "learned")),  # type: ignore[arg-type]
+        weight_ratio=float(params.get("weight_ratio", 10.0)),
+    )
+    validate_sizes(n, config.dim)
+    return {
+        "target": target.round(12).tolist(), "features": features, "dim": config.dim, "similarity": config.similarity,
+        "kernel": config.kernel, "lambda_d": config.lambda_d, "s": config.s, "weights": config.weights, "weight_ratio": config.weight_ratio,
+        "restarts": _as_int(params.get("restarts", 16), "restarts", 1), "seed": _as_int(params.get("seed", 0), "seed", 0),
+        "label": str(params.get("label", "")),
+    }
+
+
+def run_fit(params: Params, report: Report) -> list[StoreEntry]:
+    """``joint_optimize`` and ``matched_reference``; the joint result's arrays, plus reference_psm
+    (N, N) and reference_features (N, dim)."""
+    from featgeom_core.energy import joint_optimize, matched_reference
+    from featgeom_core.store import result_key
+
+    target = np.asarray(params["target"])
+    report(0.1, f"joint optimisation, {params['restarts']} restarts")
+    joint = joint_optimize(target, params["dim"], params["similarity"], params["kernel"], params["lambda_d"], restarts=params["restarts"],
+                           seed=params["seed"], weights=params["weights"], s=params["s"], weight_ratio=params["weight_ratio"])
+    report(0.7, "reference configuration")
+    reference = matched_reference(target, params["dim"], params["kernel"], s=params["s"], similarity=params["similarity"],
+                                  restarts=params["restarts"], seed=params["seed"])
+    arrays, meta = joint.to_store()
+    arrays.update({"reference_psm": reference.psm, "reference_features": reference.reference.X})
+    meta.update({"reference_distance": reference.distance, "reference_energy": reference.reference.energy,
+                 "features": params["features"], "label": params["label"]})
+    return [(result_key("job:energy.fit", params, {}), arrays, meta)]
+
+
 JOB_KINDS: dict[str, JobKind] = {
     kind.name: kind
     for kind in (
         JobKind("feature_geometry", "probes for every chosen layer, real and shuffled-label", validate_geometry, run_geometry, wants_gpu=True, page="geometry"),
+        JobKind("energy.fit", "one joint optimisation of abstract features, with its reference", validate_fit, run_fit, page="energy"),
         JobKind("energy.sweep", "energy hyper-parameter search and perturbation grid", validate_sweep, run_sweep_job, wants_gpu=True, page="perturbation"),
         JobKind("diagnostic.echo", "trivial job: returns its params", validate_echo, run_echo),
         JobKind("diagnostic.spin", "CPU-bound busy work on one core", validate_spin, run_spin),
