@@ -76,6 +76,9 @@ def objective_trace(trace: np.ndarray) -> go.Figure:
     return figure
 
 
+KERNEL_COLORS = {"exp": "#1f77b4", "log": "#2ca02c", "riesz": "#d62728"}  # one colour per kernel; the target is the dash
+
+
 def perturbation_plot(rows: Sequence[dict], similarity: str) -> go.Figure:
     """Distance after re-optimisation against sigma: real solid, permuted dashed (one line per kernel)."""
     figure = go.Figure()
@@ -88,7 +91,7 @@ def perturbation_plot(rows: Sequence[dict], similarity: str) -> go.Figure:
         figure.add_trace(go.Scatter(
             x=[p["sigma"] for p in points], y=[p["distance"] for p in points], name=f"{kernel} · {target}",
             error_y={"type": "data", "array": [p["distance_std"] for p in points]},
-            line={"dash": "solid" if target == "real" else "dash"}, mode="lines+markers",
+            line={"dash": "solid" if target == "real" else "dash", "color": KERNEL_COLORS.get(kernel)}, mode="lines+markers",
         ))
     figure.update_layout(title={"text": f"{similarity}: distance to target after re-optimisation", "font": {"size": 13}}, height=380,
                          margin={"l": 10, "r": 10, "t": 40, "b": 10}, xaxis={"title": "perturbation scale σ", "type": "log"}, yaxis={"title": "‖PSM − target‖ / N²"})
@@ -106,7 +109,8 @@ def best_error_by_layer(best: Sequence[dict]) -> go.Figure:
         points = sorted(points, key=lambda r: r["layer"])
         figure.add_trace(go.Scatter(
             x=[p["layer"] for p in points], y=[p["joint_error"] for p in points], name=f"{similarity} · {kernel} · {target}",
-            line={"dash": "solid" if target == "real" else "dash"}, mode="lines+markers",
+            line={"dash": "solid" if target == "real" else "dash", "color": KERNEL_COLORS.get(kernel)},
+            marker={"symbol": "circle" if similarity == "cosine" else "square"}, mode="lines+markers",
         ))
     figure.update_layout(title={"text": "best fit per layer: error per feature pair", "font": {"size": 13}}, height=360,
                          margin={"l": 10, "r": 10, "t": 40, "b": 10}, xaxis={"title": "layer", "dtick": 1}, yaxis={"title": "‖PSM − target‖ / N²", "type": "log"})
