@@ -19,7 +19,6 @@ import statistics
 import time
 
 import numpy as np
-import torch
 from scipy.optimize import minimize
 
 from featgeom_core.config import resolve_device
@@ -96,7 +95,8 @@ def main() -> None:
     grid = SweepGrid()
     n_configs = len(grid.joint_configs(8)) * len(grid.lambda_x) * len(grid.sigmas)
 
-    engines = ["torch"] if torch.device(resolve_device(args.device)).type == "cuda" else ["compiled", "torch"]
+    device = resolve_device(args.device)
+    engines = ["torch"] if device.type == "cuda" else ["compiled", "torch"]
     tiny = SweepGrid(kernels=("riesz",), similarities=("cosine",), dims=(2,), lambda_d=(10.0,), lambda_x=(1.0,), sigmas=(0.01,))
     totals, rows_by_engine = {}, {}
     for engine in engines:
@@ -121,7 +121,6 @@ def main() -> None:
 
     per_config_baseline = statistics.mean(baseline_seconds)
     print(f"grid: {n_configs} configurations ({len(joint_configs)} joint fits x {len(grid.lambda_x) * len(grid.sigmas)} re-optimisations)")
-    device = resolve_device(args.device)
     for engine in engines:
         print(f"ours ({engine} engine on {device}), whole grid in one run ({args.restarts} restarts per fit): "
               f"{totals[engine]:.2f} s = {totals[engine] / n_configs * 1000:.2f} ms per configuration; "

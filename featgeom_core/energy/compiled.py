@@ -121,6 +121,20 @@ if numba is not None:
         return energy + lam * misfit
 
     @njit(cache=True)
+    def _unit_rows(p, n, d, d_max):  # pragma: no cover - compiled
+        """The first N * d_max parameters as rows y_i (first d coordinates): (y_i / |y_i|, |y_i|)."""
+        unit = np.empty((n, d))
+        y_norm = np.empty(n)
+        for i in range(n):
+            acc = 0.0
+            for k in range(d):
+                acc += p[i * d_max + k] ** 2
+            y_norm[i] = max(math.sqrt(acc), 1e-300)
+            for k in range(d):
+                unit[i, k] = p[i * d_max + k] / y_norm[i]
+        return unit, y_norm
+
+    @njit(cache=True)
     def _joint_value_grad(p, g, scal, T, w_fixed, norm_ref, n, d_max):  # pragma: no cover - compiled
         kernel = int(scal[0])
         similarity = int(scal[1])
@@ -130,15 +144,8 @@ if numba is not None:
         learned = scal[5] > 0.5
         b = scal[6]
         d = int(scal[7])
-        X = np.empty((n, d))
-        y_norm = np.empty(n)
-        for i in range(n):
-            acc = 0.0
-            for k in range(d):
-                acc += p[i * d_max + k] ** 2
-            y_norm[i] = max(math.sqrt(acc), 1e-300)
-            for k in range(d):
-                X[i, k] = p[i * d_max + k] / y_norm[i] if similarity == _COSINE else p[i * d_max + k]
+        unit, y_norm = _unit_rows(p, n, d, d_max)
+        X = unit if similarity == _COSINE else p[: n * d_max].reshape(n, d_max)[:, :d].copy()
         u0 = n * d_max
         w = np.empty(n)
         if learned:
@@ -182,16 +189,10 @@ if numba is not None:
         width = scal[3]
         d = int(scal[4])
         r0 = n * d_max
-        unit = np.empty((n, d))
+        unit, y_norm = _unit_rows(p, n, d, d_max)
         X = np.empty((n, d))
-        y_norm = np.empty(n)
         for i in range(n):
-            acc = 0.0
             for k in range(d):
-                acc += p[i * d_max + k] ** 2
-            y_norm[i] = max(math.sqrt(acc), 1e-300)
-            for k in range(d):
-                unit[i, k] = p[i * d_max + k] / y_norm[i]
                 X[i, k] = p[r0 + i] * unit[i, k]
         gX = np.zeros((n, d))
         gw = np.zeros(n)
