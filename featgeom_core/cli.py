@@ -46,16 +46,16 @@ def cmd_psm(args: argparse.Namespace) -> int:
         print(job_id)
         return _wait_and_report([job_id]) if args.wait else 0
     from featgeom_core.data import load_feature_set
-    from featgeom_core.feature_geometry import GeometryParams, feature_geometry
-    from featgeom_core.jobs.kinds import validate_geometry
     from featgeom_core.models import load_model
+    from featgeom_core.probing import feature_geometry
+    from featgeom_core.probing.jobs import FeatureGeometryJob
     from featgeom_core.store import Store
 
-    params = validate_geometry(params)
-    model = load_model(params["model"])
-    feature_set = load_feature_set(params["feature_set"], tokenizer=model.tokenizer)
+    checked = FeatureGeometryJob.parse(params)
+    model = load_model(checked.model)
+    feature_set = load_feature_set(checked.feature_set, tokenizer=model.tokenizer)
     progress = _stderr_progress() if not args.quiet else None
-    result = feature_geometry(model, feature_set, params["layers"], GeometryParams(hook=params["hook"], seed=params["seed"]), Store(), progress)
+    result = feature_geometry(model, feature_set, checked.layers, checked.geometry(), store=Store(), progress=progress)
     if progress is not None:
         print(file=sys.stderr)
     real, shuffled = result.mean_off_diagonal("cosine", "real"), result.mean_off_diagonal("cosine", "shuffled_labels")
@@ -78,6 +78,8 @@ def _stderr_progress():
 def cmd_jobs(args: argparse.Namespace) -> int:
     from featgeom_core import jobs
 
+    if args.action == "kinds":
+        return _print_kinds(args.json)
     if args.action == "list":
         now = time.time()
         rows = jobs.list_jobs()
@@ -122,7 +124,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     import yaml
 
     from featgeom_core import jobs
-    from featgeom_core.jobs.kinds import job_kind
+    from featgeom_core.jobs import job_kind
 
     try:
         spec = yaml.safe_load(Path(args.file).read_text())
@@ -135,6 +137,84 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for job_id in ids:
         print(job_id)
     return _wait_and_report(ids) if not args.no_wait else 0
+
+
+def _print_kinds(as_json: bool) -> int:
+    """Every registered job kind with its parameters, generated from the params models."""
+    from featgeom_core.jobs import job_kinds
+    from featgeom_core.params import schema_rows
+
+    kinds = job_kinds()
+    if as_json:
+        print(json.dumps({name: {"description": kind.description, "page": kind.page, "wants_gpu": kind.wants_gpu,
+                                 "params": kind.params.model_json_schema()} for name, kind in sorted(kinds.items())}, indent=2, default=str))
+        return 0
+    for name, kind in sorted(kinds.items()):
+        where = f"opens on {kind.page}" if kind.page else "no page"
+        print(f"{name}: {kind.description} ({where}{', GPU when available' if kind.wants_gpu else ''})")
+        for row in schema_rows(kind.params):
+            default = json.dumps(row["default"], default=str) if row["default"] != "(required)" else "(required)"
+            allowed = f" [{row['allowed']}]" if row["allowed"] else ""
+            print(f"  {row['name']:<20} {row['type']:<26} {default[:24]:<24} {row['description']}{allowed}")
+        print()
+    return 0
+
+
+def parse_assignments(pairs: Sequence[str]) -> dict[str, Any]:
+    """``key=value`` pairs as params: each value is read as YAML (numbers, lists, booleans, text);
+    ``key=@file`` reads the value from a JSON or YAML file (e.g. a PSM)."""
+    import yaml
+
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise FeatgeomError(f"parameters are key=value, got {pair!r}")
+        try:
+            if text.startswith("@"):
+                text = Path(text[1:]).read_text()
+            params[key.strip()] = yaml.safe_load(text) if text.strip() else ""
+        except OSError as exc:
+            raise FeatgeomError(f"cannot read the value of {key}: {exc}") from exc
+        except yaml.YAMLError as exc:
+            raise FeatgeomError(f"cannot parse the value of {key}: {exc}") from exc
+    return params
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from featgeom_core import jobs
+
+    kind = jobs.job_kind(args.kind)
+    params = kind.validate(parse_assignments(args.params))
+    if args.inline:
+        from featgeom_core.store import Store
+
+        entries = kind.execute(params, _stderr_progress() if not args.quiet else (lambda f, m: None))
+        if not args.quiet:
+            print(file=sys.stderr)
+        store = Store()
+        for key, arrays, meta in entries:
+            store.put(key, arrays, meta)
+        return _print_summary(kind.load_result(entries[0][1], entries[0][2]).summary(), entries[0][0], args.json)
+    job_id = jobs.submit(args.kind, params)
+    if not args.wait:
+        print(job_id)
+        return 0
+    record = jobs.wait(job_id, timeout_s=24 * 3600)
+    if record.status != "done":
+        print(f"featgeom: job {job_id} {record.status}: {record.error or record.message}", file=sys.stderr)
+        return 1
+    return _print_summary(jobs.load_result(job_id).summary(), job_id, args.json)
+
+
+def _print_summary(summary: dict[str, Any], reference: str, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps({"id": reference, "summary": summary}, default=str))
+    else:
+        print(reference)
+        for key, value in summary.items():
+            print(f"  {key}: {json.dumps(value, default=str)}")
+    return 0
 
 
 def _wait_and_report(ids: Sequence[str]) -> int:
@@ -165,10 +245,19 @@ def build_parser() -> argparse.ArgumentParser:
     psm.add_argument("--wait", action="store_true", help="with --job: wait for it")
     psm.add_argument("--quiet", action="store_true")
     psm.set_defaults(func=cmd_psm)
-    job = sub.add_parser("jobs", help="list jobs, or show, cancel or delete one")
-    job.add_argument("action", nargs="?", default="list", choices=["list", "status", "cancel", "delete"])
+    job = sub.add_parser("jobs", help="list jobs, show, cancel or delete one, or list the job kinds")
+    job.add_argument("action", nargs="?", default="list", choices=["list", "status", "cancel", "delete", "kinds"])
     job.add_argument("job_id", nargs="?")
+    job.add_argument("--json", action="store_true", help="with kinds: print each kind's JSON schema")
     job.set_defaults(func=cmd_jobs)
+    run = sub.add_parser("run", help="run any job kind: featgeom run KIND key=value ... (see `featgeom jobs kinds`)")
+    run.add_argument("kind")
+    run.add_argument("params", nargs="*", help="key=value (value read as YAML) or key=@file")
+    run.add_argument("--wait", action="store_true", help="wait for the job and print its result summary")
+    run.add_argument("--inline", action="store_true", help="run in this process instead of on the Dask backend (implies waiting)")
+    run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    run.set_defaults(func=cmd_run)
     sweep = sub.add_parser("sweep", help="run a YAML grid of analysis parameters as jobs")
     sweep.add_argument("file")
     sweep.add_argument("--no-wait", action="store_true", help="submit and return")

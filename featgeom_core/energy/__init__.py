@@ -1,21 +1,21 @@
-"""Energy minimisation of abstract features (thesis sections 3.3-3.7, 4.2-4.3), batched in torch."""
+"""Energy minimisation of abstract features (thesis sections 3.3-3.7 and 4.2-4.3), batched.
 
-from featgeom_core.energy.joint import (
-    JointConfig,
-    JointResult,
-    ReoptConfig,
-    ReoptResult,
-    joint_optimize,
-    reoptimize,
-    solve_joint,
-    solve_reopt,
-)
+Read top-down: ``kernels`` (3.3-3.4: pair kernels, weighted energy), ``reference`` (minimum-energy
+configurations), ``joint`` (3.5-3.7: joint optimisation with importance weights, re-optimisation
+under a norm penalty), ``sweep`` (4.2-4.3: hyper-parameter search and perturbation curves),
+``matching`` (Appendix A: permutation matching of PSMs). ``params`` declares the parameters,
+``jobs`` the job kinds; ``lbfgs`` and ``compiled`` are the two engines.
+"""
+
+from featgeom_core.energy.joint import JointResult, ReoptResult, joint_optimize, reoptimize, solve_joint, solve_reopt
 from featgeom_core.energy.kernels import KERNELS, energy
+from featgeom_core.energy.matching import match_permutation, psm_distance
+from featgeom_core.energy.params import JointConfig, ReoptConfig, SweepGrid
 from featgeom_core.energy.reference import MatchedReference, ReferenceResult, matched_reference, minimize_energy
-from featgeom_core.energy.sweep import SweepGrid, SweepResult, SweepTarget, best_configurations, curves_of_best, run_sweep
+from featgeom_core.energy.sweep import SweepResult, SweepTarget, best_configurations, curves_of_best, run_sweep
 
 __all__ = [
-    "KERNELS", "JointConfig", "JointResult", "MatchedReference", "ReferenceResult", "ReoptConfig", "ReoptResult", "SweepGrid", "SweepResult", "SweepTarget",
-    "best_configurations", "curves_of_best", "energy", "joint_optimize", "matched_reference", "minimize_energy", "reoptimize",
-    "run_sweep", "solve_joint", "solve_reopt",
+    "KERNELS", "JointConfig", "JointResult", "MatchedReference", "ReferenceResult", "ReoptConfig", "ReoptResult", "SweepGrid", "SweepResult",
+    "SweepTarget", "best_configurations", "curves_of_best", "energy", "joint_optimize", "match_permutation", "matched_reference",
+    "minimize_energy", "psm_distance", "reoptimize", "run_sweep", "solve_joint", "solve_reopt",
 ]

@@ -25,7 +25,7 @@ in Cartesian coordinates the line search stalls near the perturbed start).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Literal, Mapping, Sequence
 
 import numpy as np
@@ -33,59 +33,14 @@ import torch
 
 from featgeom_core.config import resolve_device
 from featgeom_core.energy import compiled
-from featgeom_core.energy.kernels import KERNELS, Kernel, kernel_index, pair_kernels, weighted_energy
+from featgeom_core.energy.kernels import KERNELS, kernel_index, pair_kernels, weighted_energy
 from featgeom_core.energy.lbfgs import LbfgsResult, Objective, batched_lbfgs
+from featgeom_core.energy.params import Engine, JointConfig, Kernel, ReoptConfig, Similarity, SolverSettings, Weights
 from featgeom_core.energy.reference import validate_sizes
 from featgeom_core.errors import InvalidParameter
 
-Similarity = Literal["cosine", "rbf"]
-Weights = Literal["learned", "uniform"]
-Engine = Literal["auto", "compiled", "torch"]
 DTYPE = torch.float64
 HUBER_WIDTH = 1e-4  # smoothing of |r - n| relative to n; moves the optimum radius negligibly
-
-
-@dataclass(frozen=True)
-class JointConfig:
-    """One configuration of the joint step (validated on construction)."""
-
-    dim: int
-    similarity: Similarity = "cosine"
-    kernel: Kernel = "riesz"
-    lambda_d: float = 100.0
-    s: float = 1.0
-    weights: Weights = "learned"
-    weight_ratio: float = 10.0
-    rbf_c: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.similarity not in ("cosine", "rbf"):
-            raise InvalidParameter(f"similarity must be 'cosine' or 'rbf', got {self.similarity!r}")
-        kernel_index(self.kernel)
-        if not self.lambda_d > 0:
-            raise InvalidParameter(f"lambda_d must be positive, got {self.lambda_d}")
-        if self.kernel == "riesz" and self.s == 0:
-            raise InvalidParameter("Riesz s = 0 is the -log kernel: use kernel='log'")
-        if self.weights not in ("learned", "uniform"):
-            raise InvalidParameter(f"weights must be 'learned' or 'uniform', got {self.weights!r}")
-        if not self.weight_ratio > 1:
-            raise InvalidParameter(f"weight_ratio (largest / smallest weight) must exceed 1, got {self.weight_ratio}")
-        if not self.rbf_c > 0:
-            raise InvalidParameter(f"rbf_c must be positive, got {self.rbf_c}")
-
-
-@dataclass(frozen=True)
-class ReoptConfig:
-    """One re-optimisation setting: norm penalty and perturbation scale sigma."""
-
-    lambda_x: float = 10.0
-    perturbation_scale: float = 0.01
-
-    def __post_init__(self) -> None:
-        if not self.lambda_x > 0:
-            raise InvalidParameter(f"lambda_x must be positive, got {self.lambda_x}")
-        if not self.perturbation_scale >= 0:
-            raise InvalidParameter(f"perturbation_scale must be >= 0, got {self.perturbation_scale}")
 
 
 @dataclass
@@ -112,7 +67,7 @@ class JointResult:
     def to_store(self) -> tuple[dict[str, np.ndarray], dict]:
         """(arrays, JSON metadata) for the result store; ``from_store`` inverts it."""
         arrays = {name: getattr(self, name) for name in ("target", "features", "weights", "psm", "objectives", "trace")}
-        meta = {"config": asdict(self.config), "error": self.error, "energy": self.energy, "objective": self.objective}
+        meta = {"config": self.config.model_dump(), "error": self.error, "energy": self.energy, "objective": self.objective}
         return arrays, meta
 
     @classmethod
@@ -243,14 +198,14 @@ class Problem:
     n: int
     d_max: int
 
-    def solve(self, engine: Engine, max_iter: int, tol_grad: float, tol_change: float) -> LbfgsResult:
+    def solve(self, solver: SolverSettings) -> LbfgsResult:
         """Minimise from ``p0`` on the chosen engine (same algorithm and stopping rules)."""
-        if not use_compiled(engine, self.p0.device):
-            return batched_lbfgs(self.objective, self.p0, max_iter=max_iter, tol_grad=tol_grad, tol_change=tol_change)
+        limits = {"max_iter": solver.max_iter, "tol_grad": solver.tol_grad, "tol_change": solver.tol_change}
+        if not use_compiled(solver.engine, self.p0.device):
+            return batched_lbfgs(self.objective, self.p0, **limits)
         a = self.arrays
         x, f, trace, iterations, converged = compiled.solve(
-            self.kind, self.p0.cpu().numpy(), a["scal"], a["T"], a["w"], a["norm_ref"], self.n, self.d_max,
-            max_iter=max_iter, tol_grad=tol_grad, tol_change=tol_change)
+            self.kind, self.p0.cpu().numpy(), a["scal"], a["T"], a["w"], a["norm_ref"], self.n, self.d_max, **limits)
         as_tensor = lambda v: torch.as_tensor(v, device=self.p0.device)  # noqa: E731
         return LbfgsResult(x=as_tensor(x), f=as_tensor(f), trace=as_tensor(trace), iterations=iterations, converged=as_tensor(converged))
 
@@ -287,18 +242,11 @@ def joint_problem(
 
 
 def solve_joint(
-    targets: Sequence[np.ndarray],
-    jobs: Sequence[tuple[int, JointConfig]],
-    restarts: int = 16,
-    seed: int = 0,
-    device: str = "auto",
-    max_iter: int = 1000,
-    tol_grad: float = 1e-10,
-    tol_change: float = 1e-13,
-    engine: Engine = "auto",
+    targets: Sequence[np.ndarray], jobs: Sequence[tuple[int, JointConfig]], restarts: int = 16, seed: int = 0,
+    solver: SolverSettings = SolverSettings(),
 ) -> list[JointResult]:
-    """Every (target index, config) pair x ``restarts`` as one batched L-BFGS problem
-    (tolerances as in ``batched_lbfgs``; sweeps pass looser ones). ``engine``: see ``use_compiled``."""
+    """Every (target index, config) pair x ``restarts`` as one batched L-BFGS problem (sweeps pass
+    looser tolerances; the engine is chosen by ``use_compiled``). Targets: (N, N) each."""
     checked = [check_target(t) for t in targets]
     n = checked[0].shape[0]
     if any(t.shape[0] != n for t in checked):
@@ -307,8 +255,8 @@ def solve_joint(
         validate_sizes(n, config.dim)
     if restarts < 1:
         raise InvalidParameter(f"restarts must be at least 1, got {restarts}")
-    problem, batch = joint_problem(checked, jobs, restarts, seed, resolve_device(device))
-    solved = problem.solve(engine, max_iter, tol_grad, tol_change)
+    problem, batch = joint_problem(checked, jobs, restarts, seed, resolve_device(solver.device))
+    solved = problem.solve(solver)
     with torch.no_grad():
         X, w = batch.joint_parts(solved.x)
         S = similarity_matrix(X, batch.is_cosine, batch.rbf_c)
@@ -345,7 +293,7 @@ def joint_optimize(
 ) -> JointResult:
     """Fit N abstract features in R^dim (and importance weights) to a target PSM (N, N)."""
     config = JointConfig(dim=dim, similarity=similarity, kernel=kernel, lambda_d=lambda_d, s=s, weights=weights, weight_ratio=weight_ratio, rbf_c=rbf_c)
-    return solve_joint([target_psm], [(0, config)], restarts, seed, device, engine=engine)[0]
+    return solve_joint([target_psm], [(0, config)], restarts, seed, SolverSettings(device=device, engine=engine))[0]
 
 
 def reopt_problem(jobs: Sequence[tuple[JointResult, ReoptConfig]], seed: int, device: torch.device) -> tuple[Problem, _Batch, torch.Tensor, torch.Tensor]:
@@ -381,20 +329,12 @@ def reopt_problem(jobs: Sequence[tuple[JointResult, ReoptConfig]], seed: int, de
     return Problem("reopt", objective, p0, arrays, n, d_max), batch, start, w
 
 
-def solve_reopt(
-    jobs: Sequence[tuple[JointResult, ReoptConfig]],
-    seed: int = 0,
-    device: str = "auto",
-    max_iter: int = 1000,
-    tol_grad: float = 1e-10,
-    tol_change: float = 1e-13,
-    engine: Engine = "auto",
-) -> list[ReoptResult]:
+def solve_reopt(jobs: Sequence[tuple[JointResult, ReoptConfig]], seed: int = 0, solver: SolverSettings = SolverSettings()) -> list[ReoptResult]:
     """Re-optimise every (joint result, setting) pair as one batched problem."""
     if not jobs:
         return []
-    problem, batch, start, w = reopt_problem(jobs, seed, resolve_device(device))
-    solved = problem.solve(engine, max_iter, tol_grad, tol_change)
+    problem, batch, start, w = reopt_problem(jobs, seed, resolve_device(solver.device))
+    solved = problem.solve(solver)
     with torch.no_grad():
         X = batch.polar_features(solved.x)
         S = similarity_matrix(X, batch.is_cosine, batch.rbf_c)
@@ -417,4 +357,5 @@ def reoptimize(
     engine: Engine = "auto",
 ) -> ReoptResult:
     """Weights frozen; perturb the joint features by sigma * n_i noise and minimise E + lambda_x sum |n - n_i|."""
-    return solve_reopt([(joint_result, ReoptConfig(lambda_x, perturbation_scale))], seed, device, engine=engine)[0]
+    setting = ReoptConfig(lambda_x=lambda_x, perturbation_scale=perturbation_scale)
+    return solve_reopt([(joint_result, setting)], seed, SolverSettings(device=device, engine=engine))[0]

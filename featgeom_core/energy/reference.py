@@ -84,7 +84,7 @@ def matched_reference(
 ) -> MatchedReference:
     """The kernel's minimum-energy configuration for the target's N and ``dim``, its features
     permuted (``match_permutation``, FAQ) to sit beside the target feature by feature."""
-    from featgeom_core.geometry.matching import match_permutation
+    from featgeom_core.energy.matching import match_permutation
 
     target = np.asarray(target, dtype=np.float64)
     reference = minimize_energy(target.shape[0], dim, kernel, s=s, restarts=restarts, seed=seed, device=device)

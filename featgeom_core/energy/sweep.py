@@ -7,40 +7,15 @@ another.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from featgeom_core.energy.joint import Engine, JointConfig, JointResult, ReoptConfig, solve_joint, solve_reopt
-from featgeom_core.errors import InvalidParameter
+from featgeom_core.energy.joint import JointResult, solve_joint, solve_reopt
+from featgeom_core.energy.params import SWEEP_SOLVER, SolverSettings, SweepGrid
 
 Progress = Callable[[float, str], None]
-
-
-@dataclass(frozen=True)
-class SweepGrid:
-    """The grid of the hyper-parameter search."""
-
-    kernels: tuple[str, ...] = ("exp", "log", "riesz")
-    similarities: tuple[str, ...] = ("cosine", "rbf")
-    dims: tuple[int, ...] = (2, 3, 4, 5)
-    lambda_d: tuple[float, ...] = (10.0, 100.0, 1000.0)
-    lambda_x: tuple[float, ...] = (1.0, 10.0, 100.0)
-    sigmas: tuple[float, ...] = (0.01, 0.1)
-    weights: str = "learned"
-    s: float = 1.0
-
-    def joint_configs(self, n_features: int) -> list[JointConfig]:
-        """Every joint configuration whose dim is below N."""
-        dims = [d for d in self.dims if d < n_features]
-        if not dims:
-            raise InvalidParameter(f"no dim in {self.dims} is below N = {n_features}")
-        return [
-            JointConfig(dim=d, similarity=sim, kernel=k, lambda_d=ld, s=self.s, weights=self.weights)  # type: ignore[arg-type]
-            for k, sim, d, ld in itertools.product(self.kernels, self.similarities, dims, self.lambda_d)
-        ]
 
 
 @dataclass(frozen=True)
@@ -75,21 +50,15 @@ def run_sweep(
     restarts: int = 8,
     repeats: int = 3,
     seed: int = 0,
-    device: str = "auto",
     progress: Progress | None = None,
-    max_iter: int = 300,
-    tol_grad: float = 1e-8,
-    tol_change: float = 1e-11,
-    engine: Engine = "auto",
+    solver: SolverSettings = SWEEP_SOLVER,
 ) -> SweepResult:
     """The grid for every target (e.g. the real PSM and its permuted control at several layers).
 
     Each row: target, layer, kernel, similarity, dim, lambda_d, lambda_x, sigma, joint_error,
     joint_objective, distance (mean over ``repeats`` noise draws), distance_std and fit (index
     into ``joints``). Targets with the same N are solved together (one joint and one
-    re-optimisation problem per N). ``max_iter`` and the (looser than single-fit) tolerances
-    trade the last digits for time: on the benchmark grid the median final objective is within
-    1e-8 relative of a 3000-iteration, machine-precision run.
+    re-optimisation problem per N). ``solver`` defaults to ``SWEEP_SOLVER``'s looser tolerances.
     """
     report = progress or (lambda f, m: None)
     by_size: dict[int, list[SweepTarget]] = {}
@@ -108,15 +77,16 @@ def run_sweep(
                 jobs.append((len(matrices) - 1, config))
                 owners.append(target)
         share(0.05, f"joint optimisation of {len(jobs)} configurations x {restarts} restarts (N = {n})")
-        fits = solve_joint(matrices, jobs, restarts=restarts, seed=seed, device=device, max_iter=max_iter, tol_grad=tol_grad, tol_change=tol_change, engine=engine)
-        settings = list(itertools.product(grid.lambda_x, grid.sigmas))
-        reopt_jobs = [(joint, ReoptConfig(lx, sigma)) for joint in fits for lx, sigma in settings for _ in range(repeats)]
+        fits = solve_joint(matrices, jobs, restarts=restarts, seed=seed, solver=solver)
+        settings = grid.reopt_settings()
+        reopt_jobs = [(joint, setting) for joint in fits for setting in settings for _ in range(repeats)]
         share(0.6, f"re-optimisation of {len(reopt_jobs)} perturbed configurations (N = {n})")
-        reopts = solve_reopt(reopt_jobs, seed=seed + 1, device=device, max_iter=max_iter, tol_grad=tol_grad, tol_change=tol_change, engine=engine)
+        reopts = solve_reopt(reopt_jobs, seed=seed + 1, solver=solver)
         per_joint = len(settings) * repeats
         for j, (joint, target) in enumerate(zip(fits, owners)):
             block = reopts[j * per_joint : (j + 1) * per_joint]
-            for k, (lx, sigma) in enumerate(settings):
+            for k, setting in enumerate(settings):
+                lx, sigma = setting.lambda_x, setting.perturbation_scale
                 distances = np.asarray([r.distance for r in block[k * repeats : (k + 1) * repeats]])
                 c = joint.config
                 rows.append({

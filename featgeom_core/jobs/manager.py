@@ -15,7 +15,7 @@ from typing import Any, Mapping
 from featgeom_core.errors import FeatgeomError
 from featgeom_core.jobs import records
 from featgeom_core.jobs.backend import get_client
-from featgeom_core.jobs.kinds import job_kind
+from featgeom_core.jobs.protocol import job_kind
 from featgeom_core.jobs.records import ACTIVE, JobRecord
 from featgeom_core.jobs.task import JobCancelled, cancel_event_name, progress_topic, run_task
 from featgeom_core.store import Store, canonical_json
@@ -58,7 +58,7 @@ def submit(kind: str, params: Mapping[str, Any], store: Store | None = None) -> 
         resources = {"GPU": 1} if spec.wants_gpu and _cluster_has_gpus(client) else None
         client.subscribe_topic(progress_topic(job_id), lambda event: _on_progress(job_id, event, store))
         future = client.submit(
-            run_task, kind, normalised, job_id,
+            run_task, kind, spec.module, normalised, job_id,
             key=f"featgeom-{kind}-{job_id}-{uuid.uuid4().hex[:8]}", pure=False, resources=resources,
         )
     except Exception as exc:
@@ -200,6 +200,12 @@ def result(job_id: str, store: Store | None = None):
     if stored is None:
         raise FeatgeomError(f"job {job_id}'s result is no longer in the store at {store.root}")
     return stored
+
+
+def load_result(job_id: str, store: Store | None = None) -> Any:
+    """The job's primary result as its kind's result type (e.g. an EnergyFitResult)."""
+    stored = result(job_id, store)
+    return job_kind(status(job_id, store).kind).load_result(stored.arrays, stored.meta)
 
 
 def list_jobs(store: Store | None = None) -> list[JobRecord]:

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from featgeom_core.errors import FeatgeomError
-from featgeom_core.jobs.kinds import StoreEntry, job_kind
+from featgeom_core.jobs.protocol import StoreEntry, job_kind
 
 
 class JobCancelled(FeatgeomError):
@@ -23,8 +23,9 @@ def cancel_event_name(job_id: str) -> str:
     return f"featgeom-cancel-{job_id}"
 
 
-def run_task(kind: str, params: dict[str, Any], job_id: str, min_interval_s: float = 0.2) -> list[StoreEntry]:
-    """Run one job on a worker: log progress to the scheduler, stop when cancelled."""
+def run_task(kind: str, module: str, params: dict[str, Any], job_id: str, min_interval_s: float = 0.2) -> list[StoreEntry]:
+    """Run one job on a worker: log progress to the scheduler, stop when cancelled. ``module``
+    registers the kind (imported here when this worker does not know the kind yet)."""
     from distributed import Event, get_worker
 
     worker = get_worker()
@@ -42,4 +43,4 @@ def run_task(kind: str, params: dict[str, Any], job_id: str, min_interval_s: flo
             raise JobCancelled(f"job {job_id} was cancelled")
         worker.log_event(topic, {"progress": float(min(max(fraction, 0.0), 1.0)), "message": message})
 
-    return job_kind(kind).run(params, report)
+    return job_kind(kind, module).execute(params, report)

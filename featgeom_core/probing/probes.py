@@ -12,33 +12,29 @@ The problems are independent, so minimising their sum with L-BFGS solves all of 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Mapping
+from typing import Annotated, Mapping
 
 import numpy as np
 import torch
+from pydantic import Field
 
 from featgeom_core.config import resolve_device
 from featgeom_core.data.feature_set import FeatureSet
 from featgeom_core.errors import InvalidParameter
+from featgeom_core.params import Params
+
+InverseRegularisation = Annotated[float, Field(gt=0, le=1e6, description="C, the inverse L2 strength of the probes (scikit-learn's C; the thesis uses 1)")]
+Seed = Annotated[int, Field(ge=0, le=2**31 - 1, description="random seed (non-negative integer)")]
 
 
-@dataclass(frozen=True)
-class ProbeParams:
-    """Probe hyper-parameters (validated on construction)."""
+class ProbeParams(Params):
+    """Probe hyper-parameters (the thesis's settings by default)."""
 
-    C: float = 1.0
-    train_fraction: float = 0.7
-    seed: int = 0
-    max_iter: int = 500
-    tolerance: float = 1e-5
-
-    def __post_init__(self) -> None:
-        if not self.C > 0:
-            raise InvalidParameter(f"C must be positive, got {self.C}")
-        if not 0 < self.train_fraction < 1:
-            raise InvalidParameter(f"train_fraction must be in (0, 1), got {self.train_fraction}")
-        if self.max_iter < 1:
-            raise InvalidParameter(f"max_iter must be at least 1, got {self.max_iter}")
+    C: InverseRegularisation = 1.0
+    train_fraction: float = Field(0.7, gt=0, lt=1, description="fraction of texts in the training split (the rest is held out)")
+    seed: Seed = 0
+    max_iter: int = Field(500, ge=1, le=100_000, description="L-BFGS iterations at most")
+    tolerance: float = Field(1e-5, gt=0, description="L-BFGS gradient tolerance")
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
 from featgeom_core.errors import InvalidParameter
+from featgeom_core.params import Params
 
 SimilarityKind = Literal["cosine", "rbf"]
 
@@ -58,6 +60,12 @@ class DedupResult:
 
     kept: list[int]
     dropped: list[tuple[int, int, float]]
+
+
+class DedupParams(Params):
+    """De-duplication of probe directions (thesis 3.2)."""
+
+    threshold: float = Field(0.9, ge=0.5, le=0.999, description="cosine above which a feature duplicates an earlier kept one")
 
 
 def dedup(similarity: np.ndarray, threshold: float) -> DedupResult:

@@ -1,4 +1,5 @@
-"""The main path: activations -> probes (real and shuffled-label) -> PSMs with controls, cached.
+"""The thesis's main path (sections 3.1-3.2): activations -> probes (real and shuffled-label) ->
+PSMs with controls, cached.
 
 Probe results are cached per layer, so adding a layer trains only that layer; PSMs and
 de-duplication are cheap and computed on demand from the cached directions.
@@ -8,17 +9,19 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from pydantic import Field
+
 from featgeom_core.activations import Hook, extract
 from featgeom_core.data.feature_set import FeatureSet
-from featgeom_core.errors import InvalidParameter
-from featgeom_core.geometry import dedup, permuted_control, psm, psm_departure
 from featgeom_core.models import LoadedModel
-from featgeom_core.probes import ProbeParams, shuffled_label_control, train_probes
+from featgeom_core.params import Params
+from featgeom_core.probing.probes import InverseRegularisation, ProbeParams, Seed, shuffled_label_control, train_probes
+from featgeom_core.probing.similarity import dedup, permuted_control, psm, psm_departure
 from featgeom_core.store import Store, result_key
 
 Progress = Callable[[float, str], None]
@@ -26,21 +29,19 @@ CONTROLS = ("real", "permuted", "shuffled_labels")
 KINDS = ("cosine", "rbf")
 
 
-@dataclass(frozen=True)
-class GeometryParams:
+HookField = Annotated[Hook, Field(description="where activations are read: mlp_post (blocks.l.mlp.hook_post) or resid_post (blocks.l.hook_resid_post)")]
+LabelSeed = Annotated[int, Field(ge=0, le=2**31 - 1, description="seed of the label shuffle behind the shuffled-label control probes")]
+
+
+class GeometryParams(Params):
     """Everything that shapes a geometry view besides the model, the feature set and the layers."""
 
-    hook: Hook = "mlp_post"
-    C: float = 1.0
-    seed: int = 0
-    rbf_c: float = 200.0
-    permutation_seed: int = 0
-    label_seed: int = 1
-
-    def __post_init__(self) -> None:
-        ProbeParams(C=self.C, seed=self.seed)  # validates C
-        if not self.rbf_c > 0:
-            raise InvalidParameter(f"rbf_c must be positive, got {self.rbf_c}")
+    hook: HookField = "mlp_post"
+    C: InverseRegularisation = 1.0
+    seed: Seed = 0
+    rbf_c: float = Field(200.0, gt=0, description="RBF width c in exp(-|x_i - x_j|^2 / c), in squared activation units")
+    permutation_seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of the permuted control (plus the layer index)")
+    label_seed: LabelSeed = 1
 
 
 @dataclass
@@ -83,9 +84,16 @@ class GeometryResult:
         results = [dedup(self.psms[(kind, "real")][i], threshold) for i in range(len(self.layers))]
         return [r.kept for r in results], [r.dropped for r in results]
 
+    def psms_at(self, layer: int, kept: Sequence[int] | None = None, controls: Sequence[str] = ("real", "permuted")) -> dict[str, dict[str, np.ndarray]]:
+        """One layer's PSMs restricted to the ``kept`` features (e.g. after de-duplication):
+        {control: {"cosine" | "rbf": (N, N)}}; the energy pages' targets."""
+        i = self.layers.index(layer)
+        keep = list(range(len(self.feature_names))) if kept is None else list(kept)
+        return {control: {kind: self.psms[(kind, control)][i][np.ix_(keep, keep)] for kind in KINDS} for control in controls}
+
     def settings(self) -> dict[str, Any]:
         """The JSON-able settings that reproduce this result."""
-        return {"model": self.model, "feature_set": self.feature_set, "layers": list(self.layers), **asdict(self.params)}
+        return {"model": self.model, "feature_set": self.feature_set, "layers": list(self.layers), **self.params.model_dump()}
 
     def psm_csv(self) -> str:
         """All PSMs in long form: layer, similarity, control, feature_i, feature_j, value."""
@@ -125,26 +133,19 @@ def probe_key(model: LoadedModel, feature_set: FeatureSet, layer: int, params: G
 
 
 def train_layer_probes(
-    model: LoadedModel,
-    feature_set: FeatureSet,
-    layers: Sequence[int],
-    params: GeometryParams = GeometryParams(),
-    store: Store | None = None,
+    activations: Mapping[int, np.ndarray], feature_set: FeatureSet, params: GeometryParams = GeometryParams(), device: str = "auto",
     progress: Progress | None = None,
-    device: str = "auto",
 ) -> dict[int, dict[str, np.ndarray]]:
-    """Real and shuffled-label probes for ``layers``, trained as one batched problem each.
+    """Real and shuffled-label probes on activations {layer: (n, d)}, one batched problem each.
 
     Returns {layer: arrays} with ``directions`` (F, d), ``bias``, ``test_accuracy``,
     ``test_balanced_accuracy``, ``shuffled_directions`` and ``shuffled_test_accuracy``.
-    ``store`` (optional) caches the activations; the caller decides where the probes go.
     """
     report = progress or (lambda fraction, message: None)
     probe_params = ProbeParams(C=params.C, seed=params.seed)
-    activations = extract(model, feature_set, layers, params.hook, store=store, progress=lambda f, m: report(0.7 * f, m))
-    report(0.7, f"training {len(layers) * feature_set.n_features} probes")
+    report(0.0, f"training {len(activations) * feature_set.n_features} probes")
     real = train_probes(activations, feature_set, probe_params, device)
-    report(0.85, "training shuffled-label control probes")
+    report(0.5, "training shuffled-label control probes")
     shuffled = shuffled_label_control(activations, feature_set, probe_params, params.label_seed, device)
     return {
         layer: {
@@ -165,15 +166,11 @@ def cached_layers(model: LoadedModel, feature_set: FeatureSet, layers: Sequence[
 
 
 def feature_geometry(
-    model: LoadedModel,
-    feature_set: FeatureSet,
-    layers: Sequence[int],
-    params: GeometryParams = GeometryParams(),
-    store: Store | None = None,
-    progress: Progress | None = None,
-    device: str = "auto",
+    model: LoadedModel, feature_set: FeatureSet, layers: Sequence[int], params: GeometryParams = GeometryParams(), *,
+    store: Store | None = None, progress: Progress | None = None, device: str = "auto",
 ) -> GeometryResult:
-    """Probe every feature at every layer (and on shuffled labels), then build all PSMs."""
+    """Probe every feature at every layer (and on shuffled labels), then build all PSMs. ``store``
+    caches the activations and the per-layer probes."""
     layers = tuple(sorted(set(int(layer) for layer in layers)))
     report = progress or (lambda fraction, message: None)
     keys = {layer: probe_key(model, feature_set, layer, params) for layer in layers}
@@ -186,7 +183,8 @@ def feature_geometry(
     from_cache = tuple(per_layer)
     missing = [layer for layer in layers if layer not in per_layer]
     if missing:
-        computed = train_layer_probes(model, feature_set, missing, params, store, report, device)
+        activations = extract(model, feature_set, missing, params.hook, store=store, progress=lambda f, m: report(0.7 * f, m))
+        computed = train_layer_probes(activations, feature_set, params, device, lambda f, m: report(0.7 + 0.25 * f, m))
         for layer, arrays in computed.items():
             if store is not None:
                 store.put(keys[layer], arrays, {"model": model.name, "feature_set": feature_set.name, "layer": layer})
@@ -234,12 +232,3 @@ def assemble_geometry(
     )
 
 
-def energy_targets(result: GeometryResult, layer: int, kept: Sequence[int] | None = None) -> dict[str, dict[str, np.ndarray]]:
-    """Target PSMs for the energy engine at one layer: {"real" | "permuted": {"cosine" | "rbf": (N, N)}},
-    restricted to the ``kept`` features (e.g. after de-duplication)."""
-    i = result.layers.index(layer)
-    keep = list(range(len(result.feature_names))) if kept is None else list(kept)
-    return {
-        control: {kind: result.psms[(kind, control)][i][np.ix_(keep, keep)] for kind in KINDS}
-        for control in ("real", "permuted")
-    }
