@@ -9,9 +9,11 @@ import numpy as np
 import streamlit as st
 
 from featgeom_core import jobs
-from featgeom_core.energy import KERNELS, JointResult, reoptimize
+from featgeom_core.energy import ReoptConfig, reoptimize
+from featgeom_core.energy.jobs import EnergyFitJob, EnergyFitResult
+from ui import params as widgets
 from ui.errors import render_safely
-from ui.jobs import follow
+from ui.jobs import follow, job_from_url
 from ui.plots import feature_scatter, objective_trace, psm_heatmap, weights_bar
 from ui.state import require_selection
 from ui.targets import choose_target
@@ -23,67 +25,78 @@ NORM_NOTE = {
 }
 
 
-def render() -> None:
-    selection = require_selection()
-    st.title("Energy minimisation")
-    target = choose_target(selection)
-    if target is None:
-        return
-    n = len(target.names)
-    st.caption(f"Target: {target.label} · {n} features")
-
+def fit_settings(n: int) -> dict:
+    """The joint configuration from the page's widgets (bounds and help from ``EnergyFitJob``)."""
     c1, c2, c3, c4 = st.columns(4)
-    kernel = c1.selectbox("Kernel", KERNELS, index=2, key="energy_kernel", help="exp: exp(cos); log: −log‖xᵢ−xⱼ‖; riesz: sgn(s)‖xᵢ−xⱼ‖^(−s)")
-    similarity = c2.selectbox("Similarity", ["cosine", "rbf"], key="energy_similarity")
-    dim = c3.number_input("dim", 1, n - 1, min(3, n - 1), key="energy_dim")
-    lambda_d = c4.number_input("λ_d", 0.001, 1e6, 100.0, format="%g", key="energy_lambda_d")
+    kernel = widgets.selectbox(EnergyFitJob, "kernel", "Kernel", "energy_kernel", container=c1)
+    similarity = widgets.selectbox(EnergyFitJob, "similarity", "Similarity", "energy_similarity", container=c2)
+    dim = widgets.number_input(EnergyFitJob, "dim", "dim", "energy_dim", container=c3, max_value=n - 1, default=min(3, n - 1))
+    lambda_d = widgets.number_input(EnergyFitJob, "lambda_d", "λ_d", "energy_lambda_d", container=c4)
     c5, c6, c7, c8 = st.columns(4)
-    weights = c5.selectbox("Weights", ["learned", "uniform"], key="energy_weights")
-    ratio = c6.number_input("max weight ratio", 1.01, 1e4, 10.0, format="%g", key="energy_ratio", help="Learned weights stay positive with largest/smallest ≤ this bound")
-    s = c7.number_input("Riesz s", -5.0, 10.0, 1.0, key="energy_s", disabled=kernel != "riesz")
-    restarts = c8.number_input("restarts", 1, 512, 16, key="energy_restarts")
+    weights = widgets.selectbox(EnergyFitJob, "weights", "Weights", "energy_weights", container=c5)
+    ratio = widgets.number_input(EnergyFitJob, "weight_ratio", "max weight ratio", "energy_ratio", container=c6)
+    s = widgets.number_input(EnergyFitJob, "s", "Riesz s", "energy_s", container=c7, disabled=kernel != "riesz")
+    restarts = widgets.number_input(EnergyFitJob, "restarts", "restarts", "energy_restarts", container=c8)
     st.caption(NORM_NOTE[similarity])
+    return {"dim": int(dim), "similarity": similarity, "kernel": kernel, "lambda_d": float(lambda_d), "s": float(s) if kernel == "riesz" else 1.0,
+            "weights": weights, "weight_ratio": float(ratio), "restarts": int(restarts)}
 
-    T = target.targets["real"][similarity]
-    riesz_s = float(s) if kernel == "riesz" else 1.0
-    params = {"target": T.tolist(), "features": target.names, "dim": int(dim), "similarity": similarity, "kernel": kernel,
-              "lambda_d": float(lambda_d), "s": riesz_s, "weights": weights, "weight_ratio": float(ratio), "restarts": int(restarts),
-              "label": target.label}
-    job_id = jobs.submit("energy.fit", params)  # content-addressed: a fit already made comes straight from the store
-    if not follow(job_id):
-        return
-    stored = jobs.result(job_id)
-    joint = JointResult.from_store(stored.arrays, stored.meta)
 
+def show_fit(job_id: str, fit: EnergyFitResult, params: dict) -> None:
+    """The target, the abstract and the reference PSMs, the features, weights, trace, and re-optimisation."""
+    joint = fit.joint
+    names = fit.feature_names or [str(i) for i in range(len(joint.target))]
+    similarity, kernel, dim = joint.config.similarity, joint.config.kernel, joint.config.dim
     left, middle, right = st.columns(3)
-    left.plotly_chart(psm_heatmap(T, target.names, f"target ({similarity})", similarity), key="energy_target")
-    middle.plotly_chart(psm_heatmap(joint.psm, target.names, f"abstract · error per pair {joint.error:.2e}", similarity), key="energy_abstract")
-    right.plotly_chart(psm_heatmap(stored.arrays["reference_psm"], target.names,
-                                   f"reference {kernel} minimum (N={n}, dim={int(dim)}) · matched, {stored.meta['reference_distance']:.2e}", "cosine"),
-                       key="energy_reference")
+    left.plotly_chart(psm_heatmap(joint.target, names, f"target ({similarity})", similarity), key="energy_target")
+    middle.plotly_chart(psm_heatmap(joint.psm, names, f"abstract · error per pair {joint.error:.2e}", similarity), key="energy_abstract")
+    right.plotly_chart(psm_heatmap(fit.reference_psm, names, f"reference {kernel} minimum (N={len(names)}, dim={dim}) · matched, "
+                                   f"{fit.reference_distance:.2e}", "cosine"), key="energy_reference")
 
     a, b = st.columns([2, 1])
-    a.plotly_chart(feature_scatter(joint.features, target.names, f"abstract features in R^{int(dim)}"), key="energy_scatter")
-    b.plotly_chart(weights_bar(target.names, joint.weights), key="energy_weights_bar")
+    a.plotly_chart(feature_scatter(joint.features, names, f"abstract features in R^{dim}"), key="energy_scatter")
+    b.plotly_chart(weights_bar(names, joint.weights), key="energy_weights_bar")
     b.plotly_chart(objective_trace(joint.trace), key="energy_trace")
     st.caption(f"job {job_id} · energy {joint.energy:.6g} · objective {joint.objective:.6g} · best of {len(joint.objectives)} restarts "
                f"(spread {np.ptp(joint.objectives):.3g})")
 
     st.subheader("Re-optimisation")
     r1, r2 = st.columns(2)
-    lambda_x = r1.number_input("λ_x", 0.001, 1e6, 10.0, format="%g", key="energy_lambda_x")
-    sigma = r2.number_input("perturbation scale σ", 0.0, 10.0, 0.01, format="%g", key="energy_sigma")
+    lambda_x = widgets.number_input(ReoptConfig, "lambda_x", "λ_x", "energy_lambda_x", container=r1)
+    sigma = widgets.number_input(ReoptConfig, "perturbation_scale", "perturbation scale σ", "energy_sigma", container=r2)
     again = reoptimize(joint, float(lambda_x), float(sigma))
-    st.plotly_chart(psm_heatmap(again.psm, target.names, f"after re-optimisation · distance to target {again.distance:.2e}", similarity), key="energy_reopt")
+    st.plotly_chart(psm_heatmap(again.psm, names, f"after re-optimisation · distance to target {again.distance:.2e}", similarity), key="energy_reopt")
 
-    summary = {"target": target.label, "features": target.names, "kernel": kernel, "similarity": similarity, "dim": int(dim), "lambda_d": float(lambda_d),
-               "weights_mode": weights, "error": joint.error, "energy": joint.energy, "weights": joint.weights.tolist(),
+    summary = {**params, "target": fit.label, "features": names, "error": joint.error, "energy": joint.energy, "weights": joint.weights.tolist(),
                "lambda_x": float(lambda_x), "sigma": float(sigma), "reopt_distance": again.distance}
     buffer = io.BytesIO()
-    np.savez(buffer, features=joint.features, weights=joint.weights, psm=joint.psm, target=T, reoptimised=again.features)
+    np.savez(buffer, features=joint.features, weights=joint.weights, psm=joint.psm, target=joint.target, reoptimised=again.features)
     d1, d2 = st.columns(2)
     d1.download_button("Abstract features (NPZ)", buffer.getvalue(), "energy_fit.npz")
-    d2.download_button("Summary (JSON)", json.dumps(summary, indent=2), "energy_fit.json", "application/json")
+    d2.download_button("Summary (JSON)", json.dumps(summary, indent=2, default=str), "energy_fit.json", "application/json")
+
+
+def render() -> None:
+    selection = require_selection()
+    st.title("Energy minimisation")
+    opened = job_from_url("energy.fit")
+    if opened is not None:  # a stored fit, opened from the Jobs page or a shared link
+        record = jobs.status(opened)
+        st.caption(f"Stored fit · {record.params.get('label', '')} · {len(record.params['target'])} features")
+        if follow(opened):
+            show_fit(opened, jobs.load_result(opened), {k: v for k, v in record.params.items() if k != "target"})
+        return
+    target = choose_target(selection)
+    if target is None:
+        return
+    n = len(target.names)
+    st.caption(f"Target: {target.label} · {n} features")
+    settings = fit_settings(n)
+    T = target.targets["real"][settings["similarity"]]
+    params = {"target": T.tolist(), "features": target.names, **settings, "label": target.label}
+    job_id = jobs.submit("energy.fit", params)  # content-addressed: a fit already made comes straight from the store
+    if follow(job_id):
+        show_fit(job_id, jobs.load_result(job_id), {k: v for k, v in params.items() if k != "target"})
 
 
 render_safely(render)

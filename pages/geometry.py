@@ -8,8 +8,9 @@ import pandas as pd
 import streamlit as st
 
 from featgeom_core import jobs
-from featgeom_core.feature_geometry import CONTROLS, KINDS, GeometryParams, GeometryResult, cached_layers, feature_geometry
+from featgeom_core.probing import CONTROLS, KINDS, DedupParams, GeometryParams, GeometryResult, cached_layers, feature_geometry
 from ui.errors import render_safely
+from ui.params import help_text, slider
 from ui.plots import psm_heatmap
 from ui.resources import cached_store
 from ui.state import require_selection, set_query
@@ -22,14 +23,13 @@ def _dedup_controls() -> float | None:
         st.session_state["dedup"] = st.session_state.pop("_url_dedup") == "1"
     if "_url_threshold" in st.session_state:
         try:
-            st.session_state["threshold"] = min(max(float(st.session_state.pop("_url_threshold")), 0.5), 0.999)
+            st.session_state["threshold"] = float(st.session_state.pop("_url_threshold"))
         except ValueError:
             pass
     st.session_state.setdefault("dedup", False)
-    st.session_state.setdefault("threshold", 0.9)
     left, right = st.columns([1, 3])
-    enabled = left.toggle("De-duplicate", key="dedup", help="Drop a feature whose cosine with an earlier kept one exceeds the threshold")
-    threshold = right.slider("Cosine threshold", 0.5, 0.999, key="threshold", disabled=not enabled)
+    enabled = left.toggle("De-duplicate", key="dedup", help=help_text(DedupParams, "threshold"))
+    threshold = slider(DedupParams, "threshold", "Cosine threshold", "threshold", container=right, disabled=not enabled)
     set_query(dedup="1" if enabled else "0", threshold=f"{threshold:g}")
     return threshold if enabled else None
 

@@ -12,6 +12,7 @@ from featgeom_core import jobs
 from featgeom_core.errors import FeatgeomError
 from featgeom_core.jobs.records import ACTIVE
 from ui.errors import render_safely
+from ui.jobs import open_result_link
 from ui.state import require_selection
 
 STATUSES = ["queued", "running", "done", "failed", "cancelled", "interrupted"]
@@ -37,18 +38,18 @@ def _short(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _result_link(record: jobs.JobRecord) -> None:
-    kind = jobs.JOB_KINDS.get(record.kind)
-    if record.status != "done" or kind is None:
+def _result_summary(record: jobs.JobRecord) -> None:
+    """A finished job's result summary (from its kind's result type) and a link to its page."""
+    if record.status != "done":
         return
-    p = record.params
-    if kind.page == "geometry":
-        st.page_link(
-            "pages/geometry.py", label="Open the result", icon=":material/scatter_plot:",
-            query_params={"model": p["model"], "features": p["feature_set"], "layers": ",".join(map(str, p["layers"])), "hook": p["hook"]},
-        )
-    elif kind.page == "perturbation":
-        st.page_link("pages/perturbation.py", label="Open the sweep", icon=":material/show_chart:", query_params={"job": record.job_id})
+    open_result_link(record)
+    try:
+        summary = jobs.load_result(record.job_id).summary()
+    except FeatgeomError as exc:
+        st.caption(f"result unavailable: {exc}")
+        return
+    with st.expander("Result summary"):
+        st.json(summary, expanded=False)
 
 
 def _act(action, job_id: str) -> None:
@@ -65,7 +66,7 @@ def render() -> None:
     info = jobs.backend_info()
     st.caption(f"Backend: {info.mode}" + (f" · {info.workers} workers · {info.threads} threads · {info.gpus:g} GPUs" if info.started else " · starts with the first job"))
     left, right = st.columns(2)
-    kinds = left.multiselect("Kind", list(jobs.JOB_KINDS), key="jobs_kind_filter")
+    kinds = left.multiselect("Kind", sorted(jobs.job_kinds()), key="jobs_kind_filter")
     statuses = right.multiselect("Status", STATUSES, key="jobs_status_filter")
 
     @st.fragment(run_every=2.0)
@@ -86,7 +87,7 @@ def render() -> None:
         if st.session_state.get("_jobs_error"):
             st.error(st.session_state.pop("_jobs_error"))
         with c:
-            _result_link(record)
+            _result_summary(record)
 
     live()
 

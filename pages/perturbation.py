@@ -10,67 +10,73 @@ import pandas as pd
 import streamlit as st
 
 from featgeom_core import jobs
-from featgeom_core.energy import KERNELS, curves_of_best
+from featgeom_core.energy import curves_of_best
+from featgeom_core.energy.jobs import EnergySweepJob
+from ui import params as widgets
 from ui.errors import render_safely
-from ui.jobs import follow
+from ui.jobs import follow, job_from_url
 from ui.plots import best_error_by_layer, perturbation_plot, psm_heatmap
 from ui.state import require_selection
 from ui.targets import choose_targets
 
 
+LAMBDA_MENU = (1.0, 10.0, 100.0, 1000.0)
+SIGMA_MENU = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+
+
 def grid_params(n_min: int) -> dict:
-    """The sweep grid from the page's widgets (dims limited by the smallest layer's N)."""
+    """The sweep grid from the page's widgets (bounds, defaults and help from ``EnergySweepJob``;
+    dims limited by the smallest layer's N)."""
     c1, c2, c3 = st.columns(3)
-    kernels = c1.multiselect("Kernels", KERNELS, default=list(KERNELS), key="pert_kernels")
-    similarities = c2.multiselect("Similarities", ["cosine", "rbf"], default=["cosine", "rbf"], key="pert_sims")
-    dims = c3.multiselect("dims", list(range(1, n_min)), default=[d for d in (2, 3, 4, 5) if d < n_min], key="pert_dims")
+    kernels = widgets.multiselect(EnergySweepJob, "kernels", "Kernels", "pert_kernels", container=c1)
+    similarities = widgets.multiselect(EnergySweepJob, "similarities", "Similarities", "pert_sims", container=c2)
+    dims = widgets.multiselect(EnergySweepJob, "dims", "dims", "pert_dims", options=range(1, n_min), container=c3)
     c4, c5, c6 = st.columns(3)
-    lambda_d = c4.multiselect("λ_d", [1.0, 10.0, 100.0, 1000.0], default=[10.0, 100.0, 1000.0], key="pert_ld")
-    lambda_x = c5.multiselect("λ_x", [1.0, 10.0, 100.0], default=[10.0], key="pert_lx")
-    sigmas = c6.multiselect("σ", [0.003, 0.01, 0.03, 0.1, 0.3, 1.0], default=[0.01, 0.03, 0.1, 0.3], key="pert_sigmas")
+    lambda_d = widgets.multiselect(EnergySweepJob, "lambda_d", "λ_d", "pert_ld", options=LAMBDA_MENU, container=c4)
+    lambda_x = widgets.multiselect(EnergySweepJob, "lambda_x", "λ_x", "pert_lx", options=LAMBDA_MENU, container=c5)
+    sigmas = widgets.multiselect(EnergySweepJob, "sigmas", "σ", "pert_sigmas", options=SIGMA_MENU, container=c6)
     c7, c8 = st.columns(2)
-    restarts = c7.number_input("restarts", 1, 64, 8, key="pert_restarts")
-    repeats = c8.number_input("noise draws per σ", 1, 32, 3, key="pert_repeats")
+    restarts = widgets.number_input(EnergySweepJob, "restarts", "restarts", "pert_restarts", container=c7)
+    repeats = widgets.number_input(EnergySweepJob, "repeats", "noise draws per σ", "pert_repeats", container=c8)
     return {"kernels": kernels, "similarities": similarities, "dims": dims, "lambda_d": lambda_d, "lambda_x": lambda_x,
             "sigmas": sigmas, "restarts": int(restarts), "repeats": int(repeats)}
 
 
 def show_sweep(job_id: str) -> None:
     """Curves, best abstract PSMs, tables and downloads of a finished sweep."""
-    stored = jobs.result(job_id)
-    meta = stored.meta
-    rows = pd.DataFrame(meta["rows"])
-    best = pd.DataFrame(meta["best"])
-    st.caption(f"Sweep {job_id}: {meta.get('label', '')}")
-    layers = sorted({r["layer"] for r in meta["rows"]}, key=lambda l: (l is None, l))
+    sweep = jobs.load_result(job_id)
+    rows = pd.DataFrame(sweep.rows)
+    best = pd.DataFrame(sweep.best)
+    st.caption(f"Sweep {job_id}: {sweep.label}")
+    layers = sorted({r["layer"] for r in sweep.rows}, key=lambda l: (l is None, l))
     layer = layers[0]
     if len(layers) > 1:
         layer = st.segmented_control("Layer shown", layers, default=layers[0], key="pert_layer_shown", format_func=lambda l: f"layer {l}")
         layer = layers[0] if layer is None else layer  # a deselected segment
     for similarity in sorted(rows["similarity"].unique()):
-        st.plotly_chart(perturbation_plot(curves_of_best(meta["rows"], similarity, layer), similarity), key=f"pert_plot_{similarity}")
+        st.plotly_chart(perturbation_plot(curves_of_best(sweep.rows, similarity, layer), similarity), key=f"pert_plot_{similarity}")
     if len(layers) > 1:
-        st.plotly_chart(best_error_by_layer(meta["best"]), key="pert_by_layer")
+        st.plotly_chart(best_error_by_layer(sweep.best), key="pert_by_layer")
 
     st.subheader("Best abstract PSM per (layer, similarity, kernel)")
-    shown = [b for b in meta["best"] if b["layer"] == layer and b["target"] == "real"]
-    names = meta.get("names", {}).get(str(layer))
+    shown = [b for b in sweep.best if b["layer"] == layer and b["target"] == "real"]
+    names = sweep.names.get(str(layer))
     for similarity in sorted({b["similarity"] for b in shown}):
         chosen = sorted((b for b in shown if b["similarity"] == similarity), key=lambda b: b["kernel"])
         columns = st.columns(len(chosen) + 1)
-        target = stored.arrays[f"target_{chosen[0]['best_index']}"]
+        target = sweep.arrays[f"target_{chosen[0]['best_index']}"]
         labels = names or [str(i) for i in range(len(target))]
         columns[0].plotly_chart(psm_heatmap(target, labels, f"target ({similarity})", similarity, height=300), key=f"pert_target_{similarity}")
         for column, b in zip(columns[1:], chosen):
             title = f"{b['kernel']} · dim {b['dim']} · λ_d {b['lambda_d']:g} · error {b['joint_error']:.2e}"
-            column.plotly_chart(psm_heatmap(stored.arrays[f"psm_{b['best_index']}"], labels, title, similarity, height=300), key=f"pert_best_{similarity}_{b['kernel']}")
+            column.plotly_chart(psm_heatmap(sweep.arrays[f"psm_{b['best_index']}"], labels, title, similarity, height=300), key=f"pert_best_{similarity}_{b['kernel']}")
 
     st.subheader("Best configuration per (target, layer, similarity, kernel)")
     st.dataframe(best.drop(columns=["fit", "best_index"]), hide_index=True)
     st.subheader("The whole sweep")
     st.dataframe(rows.drop(columns=["fit"]), hide_index=True)
     buffer = io.BytesIO()
-    np.savez(buffer, **stored.arrays)
+    np.savez(buffer, **sweep.arrays)
     d1, d2, d3 = st.columns(3)
     d1.download_button("Sweep (CSV)", rows.to_csv(index=False), "perturbation_sweep.csv", "text/csv")
     d2.download_button("Best configurations (CSV)", best.to_csv(index=False), "best_configurations.csv", "text/csv")
@@ -80,6 +86,11 @@ def show_sweep(job_id: str) -> None:
 def render() -> None:
     selection = require_selection()
     st.title("Perturbation analysis")
+    opened = job_from_url("energy.sweep")  # a stored sweep, from the Jobs page or a shared link: no targets to build
+    if opened is not None:
+        if follow(opened):
+            show_sweep(opened)
+        return
     targets = choose_targets(selection)
     if not targets:
         return
@@ -99,9 +110,6 @@ def render() -> None:
     ready = all(grid[k] for k in ("kernels", "similarities", "dims", "lambda_d", "lambda_x", "sigmas"))
     if st.button("Run the sweep as a job", type="primary", disabled=not ready, key="pert_run"):
         st.session_state["pert_job"] = jobs.submit("energy.sweep", params)
-        st.query_params.pop("job", None)
-    if "job" in st.query_params:  # opened from the Jobs page
-        st.session_state["pert_job"] = st.query_params["job"]
     job_id = st.session_state.get("pert_job")
     if not job_id:
         st.info("Choose layers and a grid and run it; the sweep runs on the Dask backend while you keep using the app.")

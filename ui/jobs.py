@@ -1,10 +1,12 @@
-"""Following a job from a page: a polled progress bar until its result is in the store."""
+"""Following a job from a page: a polled progress bar until its result is in the store; opening a
+stored result from a ``?job=`` link."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from featgeom_core import jobs
+from featgeom_core.errors import FeatgeomError
 
 
 def follow(job_id: str, every_s: float = 0.5) -> bool:
@@ -25,3 +27,37 @@ def follow(job_id: str, every_s: float = 0.5) -> bool:
 
     poll()
     return False
+
+
+def job_from_url(kind: str) -> str | None:
+    """The ``?job=`` of the URL when it names a job of ``kind`` (a stored result to open), with a
+    button back to the live view; None when there is none. A wrong or unknown id is an error
+    message, never a traceback."""
+    job_id = st.query_params.get("job")
+    if not job_id:
+        return None
+    try:
+        record = jobs.status(job_id)
+    except FeatgeomError:
+        st.error(f"No job {job_id!r} in this deployment's store; showing the live view.")
+        st.query_params.pop("job", None)
+        return None
+    if record.kind != kind:
+        st.error(f"Job {job_id} is a {record.kind} job, not {kind}; showing the live view.")
+        st.query_params.pop("job", None)
+        return None
+    if st.button("Back to the live view", key=f"leave_job_{kind}"):
+        st.query_params.pop("job", None)
+        st.rerun()
+    return job_id
+
+
+def open_result_link(record: jobs.JobRecord) -> None:
+    """A link to the page that shows a finished job's result (from its kind's declaration)."""
+    try:
+        kind = jobs.job_kind(record.kind)
+    except FeatgeomError:
+        return
+    if record.status != "done" or kind.page is None:
+        return
+    st.page_link(kind.page, label="Open the result", icon=":material/open_in_new:", query_params=kind.link(record.job_id, record.params))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from featgeom_core.feature_geometry import GeometryParams, energy_targets, feature_geometry
+from featgeom_core.probing import GeometryParams, feature_geometry
 from ui.resources import cached_store
 
 MIN_FEATURES = 3
@@ -45,7 +45,7 @@ def layer_targets(selection, layers: list[int]) -> list[EnergyTarget]:
             st.warning(f"Layer {layer}: only {len(names)} features; the energy analyses need at least {MIN_FEATURES}.")
             continue
         label = f"{selection.model_id} · {selection.feature_set_name} · layer {layer} · {selection.hook}"
-        targets.append(EnergyTarget(label=label, layer=layer, names=names, targets=energy_targets(result, layer, kept[i])))
+        targets.append(EnergyTarget(label=label, layer=layer, names=names, targets=result.psms_at(layer, kept[i])))
     return targets
 
 
