@@ -23,8 +23,9 @@ from scipy.optimize import minimize
 
 from featgeom_core.config import resolve_device
 from featgeom_core.energy import SweepGrid, minimize_energy, run_sweep
+from featgeom_core.energy.params import SWEEP_SOLVER
 from featgeom_core.energy.joint import HUBER_WIDTH, JointConfig, solve_joint
-from featgeom_core.geometry import psm
+from featgeom_core.probing import psm
 
 KERNEL_FUNCS = {
     "exp": lambda cos, dist, s: np.exp(cos),
@@ -92,7 +93,7 @@ def main() -> None:
     simplex = minimize_energy(8, 7, "riesz", seed=0).X
     noisy = simplex + 0.05 * rng.normal(size=simplex.shape)
     targets = {"cosine": psm(noisy), "rbf": psm(noisy, "rbf", 1.0)}
-    grid = SweepGrid()
+    grid = SweepGrid(dims=(2, 3, 4, 5), lambda_d=(10.0, 100.0, 1000.0), lambda_x=(1.0, 10.0, 100.0), sigmas=(0.01, 0.1))  # issue 4's grid
     n_configs = len(grid.joint_configs(8)) * len(grid.lambda_x) * len(grid.sigmas)
 
     device = resolve_device(args.device)
@@ -100,9 +101,9 @@ def main() -> None:
     tiny = SweepGrid(kernels=("riesz",), similarities=("cosine",), dims=(2,), lambda_d=(10.0,), lambda_x=(1.0,), sigmas=(0.01,))
     totals, rows_by_engine = {}, {}
     for engine in engines:
-        run_sweep({"target": targets}, tiny, restarts=2, repeats=1, device=args.device, engine=engine)  # warm-up (and numba's compile)
+        run_sweep({"target": targets}, tiny, restarts=2, repeats=1, solver=SWEEP_SOLVER.model_copy(update={"device": args.device, "engine": engine}))  # warm-up (and numba's compile)
         start = time.perf_counter()
-        rows_by_engine[engine] = run_sweep({"target": targets}, grid, restarts=args.restarts, repeats=1, device=args.device, engine=engine).rows
+        rows_by_engine[engine] = run_sweep({"target": targets}, grid, restarts=args.restarts, repeats=1, solver=SWEEP_SOLVER.model_copy(update={"device": args.device, "engine": engine})).rows
         totals[engine] = time.perf_counter() - start
     rows = rows_by_engine[engines[0]]
 

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 from featgeom_core.activations import extract  # noqa: E402
 from featgeom_core.data import load_feature_set  # noqa: E402
 from featgeom_core.models import load_model  # noqa: E402
-from featgeom_core.probes import ProbeParams, train_probes, train_probes_sklearn  # noqa: E402
+from featgeom_core.probing.probes import ProbeParams, train_probes, train_probes_sklearn  # noqa: E402
 
 
 def main() -> None:

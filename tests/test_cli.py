@@ -65,7 +65,7 @@ def test_sweep_runs_a_grid_as_jobs_into_the_shared_store(tmp_path: Path) -> None
     assert listing.returncode == 0 and listing.stdout.count(" done ") == 2
     # the app reads the same store: the probes are cached for both feature sets
     from featgeom_core.data import load_feature_set
-    from featgeom_core.feature_geometry import GeometryParams, cached_layers
+    from featgeom_core.probing import GeometryParams, cached_layers
     from featgeom_core.models import load_model
     from featgeom_core.store import Store
 

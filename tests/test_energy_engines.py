@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from featgeom_core.energy import SweepGrid, compiled, joint_optimize, minimize_energy, reoptimize
+from featgeom_core.energy.params import SolverSettings
 from featgeom_core.energy.joint import JointConfig, ReoptConfig, joint_problem, reopt_problem, solve_joint
 from featgeom_core.energy.lbfgs import _value_and_grad
 from featgeom_core.errors import FeatgeomError
-from featgeom_core.geometry import psm
+from featgeom_core.probing import psm
 
 pytestmark = pytest.mark.skipif(not compiled.available(), reason="numba is not installed")
 
@@ -57,8 +58,8 @@ def test_joint_values_and_gradients_equal_autograd() -> None:
 def test_reoptimisation_values_and_gradients_equal_autograd() -> None:
     configs = _varied_configs()
     targets = _noisy_simplex_targets()
-    joints = solve_joint(targets, [(0 if c.similarity == "cosine" else 1, c) for c in configs], restarts=1, max_iter=20, engine="torch")
-    jobs = [(j, ReoptConfig(lx, sigma)) for j in joints for lx, sigma in ((1.0, 0.01), (100.0, 0.3))]
+    joints = solve_joint(targets, [(0 if c.similarity == "cosine" else 1, c) for c in configs], restarts=1, solver=SolverSettings(max_iter=20, engine="torch"))
+    jobs = [(j, ReoptConfig(lambda_x=lx, perturbation_scale=sigma)) for j in joints for lx, sigma in ((1.0, 0.01), (100.0, 0.3))]
     problem, *_ = reopt_problem(jobs, 0, torch.device("cpu"))
     _compare(problem, problem.p0)
     moved = problem.p0.clone()
@@ -80,8 +81,8 @@ def test_engines_reach_the_same_minima_from_the_same_starts() -> None:
     configs = grid.joint_configs(8)
     jobs = [(0 if c.similarity == "cosine" else 1, c) for c in configs]
     targets = _noisy_simplex_targets()
-    fast = solve_joint(targets, jobs, restarts=4, engine="compiled")
-    reference = solve_joint(targets, jobs, restarts=4, engine="torch")
+    fast = solve_joint(targets, jobs, restarts=4, solver=SolverSettings(engine="compiled"))
+    reference = solve_joint(targets, jobs, restarts=4, solver=SolverSettings(engine="torch"))
     per_restart = np.concatenate([r.objectives for r in fast]), np.concatenate([r.objectives for r in reference])
     same = np.abs(per_restart[0] - per_restart[1]) <= 1e-6 * np.abs(per_restart[1])
     assert same.mean() >= 0.6  # the rest are other local minima of a non-convex problem
@@ -91,7 +92,7 @@ def test_engines_reach_the_same_minima_from_the_same_starts() -> None:
 
 def test_compiled_traces_decrease_and_stop_at_convergence() -> None:
     targets = _noisy_simplex_targets()
-    result = solve_joint(targets, [(0, JointConfig(dim=3))], restarts=4, max_iter=400, engine="compiled")[0]
+    result = solve_joint(targets, [(0, JointConfig(dim=3))], restarts=4, solver=SolverSettings(max_iter=400, engine="compiled"))[0]
     assert np.all(np.diff(result.trace) <= 1e-12 * np.abs(result.trace[:-1]))
     assert result.trace[-1] == pytest.approx(result.objective, rel=1e-15)
 
@@ -112,5 +113,5 @@ def test_concurrent_solves_from_threads_are_safe_and_identical() -> None:
 
 
 def test_an_unknown_engine_is_refused() -> None:
-    with pytest.raises(FeatgeomError, match="engine must be"):
+    with pytest.raises(FeatgeomError, match="engine = .fortran. is not allowed"):
         joint_optimize(np.eye(3), 2, engine="fortran")  # type: ignore[arg-type]

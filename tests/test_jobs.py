@@ -60,7 +60,7 @@ def test_local_cluster_runs_a_geometry_job_end_to_end(local_backend, cache: Path
     assert summary.arrays["test_accuracy"].shape == (2, 3)
     # the per-layer probes the worker computed were written by this side into the app's store
     from featgeom_core.data import load_feature_set
-    from featgeom_core.feature_geometry import GeometryParams, feature_geometry
+    from featgeom_core.probing import GeometryParams, feature_geometry
 
     fs = load_feature_set("art_type", tokenizer=tiny_native.tokenizer)
     view = feature_geometry(tiny_native, fs, [0, 1], GeometryParams(), store=Store())
@@ -75,19 +75,19 @@ def test_invalid_params_are_refused_before_any_worker(cache: Path, monkeypatch: 
     monkeypatch.setattr("featgeom_core.jobs.manager.get_client", no_backend)
     for kind, params, message in [
         ("feature_geometry", {"model": "minilm", "feature_set": "nope", "layers": [0]}, "unknown feature set"),
-        ("feature_geometry", {"model": "minilm", "feature_set": "athlete_sport", "layers": []}, "non-empty"),
-        ("feature_geometry", {"model": "minilm", "feature_set": "athlete_sport", "layers": [0], "C": -1}, "C must be positive"),
-        ("diagnostic.spin", {"iterations": 0}, "at least 1"),
+        ("feature_geometry", {"model": "minilm", "feature_set": "athlete_sport", "layers": []}, "layers = \\[\\]: List should have at least 1 item"),
+        ("feature_geometry", {"model": "minilm", "feature_set": "athlete_sport", "layers": [0], "C": -1}, "C = -1: Input should be greater than 0"),
+        ("diagnostic.spin", {"iterations": 0}, "iterations = 0: Input should be greater than or equal to 1"),
         ("no.such.kind", {}, "unknown job kind"),
         ("energy.fit", {"target": EYE3, "dim": 3}, "dim must be between"),
         ("energy.fit", {"target": EYE3, "dim": 2, "features": ["a"]}, "1 feature names"),
         ("energy.fit", {"target": [[1.0, 0.3], [0.1, 1.0]], "dim": 1}, "not symmetric"),
-        ("energy.fit", {"target": EYE3, "dim": 2, "kernel": "gauss"}, "unknown kernel"),
-        ("energy.sweep", {"targets": []}, "non-empty list"),
+        ("energy.fit", {"target": EYE3, "dim": 2, "kernel": "gauss"}, "kernel = 'gauss' is not allowed \\(allowed: one of exp, log, riesz\\)"),
+        ("energy.sweep", {"targets": []}, "targets = \\[\\]: List should have at least 1 item"),
         ("energy.sweep", {"targets": [{"name": "real", "layer": 2, "features": ["a", "b"], "psms": {"cosine": EYE3}}]}, "names 2 features for an 3 x 3"),
         ("energy.sweep", {"targets": [{"name": "real", "psms": {"cosine": EYE3, "rbf": [[1.0, 0.0], [0.0, 1.0]]}}]}, "differ in size"),
         ("energy.sweep", {"targets": {"real": {"cosine": EYE3}}, "dims": [3]}, "no dim"),
-        ("energy.sweep", {"targets": {"real": {"cosine": EYE3}}, "sigmas": []}, "empty"),
+        ("energy.sweep", {"targets": {"real": {"cosine": EYE3}}, "sigmas": []}, "sigmas = \\[\\]: Tuple should have at least 1 item"),
     ]:
         with pytest.raises(InvalidParameter, match=message):
             jobs.submit(kind, params)

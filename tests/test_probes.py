@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from featgeom_core.data.knowledge import multiclass_feature_set
-from featgeom_core.geometry import psm
-from featgeom_core.probes import (
+from featgeom_core.probing import psm
+from featgeom_core.probing.probes import (
     ProbeParams,
     balanced_sample_weights,
     shuffled_label_control,
@@ -85,7 +85,7 @@ def test_shuffled_label_control_sits_near_a_simplex(n_classes: int) -> None:
 def test_invalid_probe_params_raise() -> None:
     from featgeom_core.errors import FeatgeomError
 
-    with pytest.raises(FeatgeomError, match="C must be positive"):
+    with pytest.raises(FeatgeomError, match="C = 0: Input should be greater than 0"):
         ProbeParams(C=0)
     with pytest.raises(FeatgeomError, match="train_fraction"):
         ProbeParams(train_fraction=1.0)

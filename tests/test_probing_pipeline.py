@@ -5,7 +5,7 @@ import time
 import numpy as np
 
 from featgeom_core.data import load_feature_set
-from featgeom_core.feature_geometry import GeometryParams, feature_geometry
+from featgeom_core.probing import GeometryParams, feature_geometry
 
 
 def test_athlete_sport_on_minilm_matches_the_simplex_story(minilm, store) -> None:

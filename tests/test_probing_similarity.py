@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from featgeom_core.errors import FeatgeomError
-from featgeom_core.geometry import dedup, permuted_control, psm, psm_departure
+from featgeom_core.probing import dedup, permuted_control, psm, psm_departure
 
 
 @pytest.fixture
