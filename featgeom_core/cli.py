@@ -238,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     psm.add_argument("--model", default="minilm")
     psm.add_argument("--features", default="athlete_sport")
     psm.add_argument("--layers", default="0")
-    psm.add_argument("--hook", default="mlp_post", choices=["mlp_post", "resid_post"])
+    psm.add_argument("--hook", default="mlp_post", choices=["mlp_post", "resid_post"], help="see `featgeom jobs kinds` (feature_geometry)")
     psm.add_argument("--seed", type=int, default=0)
     psm.add_argument("--csv", help="also write every PSM to this CSV file")
     psm.add_argument("--job", action="store_true", help="run as a job on the Dask backend")

@@ -9,10 +9,12 @@ import streamlit as st
 from featgeom_core.data import FeatureSet, feature_set_from_csv, list_feature_sets
 from featgeom_core.errors import FeatgeomError
 from featgeom_core.models import DEFAULT_MODEL_ID, LoadedModel, list_models
+from featgeom_core.params import field_spec
+from featgeom_core.probing import GeometryParams
 from ui.resources import cached_feature_set, cached_model
 
 UPLOADED_PREFIX = "upload:"
-HOOKS = ("mlp_post", "resid_post")
+HOOKS = field_spec(GeometryParams, "hook").choices
 DEFAULT_FEATURE_SET = "athlete_sport"
 
 
@@ -87,7 +89,7 @@ def sidebar() -> Selection:
             st.session_state["layers"] = url_layers
         st.session_state["layers"] = [layer for layer in st.session_state.get("layers", list(range(n_layers))) if layer < n_layers] or list(range(n_layers))
         st.multiselect("Layers", list(range(n_layers)), key="layers")
-        st.radio("Activations", HOOKS, key="hook", horizontal=True, help="MLP post-activations (blocks.l.mlp.hook_post) or the residual stream after block l")
+        st.radio("Activations", HOOKS, key="hook", horizontal=True, help=field_spec(GeometryParams, "hook").description)
         st.toggle("Long runs as background jobs", key="background", help="Uncached computations run on the Dask backend (see Jobs) while you keep using the app")
         feature_set_name, feature_set = _feature_set_picker(model_id if model is not None else None)
     layers = sorted(st.session_state["layers"])

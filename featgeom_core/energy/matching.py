@@ -23,6 +23,8 @@ def _check(T: np.ndarray, S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise InvalidParameter(f"need two square PSMs of the same size, got {T.shape} and {S.shape}")
     if not (np.isfinite(T).all() and np.isfinite(S).all()):
         raise InvalidParameter("PSMs contain NaN or infinite values")
+    if not (np.allclose(T, T.T, atol=1e-8) and np.allclose(S, S.T, atol=1e-8)):
+        raise InvalidParameter("PSMs must be symmetric")
     return T, S
 
 
@@ -30,25 +32,33 @@ def _cost(T: np.ndarray, S: np.ndarray, p: np.ndarray) -> float:
     return float(np.sum((T - S[np.ix_(p, p)]) ** 2))
 
 
+def _swap_gains(T: np.ndarray, M: np.ndarray) -> np.ndarray:
+    """(N, N): the change of ||T - M||^2 when indices i and j of M swap (rows and columns), for
+    every pair at once; T and M symmetric. For b outside {i, j} the swap changes row i's terms by
+    2 (T_ib - T_jb)(M_ib - M_jb) (and as much again through the columns), so with G = T M:
+    4 (G_ii + G_jj - G_ij - G_ji - [b = i, j terms]) plus the change on the diagonal pair."""
+    G = T @ M
+    g = np.diag(G)
+    dT, dM = np.diag(T), np.diag(M)
+    cross = g[:, None] + g[None, :] - G - G.T
+    # remove b = i and b = j from the sum over b
+    cross -= (dT[:, None] - T) * (dM[:, None] - M) + (T - dT[None, :]) * (M - dM[None, :])
+    diagonal = (dT[:, None] - dM[None, :]) ** 2 + (dT[None, :] - dM[:, None]) ** 2 - (dT - dM)[:, None] ** 2 - (dT - dM)[None, :] ** 2
+    gains = 4 * cross + diagonal
+    np.fill_diagonal(gains, 0.0)
+    return gains
+
+
 def _best_swaps(T: np.ndarray, S: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """2-opt: apply the best improving transposition until none improves."""
+    """2-opt: apply the best improving transposition until none improves (all pairs scored at once)."""
     p = p.copy()
-    best = _cost(T, S, p)
-    n = len(p)
-    while True:
-        best_pair, best_value = None, best
-        for i in range(n - 1):
-            for j in range(i + 1, n):
-                p[i], p[j] = p[j], p[i]
-                value = _cost(T, S, p)
-                p[i], p[j] = p[j], p[i]
-                if value < best_value - 1e-12:
-                    best_pair, best_value = (i, j), value
-        if best_pair is None:
-            return p
-        i, j = best_pair
+    for _ in range(10 * len(p) ** 2):  # each step strictly improves; the bound only guards against float noise
+        gains = _swap_gains(T, S[np.ix_(p, p)])
+        i, j = np.unravel_index(int(np.argmin(gains)), gains.shape)
+        if gains[i, j] >= -1e-12 * max(1.0, _cost(T, S, p)):
+            break
         p[i], p[j] = p[j], p[i]
-        best = best_value
+    return p
 
 
 def _row_signature(M: np.ndarray) -> np.ndarray:
@@ -56,13 +66,22 @@ def _row_signature(M: np.ndarray) -> np.ndarray:
     return sum(np.linalg.norm(M, ord=p, axis=1) for p in range(1, 6))
 
 
+def _sort_greedy(T: np.ndarray, S: np.ndarray) -> np.ndarray:
+    order_t, order_s = np.argsort(_row_signature(T), kind="stable"), np.argsort(_row_signature(S), kind="stable")
+    p = np.empty(T.shape[0], dtype=int)
+    p[order_t] = order_s
+    return _best_swaps(T, S, p)
+
+
 def match_permutation(T: np.ndarray, S: np.ndarray, method: Method = "faq", restarts: int = 16, seed: int = 0) -> np.ndarray:
     """Permutation p (N,) of S's features minimising ||T - S[p][:, p]||_F.
 
     ``sort_greedy``: the thesis's Appendix A (sort both by row signature, pair the sorted orders,
     then greedy best swaps), with the composition done right: target feature a[k] takes S's b[k].
-    ``faq``: scipy's FAQ quadratic-assignment solver from ``restarts`` random starts and the
-    barycentre, each polished with 2-opt swaps (the default). ``exact``: all N! orders (N <= 8).
+    ``faq`` (the default): scipy's FAQ quadratic-assignment solver from sort_greedy's answer, the
+    barycentre and ``restarts - 1`` random starts, each polished with 2-opt swaps, and sort_greedy's
+    answer itself; the best is kept, so it is never worse than sort_greedy (FAQ alone misses the
+    planted permutation of about 1% of noisy N = 20 cases). ``exact``: all N! orders (N <= 8).
     """
     T, S = _check(T, S)
     n = T.shape[0]
@@ -73,21 +92,19 @@ def match_permutation(T: np.ndarray, S: np.ndarray, method: Method = "faq", rest
         costs = ((T[None] - S[perms[:, :, None], perms[:, None, :]]) ** 2).sum(axis=(1, 2))
         return perms[int(np.argmin(costs))]
     if method == "sort_greedy":
-        order_t, order_s = np.argsort(_row_signature(T), kind="stable"), np.argsort(_row_signature(S), kind="stable")
-        p = np.empty(n, dtype=int)
-        p[order_t] = order_s
-        return _best_swaps(T, S, p)
+        return _sort_greedy(T, S)
     if method == "faq":
         from scipy.optimize import quadratic_assignment
 
         rng = np.random.default_rng(seed)
-        candidates = [np.arange(n)]
-        for start in ["barycenter"] + ["randomized"] * max(0, restarts - 1):
+        greedy = _sort_greedy(T, S)
+        candidates = [greedy, _best_swaps(T, S, np.arange(n))]
+        starts: list[object] = [np.eye(n)[greedy], "barycenter"] + ["randomized"] * max(0, restarts - 1)
+        for start in starts:
             options = {"maximize": True, "P0": start, "rng": np.random.default_rng(int(rng.integers(2**31)))}
             # maximising trace(T P S P^T) minimises ||T - P S P^T||_F
-            candidates.append(np.asarray(quadratic_assignment(T, S, method="faq", options=options).col_ind))
-        polished = [_best_swaps(T, S, p) for p in candidates]
-        return min(polished, key=lambda p: _cost(T, S, p))
+            candidates.append(_best_swaps(T, S, np.asarray(quadratic_assignment(T, S, method="faq", options=options).col_ind)))
+        return min(candidates, key=lambda p: _cost(T, S, p))
     raise InvalidParameter(f"unknown matching method {method!r}; use faq, sort_greedy or exact")
 
 
