@@ -68,6 +68,53 @@ def cmd_psm(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_perturbation(args: argparse.Namespace) -> int:
+    """The Perturbation page headless: probes and controls of a feature set at some layers, the
+    default sweep grid over every target, and the per-layer summary against the controls."""
+    from featgeom_core import jobs
+    from featgeom_core.data import load_feature_set
+    from featgeom_core.energy.controls import CONTROLS, control_summary
+    from featgeom_core.models import load_model
+    from featgeom_core.probing import GeometryParams
+    from featgeom_core.probing.controls import ControlParams, controls_by_layer
+    from featgeom_core.store import Store
+
+    controls = ControlParams(shuffled_labels=not args.no_shuffled, permutation_seeds=args.seeds, label_seeds=args.seeds)
+    similarities = [part.strip() for part in args.similarities.split(",") if part.strip()]
+    model = load_model(args.model)
+    feature_set = load_feature_set(args.features, tokenizer=model.tokenizer)
+    progress = _stderr_progress() if not args.quiet else None
+    _, by_layer, _ = controls_by_layer(model, feature_set, _parse_layers(args.layers), GeometryParams(hook=args.hook), controls,
+                                       store=Store(), progress=progress)
+    params = jobs.job_kind("energy.sweep").validate({
+        "targets": [spec for layer in by_layer for spec in layer.sweep_targets(similarities)], "similarities": similarities,
+        "label": f"{args.model} · {args.features} · layers {args.layers} · {args.hook}",
+    })
+    job_id = jobs.submit("energy.sweep", params)
+    record = jobs.wait(job_id, timeout_s=24 * 3600)
+    if progress is not None:
+        print(file=sys.stderr)
+    if record.status != "done":
+        print(f"featgeom: sweep {job_id} {record.status}: {record.error or record.message}", file=sys.stderr)
+        return 1
+    summary = control_summary(jobs.load_result(job_id).rows)
+    if args.json:
+        print(json.dumps({"job": job_id, "summary": summary}))
+        return 0
+    print(f"sweep {job_id} (open it on the Perturbation page with ?job={job_id})")
+    header = f"{'layer':>5} {'similarity':<10} {'real':>8}" + "".join(f" {c:>24} {'real-' + c[:8]:>26} {'rank p':>7}" for c in CONTROLS)
+    print(header)
+    for row in summary:
+        line = f"{row['layer']:>5} {row['similarity']:<10} {row['real']:>8.4f}"
+        for c in CONTROLS:
+            if c in row:
+                line += (f" {row[c]:>8.4f} [{row[c + '_low']:.4f},{row[c + '_high']:.4f}]"
+                         f" {row['real_minus_' + c]:>+8.4f} [{row['real_minus_' + c + '_low']:+.4f},{row['real_minus_' + c + '_high']:+.4f}]"
+                         f" {row['rank_p_' + c]:>7.3f}")
+        print(line)
+    return 0
+
+
 def _stderr_progress():
     def report(fraction: float, message: str) -> None:
         print(f"\r[{fraction:4.0%}] {message[:70]:<70}", end="", file=sys.stderr, flush=True)
@@ -245,6 +292,17 @@ def build_parser() -> argparse.ArgumentParser:
     psm.add_argument("--wait", action="store_true", help="with --job: wait for it")
     psm.add_argument("--quiet", action="store_true")
     psm.set_defaults(func=cmd_psm)
+    pert = sub.add_parser("perturbation", help="the perturbation analysis against both controls, per layer (as the Perturbation page)")
+    pert.add_argument("--model", default="minilm")
+    pert.add_argument("--features", default="world_country")
+    pert.add_argument("--layers", default="0")
+    pert.add_argument("--hook", default="mlp_post", choices=["mlp_post", "resid_post"])
+    pert.add_argument("--similarities", default="cosine,rbf")
+    pert.add_argument("--seeds", type=int, default=5, help="seeds per control (permuted and label-shuffle)")
+    pert.add_argument("--no-shuffled", action="store_true", help="leave out the shuffled-label control")
+    pert.add_argument("--json", action="store_true")
+    pert.add_argument("--quiet", action="store_true")
+    pert.set_defaults(func=cmd_perturbation)
     job = sub.add_parser("jobs", help="list jobs, show, cancel or delete one, or list the job kinds")
     job.add_argument("action", nargs="?", default="list", choices=["list", "status", "cancel", "delete", "kinds"])
     job.add_argument("job_id", nargs="?")

@@ -10,13 +10,17 @@ import streamlit as st
 
 from featgeom_core import jobs
 from featgeom_core.energy import ReoptConfig, reoptimize
+from featgeom_core.energy.controls import TARGETS, control_summary, unit_values
 from featgeom_core.energy.jobs import EnergyFitJob, EnergyFitResult
 from ui import params as widgets
+from ui.controls import HOW_TO_READ, control_settings, summary_table
 from ui.errors import render_safely
 from ui.jobs import follow, job_from_url
-from ui.plots import feature_scatter, objective_trace, psm_heatmap, weights_bar
+from ui.plots import control_points, feature_scatter, objective_trace, psm_heatmap, weights_bar
 from ui.state import require_selection
-from ui.targets import choose_target
+from ui.targets import EnergyTarget, choose_target
+
+CONTROL_DRAWS = 5  # noise draws per target in the controls comparison
 
 NORM_NOTE = {
     "cosine": "Cosine similarity cannot see norms while the Riesz and −log energies fall as norms grow, "
@@ -42,8 +46,34 @@ def fit_settings(n: int) -> dict:
             "weights": weights, "weight_ratio": float(ratio), "restarts": int(restarts)}
 
 
-def show_fit(job_id: str, fit: EnergyFitResult, params: dict) -> None:
-    """The target, the abstract and the reference PSMs, the features, weights, trace, and re-optimisation."""
+def show_controls(target: EnergyTarget, fit: EnergyFitResult, lambda_x: float, sigma: float) -> None:
+    """This configuration against the controls: every target (real, each permuted and each
+    shuffled-label seed) fitted, perturbed by σ and re-optimised at λ_x, as one sweep job."""
+    st.subheader("Against the controls")
+    c = fit.joint.config
+    params = {
+        "targets": target.sweep_targets([c.similarity]), "kernels": [c.kernel], "similarities": [c.similarity], "dims": [c.dim],
+        "lambda_d": [c.lambda_d], "lambda_x": [lambda_x], "sigmas": [sigma], "weights": c.weights, "weight_ratio": c.weight_ratio,
+        "s": c.s, "repeats": CONTROL_DRAWS, "label": f"{target.label} · controls of one fit",
+    }
+    job_id = jobs.submit("energy.sweep", params)
+    if not follow(job_id):
+        return
+    rows = jobs.load_result(job_id).rows
+    present = [t for t in TARGETS if any(r["target"] == t for r in rows)]
+    left, right = st.columns(2)
+    errors = {t: [r["joint_error"] for r in rows if r["target"] == t] for t in present}
+    left.plotly_chart(control_points(errors, "joint fit: error per feature pair (one point per seed)"), key="energy_control_errors")
+    distances = {t: unit_values(rows, t) for t in present}
+    right.plotly_chart(control_points(distances, f"after re-optimisation (σ = {sigma:g}): distance to target"), key="energy_control_distances")
+    (summary,) = control_summary(rows)
+    st.dataframe(summary_table([summary]).drop(columns=["layer", "similarity"]), hide_index=True)
+    st.caption(f"Sweep job {job_id} · {len(rows)} targets × {CONTROL_DRAWS} noise draws. {HOW_TO_READ}")
+
+
+def show_fit(job_id: str, fit: EnergyFitResult, params: dict, target: EnergyTarget | None = None) -> None:
+    """The target, the abstract and the reference PSMs, the features, weights, trace, re-optimisation,
+    and (for a live target) the same configuration against the controls."""
     joint = fit.joint
     names = fit.feature_names or [str(i) for i in range(len(joint.target))]
     similarity, kernel, dim = joint.config.similarity, joint.config.kernel, joint.config.dim
@@ -74,6 +104,8 @@ def show_fit(job_id: str, fit: EnergyFitResult, params: dict) -> None:
     d1, d2 = st.columns(2)
     d1.download_button("Abstract features (NPZ)", buffer.getvalue(), "energy_fit.npz")
     d2.download_button("Summary (JSON)", json.dumps(summary, indent=2, default=str), "energy_fit.json", "application/json")
+    if target is not None and len(target.targets) > 1:
+        show_controls(target, fit, float(lambda_x), float(sigma))
 
 
 def render() -> None:
@@ -86,17 +118,17 @@ def render() -> None:
         if follow(opened):
             show_fit(opened, jobs.load_result(opened), {k: v for k, v in record.params.items() if k != "target"})
         return
-    target = choose_target(selection)
+    controls = control_settings()
+    target = choose_target(selection, controls)
     if target is None:
         return
     n = len(target.names)
     st.caption(f"Target: {target.label} · {n} features")
     settings = fit_settings(n)
-    T = target.targets["real"][settings["similarity"]]
-    params = {"target": T.tolist(), "features": target.names, **settings, "label": target.label}
+    params = {"target": target.real(settings["similarity"]).tolist(), "features": target.names, **settings, "label": target.label}
     job_id = jobs.submit("energy.fit", params)  # content-addressed: a fit already made comes straight from the store
     if follow(job_id):
-        show_fit(job_id, jobs.load_result(job_id), {k: v for k, v in params.items() if k != "target"})
+        show_fit(job_id, jobs.load_result(job_id), {k: v for k, v in params.items() if k != "target"}, target)
 
 
 render_safely(render)

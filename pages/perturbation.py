@@ -1,5 +1,7 @@
 """Perturbation analysis and the hyper-parameter search: distance after re-optimisation against σ
-(real targets against permuted controls), and the best abstract PSM per (layer, similarity, kernel)."""
+for the real targets against the permuted and the shuffled-label controls (bands over seeds and
+noise draws), a per-layer summary with intervals, and the best abstract PSM per (layer, similarity,
+kernel)."""
 
 from __future__ import annotations
 
@@ -10,12 +12,13 @@ import pandas as pd
 import streamlit as st
 
 from featgeom_core import jobs
-from featgeom_core.energy import curves_of_best
-from featgeom_core.energy.jobs import EnergySweepJob
+from featgeom_core.energy.controls import CONTROLS, control_summary, distance_bands, joint_error_bands, real_below_control_bands
+from featgeom_core.energy.jobs import EnergySweepJob, SweepJobResult
 from ui import params as widgets
+from ui.controls import HOW_TO_READ, control_settings, summary_table
 from ui.errors import render_safely
 from ui.jobs import follow, job_from_url
-from ui.plots import best_error_by_layer, perturbation_plot, psm_heatmap
+from ui.plots import TARGET_LABEL, best_error_by_layer, distance_by_layer, perturbation_plot, psm_heatmap
 from ui.state import require_selection
 from ui.targets import choose_targets
 
@@ -42,45 +45,69 @@ def grid_params(n_min: int) -> dict:
             "sigmas": sigmas, "restarts": int(restarts), "repeats": int(repeats)}
 
 
-def show_sweep(job_id: str) -> None:
-    """Curves, best abstract PSMs, tables and downloads of a finished sweep."""
-    sweep = jobs.load_result(job_id)
-    rows = pd.DataFrame(sweep.rows)
-    best = pd.DataFrame(sweep.best)
-    st.caption(f"Sweep {job_id}: {sweep.label}")
-    layers = sorted({r["layer"] for r in sweep.rows}, key=lambda l: (l is None, l))
-    layer = layers[0]
-    if len(layers) > 1:
-        layer = st.segmented_control("Layer shown", layers, default=layers[0], key="pert_layer_shown", format_func=lambda l: f"layer {l}")
-        layer = layers[0] if layer is None else layer  # a deselected segment
-    for similarity in sorted(rows["similarity"].unique()):
-        st.plotly_chart(perturbation_plot(curves_of_best(sweep.rows, similarity, layer), similarity), key=f"pert_plot_{similarity}")
-    if len(layers) > 1:
-        st.plotly_chart(best_error_by_layer(sweep.best), key="pert_by_layer")
-
+def _best_fit_views(sweep: SweepJobResult, layer: int | None) -> None:
+    """The best abstract PSM per (similarity, kernel) beside its target, for one target's first seed."""
     st.subheader("Best abstract PSM per (layer, similarity, kernel)")
-    shown = [b for b in sweep.best if b["layer"] == layer and b["target"] == "real"]
+    present = [t for t in ("real", *CONTROLS) if any(b["target"] == t for b in sweep.best)]
+    target_name = st.segmented_control("Target", present, default="real", key="pert_best_target", format_func=lambda t: TARGET_LABEL[t]) or "real"
+    shown = [b for b in sweep.best if b["layer"] == layer and b["target"] == target_name and b.get("replicate", 0) == 0]
     names = sweep.names.get(str(layer))
     for similarity in sorted({b["similarity"] for b in shown}):
         chosen = sorted((b for b in shown if b["similarity"] == similarity), key=lambda b: b["kernel"])
         columns = st.columns(len(chosen) + 1)
         target = sweep.arrays[f"target_{chosen[0]['best_index']}"]
         labels = names or [str(i) for i in range(len(target))]
-        columns[0].plotly_chart(psm_heatmap(target, labels, f"target ({similarity})", similarity, height=300), key=f"pert_target_{similarity}")
+        columns[0].plotly_chart(psm_heatmap(target, labels, f"{TARGET_LABEL[target_name]} target ({similarity})", similarity, height=300),
+                                key=f"pert_target_{similarity}")
         for column, b in zip(columns[1:], chosen):
             title = f"{b['kernel']} · dim {b['dim']} · λ_d {b['lambda_d']:g} · error {b['joint_error']:.2e}"
-            column.plotly_chart(psm_heatmap(sweep.arrays[f"psm_{b['best_index']}"], labels, title, similarity, height=300), key=f"pert_best_{similarity}_{b['kernel']}")
+            column.plotly_chart(psm_heatmap(sweep.arrays[f"psm_{b['best_index']}"], labels, title, similarity, height=300),
+                                key=f"pert_best_{similarity}_{b['kernel']}")
 
-    st.subheader("Best configuration per (target, layer, similarity, kernel)")
-    st.dataframe(best.drop(columns=["fit", "best_index"]), hide_index=True)
+
+def show_sweep(job_id: str) -> None:
+    """Curves with control bands, the per-layer summary, best abstract PSMs, tables and downloads."""
+    sweep = jobs.load_result(job_id)
+    rows = pd.DataFrame(sweep.rows)
+    best = pd.DataFrame(sweep.best)
+    st.caption(f"Sweep {job_id}: {sweep.label}")
+    st.info(HOW_TO_READ)
+    layers = sorted({r["layer"] for r in sweep.rows}, key=lambda l: (l is None, l))
+    layer = layers[0]
+    if len(layers) > 1:
+        layer = st.segmented_control("Layer shown", layers, default=layers[0], key="pert_layer_shown", format_func=lambda l: f"layer {l}")
+        layer = layers[0] if layer is None else layer  # a deselected segment
+    similarities = sorted(rows["similarity"].unique())
+    for similarity in similarities:
+        st.plotly_chart(perturbation_plot(distance_bands(sweep.rows, similarity, layer), similarity), key=f"pert_plot_{similarity}")
+        below = real_below_control_bands(sweep.rows, similarity, layer)
+        st.caption(f"Layer {layer}, {similarity}: the real curve lies below the band of "
+                   + ", ".join(f"{TARGET_LABEL[c]}: {'yes' if v else 'no'}" for c, v in below.items()) + " (at every kernel and σ).")
+
+    st.subheader("By layer")
+    summary = control_summary(sweep.rows)
+    st.caption("Distance after re-optimisation, averaged over kernels and σ at each kernel's best configuration for the real "
+               "target; ranges are the central 95% over seeds × noise draws (controls) or draws (real); a difference's range "
+               "covers every (real draw, control unit) pair.")
+    st.dataframe(summary_table(summary), hide_index=True)
+    if len(layers) > 1:
+        for similarity in similarities:
+            st.plotly_chart(distance_by_layer(summary, similarity), key=f"pert_by_layer_{similarity}")
+        st.plotly_chart(best_error_by_layer(joint_error_bands(sweep.best)), key="pert_error_by_layer")
+
+    _best_fit_views(sweep, layer)
+
+    st.subheader("Best configuration per (target, seed, layer, similarity, kernel)")
+    st.dataframe(best.drop(columns=["fit", "best_index", "distances"], errors="ignore"), hide_index=True)
     st.subheader("The whole sweep")
-    st.dataframe(rows.drop(columns=["fit"]), hide_index=True)
+    st.dataframe(rows.drop(columns=["fit", "distances"], errors="ignore"), hide_index=True)
     buffer = io.BytesIO()
     np.savez(buffer, **sweep.arrays)
-    d1, d2, d3 = st.columns(3)
+    d1, d2, d3, d4 = st.columns(4)
     d1.download_button("Sweep (CSV)", rows.to_csv(index=False), "perturbation_sweep.csv", "text/csv")
-    d2.download_button("Best configurations (CSV)", best.to_csv(index=False), "best_configurations.csv", "text/csv")
-    d3.download_button("Best fits (NPZ: psm_k, features_k, weights_k, target_k)", buffer.getvalue(), "best_fits.npz")
+    d2.download_button("By-layer summary (CSV)", pd.DataFrame(summary).to_csv(index=False), "perturbation_summary.csv", "text/csv")
+    d3.download_button("Best configurations (CSV)", best.to_csv(index=False), "best_configurations.csv", "text/csv")
+    d4.download_button("Best fits (NPZ: psm_k, features_k, weights_k, target_k)", buffer.getvalue(), "best_fits.npz")
 
 
 def render() -> None:
@@ -91,20 +118,18 @@ def render() -> None:
         if follow(opened):
             show_sweep(opened)
         return
-    targets = choose_targets(selection)
+    controls = control_settings()
+    targets = choose_targets(selection, controls)
     if not targets:
         return
     sizes = sorted({len(t.names) for t in targets})
+    n_targets = sum(len(seeds) for seeds in targets[0].targets.values())
     st.caption(f"{len(targets)} layer(s), N = {', '.join(map(str, sizes))} features; every grid point is fitted, perturbed and "
-               "re-optimised, for the real PSM and its permuted control, at every layer, in one job.")
+               f"re-optimised for {n_targets} targets per layer (the real PSM and every control seed), in one job.")
     grid = grid_params(sizes[0])
     label = f"{selection.model_id} · {selection.feature_set_name} · layers {', '.join(str(t.layer) for t in targets)} · {selection.hook}"
     params = {
-        "targets": [
-            {"name": control, "layer": t.layer, "features": t.names,
-             "psms": {kind: m.tolist() for kind, m in by_kind.items() if kind in grid["similarities"]}}
-            for t in targets for control, by_kind in t.targets.items()
-        ],
+        "targets": [spec for t in targets for spec in t.sweep_targets(grid["similarities"])],
         **grid, "label": label,
     }
     ready = all(grid[k] for k in ("kernels", "similarities", "dims", "lambda_d", "lambda_x", "sigmas"))

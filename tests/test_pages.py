@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -148,21 +150,36 @@ def _settle_energy_fit(at) -> None:
     assert_clean(at)
 
 
+def _settle_controls(at) -> None:
+    """Wait for the newest energy.sweep (the Energy page's controls), then rerun the page."""
+    from featgeom_core import jobs
+
+    newest = max((r for r in jobs.list_jobs() if r.kind == "energy.sweep"), key=lambda r: r.created)
+    assert jobs.wait(newest.job_id, timeout_s=120).status == "done"
+    at.run()
+    assert_clean(at)
+
+
 def test_energy_page_fits_the_selected_layer_as_a_job() -> None:
     at = app(HARNESS, page="pages/energy.py", model="tiny-native", layers="0", features="world_country")
     at.run()
     assert_clean(at)
     _settle_energy_fit(at)
     assert not at.error, [e.value for e in at.error]
-    assert len(at.get("plotly_chart")) == 7  # target, abstract, reference, scatter, weights, trace, re-optimised
+    _settle_controls(at)
+    assert len(at.get("plotly_chart")) == 9  # target, abstract, reference, scatter, weights, trace, re-optimised, two control strips
     at.selectbox(key="energy_kernel").set_value("log").run()
     at.number_input(key="energy_dim").set_value(2).run()
     _settle_energy_fit(at)
     assert "error per pair" in at.get("plotly_chart")[1].proto.spec
     assert "job " in at.caption[-1].value or any("job " in c.value for c in at.caption)
-    at.number_input(key="energy_lambda_x").set_value(100.0).run()  # re-optimisation only: no new job, no wait
+    at.number_input(key="energy_lambda_x").set_value(100.0).run()  # the fit is kept; the controls' sweep runs at the new λ_x
     assert_clean(at)
-    assert len(at.get("plotly_chart")) == 7
+    assert len(at.get("plotly_chart")) >= 7
+    _settle_controls(at)
+    assert len(at.get("plotly_chart")) == 9
+    table = at.dataframe[0].value
+    assert {"real", "permuted", "shuffled labels", "reading"} <= set(table.columns)
 
 
 def test_perturbation_page_sweeps_several_layers_in_one_job_and_plots_them() -> None:
@@ -181,8 +198,16 @@ def test_perturbation_page_sweeps_several_layers_in_one_job_and_plots_them() -> 
     assert record.status == "done", record.error
     at.run()
     assert_clean(at)
-    # one curve plot per similarity, error by layer, and per similarity the target beside the best (riesz) fit
-    assert len(at.get("plotly_chart")) == 2 + 1 + 2 * 2
-    best, whole = at.dataframe[0].value, at.dataframe[1].value
-    assert len(whole) == 2 * 2 * 2 * 2 * 1 * 1 * 4  # layers x targets x sims x dims x λ_d x λ_x x σ
-    assert len(best) == 2 * 2 * 2 and set(best["layer"]) == {0, 1}  # layers x targets x sims (one kernel)
+    # per similarity a curve plot and a by-layer plot, the error by layer, and per similarity the target beside the best (riesz) fit
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2 + 2 + 1 + 2 * 2
+    traces = json.loads(charts[0].proto.spec)["data"]
+    assert {"real", "permuted", "shuffled labels"} <= {t.get("name") for t in traces}
+    assert sum(t.get("fill") == "toself" for t in traces) == 2  # a band for each control
+    assert any("How to read this" in info.value for info in at.info)
+    summary, best, whole = (frame.value for frame in at.dataframe)
+    assert len(summary) == 2 * 2 and {"real", "permuted", "shuffled labels", "real − shuffled labels", "reading"} <= set(summary.columns)
+    targets = 1 + 5 + 5  # real, 5 permuted seeds, 5 label-shuffle seeds
+    assert len(best) == 2 * targets * 2 and set(best["layer"]) == {0, 1}  # layers x targets x sims (one kernel)
+    assert len(whole) == 2 * targets * 2 * 2 * 1 * 1 * 4  # layers x targets x sims x dims x λ_d x λ_x x σ
+    assert set(whole["replicate"]) == set(range(5))

@@ -113,6 +113,7 @@ class SweepTargetSpec(Params):
 
     name: str = Field("real", min_length=1, max_length=100, description="which target this is: real, permuted, shuffled_labels, ...")
     layer: int | None = Field(None, ge=0, le=10_000, description="the layer the PSMs come from (None for none)")
+    replicate: int = Field(0, ge=0, le=100, description="which seed of a control this is (0 for the real target)")
     features: FeatureNames = []
     psms: dict[Similarity, PsmMatrix] = Field(..., min_length=1, description="{similarity: PSM}")
 
@@ -182,8 +183,11 @@ class SweepJobResult:
                    label=str(meta.get("label", "")), names=dict(meta.get("names", {})))
 
     def summary(self) -> dict[str, Any]:
+        from featgeom_core.energy.controls import control_summary
+
         keep = ("target", "layer", "similarity", "kernel", "dim", "lambda_d", "joint_error")
-        return {"rows": len(self.rows), "best": [{k: b.get(k) for k in keep} for b in self.best]}
+        real_best = [{k: b.get(k) for k in keep} for b in self.best if b["target"] == "real"]
+        return {"rows": len(self.rows), "best_real": real_best, "distance_by_layer": control_summary(self.rows)}
 
 
 def run_sweep_job(params: EnergySweepJob, report: Report) -> JobOutput:
@@ -192,7 +196,7 @@ def run_sweep_job(params: EnergySweepJob, report: Report) -> JobOutput:
 
     grid = params.grid()
     targets = [
-        SweepTarget(t.name, {kind: np.asarray(m) for kind, m in t.psms.items() if kind in grid.similarities}, t.layer)
+        SweepTarget(t.name, {kind: np.asarray(m) for kind, m in t.psms.items() if kind in grid.similarities}, t.layer, t.replicate)
         for t in params.targets
     ]
     sweep = run_sweep(targets, grid, restarts=params.restarts, repeats=params.repeats, seed=params.seed, progress=report)

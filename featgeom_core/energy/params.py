@@ -99,6 +99,7 @@ class SweepGrid(Params):
     lambda_x: tuple[LambdaX, ...] = Field((10.0,), min_length=1, max_length=MAX_GRID_VALUES, description="lambda_x values (norm penalty)")
     sigmas: tuple[PerturbationScale, ...] = Field((0.01, 0.03, 0.1, 0.3), min_length=1, max_length=MAX_GRID_VALUES, description="perturbation scales sigma")
     weights: WeightsField = "learned"
+    weight_ratio: WeightRatio = 10.0
     s: RieszS = 1.0
 
     def joint_configs(self, n_features: int) -> list[JointConfig]:
@@ -107,7 +108,7 @@ class SweepGrid(Params):
         if not dims:
             raise InvalidParameter(f"no dim in {list(self.dims)} is below N = {n_features}")
         return [
-            JointConfig(dim=d, similarity=sim, kernel=k, lambda_d=ld, s=self.s, weights=self.weights)
+            JointConfig(dim=d, similarity=sim, kernel=k, lambda_d=ld, s=self.s, weights=self.weights, weight_ratio=self.weight_ratio)
             for k, sim, d, ld in itertools.product(self.kernels, self.similarities, dims, self.lambda_d)
         ]
 

@@ -20,12 +20,14 @@ Progress = Callable[[float, str], None]
 
 @dataclass(frozen=True)
 class SweepTarget:
-    """One target of a sweep: ``name`` ("real", "permuted", ...), its PSM per similarity
-    {similarity: (N, N)}, and the layer it comes from (None for a target without one)."""
+    """One target of a sweep: ``name`` ("real", "permuted", "shuffled_labels", ...), its PSM per
+    similarity {similarity: (N, N)}, the layer it comes from (None for a target without one) and
+    its ``replicate`` (which seed of a control; 0 for the real target)."""
 
     name: str
     psms: Mapping[str, np.ndarray]
     layer: int | None = None
+    replicate: int = 0
 
 
 @dataclass
@@ -55,9 +57,9 @@ def run_sweep(
 ) -> SweepResult:
     """The grid for every target (e.g. the real PSM and its permuted control at several layers).
 
-    Each row: target, layer, kernel, similarity, dim, lambda_d, lambda_x, sigma, joint_error,
-    joint_objective, distance (mean over ``repeats`` noise draws), distance_std and fit (index
-    into ``joints``). Targets with the same N are solved together (one joint and one
+    Each row: target, replicate, layer, kernel, similarity, dim, lambda_d, lambda_x, sigma,
+    joint_error, joint_objective, distances (one per noise draw), distance (their mean),
+    distance_std and fit (index into ``joints``). Targets with the same N are solved together (one joint and one
     re-optimisation problem per N). ``solver`` defaults to ``SWEEP_SOLVER``'s looser tolerances.
     """
     report = progress or (lambda f, m: None)
@@ -90,10 +92,10 @@ def run_sweep(
                 distances = np.asarray([r.distance for r in block[k * repeats : (k + 1) * repeats]])
                 c = joint.config
                 rows.append({
-                    "target": target.name, "layer": target.layer, "kernel": c.kernel, "similarity": c.similarity, "dim": c.dim,
-                    "lambda_d": c.lambda_d, "lambda_x": lx, "sigma": sigma, "joint_error": joint.error,
-                    "joint_objective": joint.objective, "distance": float(distances.mean()), "distance_std": float(distances.std()),
-                    "fit": len(joints),
+                    "target": target.name, "replicate": target.replicate, "layer": target.layer, "kernel": c.kernel,
+                    "similarity": c.similarity, "dim": c.dim, "lambda_d": c.lambda_d, "lambda_x": lx, "sigma": sigma,
+                    "joint_error": joint.error, "joint_objective": joint.objective, "distances": distances.tolist(),
+                    "distance": float(distances.mean()), "distance_std": float(distances.std()), "fit": len(joints),
                 })
             joints.append(joint)
     report(1.0, "done")
@@ -101,11 +103,11 @@ def run_sweep(
 
 
 def best_configurations(rows: Sequence[dict]) -> list[dict]:
-    """Per (target, layer, similarity, kernel): the row whose joint fit is closest to the target
-    (ties broken by the smaller re-optimisation distance); the thesis's Figures 5 to 8."""
+    """Per (target, replicate, layer, similarity, kernel): the row whose joint fit is closest to
+    the target (ties broken by the smaller re-optimisation distance); the thesis's Figures 5 to 8."""
     best: dict[tuple, dict] = {}
     for row in rows:
-        key = (row["target"], row.get("layer"), row["similarity"], row["kernel"])
+        key = (row["target"], row.get("replicate", 0), row.get("layer"), row["similarity"], row["kernel"])
         rank = (row["joint_error"], row["distance"])
         if key not in best or rank < (best[key]["joint_error"], best[key]["distance"]):
             best[key] = row
@@ -115,8 +117,8 @@ def best_configurations(rows: Sequence[dict]) -> list[dict]:
 def curves_of_best(rows: Sequence[dict], similarity: str, layer: int | None = None) -> list[dict]:
     """The rows to plot as distance-against-sigma curves for one similarity (and one layer of a
     multi-layer sweep): per kernel, the best configuration of the *real* target (dim, lambda_d,
-    lambda_x), for the real and the permuted target alike, so the two curves of a kernel differ
-    only in the target."""
+    lambda_x), for the real target and every control replicate alike, so the curves of a kernel
+    differ only in the target (the thesis's Figures 9 and 10)."""
     rows = [r for r in rows if r["similarity"] == similarity and r.get("layer") == layer]
     chosen = best_configurations([r for r in rows if r["target"] == "real"])
     keys = {(b["kernel"], b["dim"], b["lambda_d"], b["lambda_x"]) for b in chosen}

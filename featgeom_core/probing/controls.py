@@ -1,0 +1,162 @@
+"""Control targets with several seeds, so that each control is a band rather than one draw.
+
+Two controls answer different questions. The thesis's *permuted* control shuffles each probe
+direction's coordinates: it keeps norms and value distributions and destroys alignment, so it asks
+"is there any geometry at all?". The *shuffled-label* control retrains the probes on shuffled
+labels: with balanced one-vs-rest classes, K probe directions sit near a simplex whatever the model
+knows, so it asks "is this geometry more than the probing construction gives?". A real PSM that
+sits closer to an energy minimum than the permuted control but not than the shuffled-label one
+reflects the construction, not what the model learned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+from pydantic import Field
+
+from featgeom_core.activations import extract
+from featgeom_core.data.feature_set import FeatureSet
+from featgeom_core.models import LoadedModel
+from featgeom_core.params import Params
+from featgeom_core.probing.pipeline import KINDS, GeometryParams, GeometryResult, probe_key
+from featgeom_core.probing.probes import ProbeParams, shuffled_label_control
+from featgeom_core.probing.similarity import permuted_control, psm
+from featgeom_core.store import Store, result_key
+
+Progress = Callable[[float, str], None]
+PERMUTATION_STRIDE = 7919  # seed k of a layer's permuted control: permutation_seed + layer + k * stride (k = 0 as before)
+
+
+class ControlParams(Params):
+    """Which controls go beside the real target, and how many seeds each."""
+
+    shuffled_labels: bool = Field(True, description="include the shuffled-label control (probes retrained on shuffled labels)")
+    permutation_seeds: int = Field(5, ge=1, le=20, description="permuted-control seeds: each shuffles every direction's coordinates anew")
+    label_seeds: int = Field(5, ge=1, le=20, description="label-shuffle seeds: each retrains the probes on another shuffle of the labels")
+
+
+@dataclass(frozen=True)
+class LayerControls:
+    """One layer's targets: ``targets[control]`` is a list (one per seed) of {"cosine" | "rbf": (N, N)}
+    over the ``names`` kept; ``real`` has one entry."""
+
+    layer: int
+    names: list[str]
+    targets: dict[str, list[dict[str, np.ndarray]]]
+
+    def real(self, similarity: str) -> np.ndarray:
+        """The real PSM for one similarity (N, N)."""
+        return self.targets["real"][0][similarity]
+
+    def sweep_targets(self, similarities: Sequence[str]) -> list[dict]:
+        """Every target as ``{name, replicate, layer, features, psms}`` (JSON-able), the shape of an
+        energy sweep's targets: each control seed is one replicate."""
+        return [
+            {"name": control, "replicate": k, "layer": self.layer, "features": list(self.names),
+             "psms": {kind: m.tolist() for kind, m in psms.items() if kind in similarities}}
+            for control, seeds in self.targets.items() for k, psms in enumerate(seeds)
+        ]
+
+
+def label_seeds(params: GeometryParams, controls: ControlParams) -> list[int]:
+    """The label-shuffle seeds: the probe entry's own ``label_seed`` first, then the next ones."""
+    return [params.label_seed + k for k in range(controls.label_seeds)]
+
+
+def _shuffled_key(model: LoadedModel, feature_set: FeatureSet, layer: int, params: GeometryParams, label_seed: int) -> str:
+    return result_key(
+        "shuffled_probes",
+        {"layer": layer, "hook": params.hook, "C": params.C, "seed": params.seed, "label_seed": label_seed},
+        {"model": model.fingerprint, "features": feature_set.fingerprint()},
+    )
+
+
+def shuffled_label_directions(
+    model: LoadedModel, feature_set: FeatureSet, layers: Sequence[int], params: GeometryParams, seeds: Sequence[int], *,
+    store: Store | None = None, progress: Progress | None = None, device: str = "auto",
+) -> dict[int, np.ndarray]:
+    """Probe directions trained on shuffled labels, one set per seed: {layer: (S, F, d)}.
+
+    The seed ``params.label_seed`` is read from the layer's probe entry when it is stored; every
+    other (layer, seed) is cached on its own, so adding a seed trains only that seed.
+    """
+    report = progress or (lambda fraction, message: None)
+    found: dict[tuple[int, int], np.ndarray] = {}
+    for layer in layers:
+        for seed in seeds:
+            if store is None:
+                continue
+            if seed == params.label_seed:
+                entry = store.get(probe_key(model, feature_set, layer, params))
+                if entry is not None:
+                    found[(layer, seed)] = entry.arrays["shuffled_directions"]
+                    continue
+            entry = store.get(_shuffled_key(model, feature_set, layer, params, seed))
+            if entry is not None:
+                found[(layer, seed)] = entry.arrays["directions"]
+    missing_seeds = [seed for seed in seeds if any((layer, seed) not in found for layer in layers)]
+    for k, seed in enumerate(missing_seeds):
+        todo = [layer for layer in layers if (layer, seed) not in found]
+        report(k / max(len(missing_seeds), 1), f"probes on shuffled labels, seed {seed} ({k + 1}/{len(missing_seeds)})")
+        activations = extract(model, feature_set, todo, params.hook, store=store)
+        trained = shuffled_label_control(activations, feature_set, ProbeParams(C=params.C, seed=params.seed), seed, device)
+        for i, layer in enumerate(trained.layers):
+            found[(layer, seed)] = trained.directions[i]
+            if store is not None:
+                store.put(_shuffled_key(model, feature_set, layer, params, seed),
+                          {"directions": trained.directions[i], "test_accuracy": trained.test_accuracy[i]},
+                          {"model": model.name, "feature_set": feature_set.name, "layer": layer, "label_seed": seed})
+    report(1.0, "shuffled-label probes ready")
+    return {layer: np.stack([found[(layer, seed)] for seed in seeds]) for layer in layers}
+
+
+def layer_controls(
+    result: GeometryResult, layer: int, kept: Sequence[int], controls: ControlParams, shuffled: np.ndarray | None = None,
+) -> LayerControls:
+    """The real PSMs of one layer and its controls' PSMs per seed, over the ``kept`` features.
+
+    ``shuffled`` (S, F, d): the shuffled-label directions of this layer (``shuffled_label_directions``);
+    leave it out (or turn the control off) for real and permuted only. The permuted control of
+    seed 0 is the one the Feature geometry page shows.
+    """
+    i = result.layers.index(layer)
+    keep = list(kept)
+    names = [result.feature_names[k] for k in keep]
+    rbf_c = result.params.rbf_c
+    every = result.directions["real"][i]
+    real = every[keep]
+
+    def psms_of(directions: np.ndarray) -> dict[str, np.ndarray]:
+        return {kind: psm(directions, kind, rbf_c) for kind in KINDS}
+
+    targets: dict[str, list[dict[str, np.ndarray]]] = {"real": [psms_of(real)]}
+    targets["permuted"] = [
+        psms_of(permuted_control(every, result.params.permutation_seed + layer + k * PERMUTATION_STRIDE)[keep])
+        for k in range(controls.permutation_seeds)
+    ]
+    if controls.shuffled_labels and shuffled is not None:
+        targets["shuffled_labels"] = [psms_of(directions[keep]) for directions in shuffled]
+    return LayerControls(layer=layer, names=names, targets=targets)
+
+
+def controls_by_layer(
+    model: LoadedModel, feature_set: FeatureSet, layers: Sequence[int], params: GeometryParams, controls: ControlParams, *,
+    dedup_threshold: float | None = None, store: Store | None = None, progress: Progress | None = None, device: str = "auto",
+) -> tuple[GeometryResult, list[LayerControls], dict[int, list[tuple[int, int, float]]]]:
+    """The probes (cached), the shuffled-label probes of every seed (cached) and each layer's
+    targets, de-duplicated on the real cosine PSM when ``dedup_threshold`` is given. Returns the
+    geometry result, the targets per layer, and per layer the dropped (index, kept twin, cosine)."""
+    from featgeom_core.probing.pipeline import feature_geometry
+
+    report = progress or (lambda fraction, message: None)
+    result = feature_geometry(model, feature_set, layers, params, store=store, device=device, progress=lambda f, m: report(0.6 * f, m))
+    shuffled: dict[int, np.ndarray] = {}
+    if controls.shuffled_labels:
+        shuffled = shuffled_label_directions(model, feature_set, result.layers, params, label_seeds(params, controls), store=store,
+                                             device=device, progress=lambda f, m: report(0.6 + 0.4 * f, m))
+    kept, dropped = result.deduplicated(dedup_threshold)
+    by_layer = [layer_controls(result, layer, kept[i], controls, shuffled.get(layer)) for i, layer in enumerate(result.layers)]
+    return result, by_layer, {layer: dropped[i] for i, layer in enumerate(result.layers)}
