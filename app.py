@@ -6,15 +6,9 @@ import streamlit as st
 
 st.set_page_config(page_title="featgeom", page_icon="🧭", layout="wide")
 
-from ui.state import shared_frame  # noqa: E402  (set_page_config must come first)
+from ui.links import navigation_pages  # noqa: E402  (set_page_config must come first)
+from ui.state import shared_frame  # noqa: E402
 
-pages = [
-    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/geometry.py", title="Feature geometry", icon=":material/scatter_plot:", url_path="geometry"),
-    st.Page("pages/energy.py", title="Energy", icon=":material/bolt:", url_path="energy"),
-    st.Page("pages/perturbation.py", title="Perturbation", icon=":material/ssid_chart:", url_path="perturbation"),
-    st.Page("pages/jobs.py", title="Jobs", icon=":material/list:", url_path="jobs"),
-]
-navigation = st.navigation(pages)
+navigation = st.navigation(navigation_pages())
 shared_frame()
 navigation.run()

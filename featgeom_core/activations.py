@@ -11,6 +11,7 @@ Two engines give identical numbers:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
@@ -262,3 +263,59 @@ def _first_tensor(output: Any) -> Any:
     if hasattr(output, "last_hidden_state"):
         return output.last_hidden_state
     return None
+
+
+@dataclass(frozen=True)
+class TokenActivations:
+    """Activations at every real (non-special) token of some texts.
+
+    ``values[layer]`` (N, d) float32; ``text`` (N,) index of each token's text, ``position`` (N,)
+    its index in that text's encoding (special tokens included), ``token_id`` (N,).
+    """
+
+    values: dict[int, np.ndarray]
+    text: np.ndarray
+    position: np.ndarray
+    token_id: np.ndarray
+
+
+def token_activations(
+    model: LoadedModel, texts: Sequence[str], layers: Sequence[int], hook: Hook = "resid_post", *, batch_size: int = 32,
+    max_tokens: int = DEFAULT_MAX_TOKENS, max_total_tokens: int | None = None, engine: Engine = "auto",
+) -> TokenActivations:
+    """One forward pass per batch of texts for all ``layers``; texts are tokenised and run a batch
+    at a time, in order, until ``max_total_tokens`` real tokens are collected (all texts when None)."""
+    layers = sorted(set(int(layer) for layer in layers))
+    bad = [layer for layer in layers if not 0 <= layer < model.n_layers]
+    if not layers or bad:
+        raise InvalidParameter(f"layer(s) {bad or layers} out of range: {model.name} has layers 0..{model.n_layers - 1}")
+    if not texts:
+        raise DataError("no texts to run the model on")
+    names = [hook_name(hook, layer) for layer in layers]
+    runner = None
+    chunks: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    text_index, positions, token_ids = [], [], []
+    collected = 0
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch_size):
+            if max_total_tokens is not None and collected >= max_total_tokens:
+                break
+            encoded = encode(model.tokenizer, texts[start : start + batch_size], max_tokens=max_tokens)
+            if runner is None:
+                runner = _choose_runner(model, names, encoded, engine)
+            real = encoded["special_tokens_mask"] == 0
+            local, pos = np.nonzero(real)
+            ids = torch.as_tensor(encoded["input_ids"], device=model.device)
+            attention = torch.as_tensor(encoded["attention_mask"], device=model.device)
+            values = runner(ids, attention, (torch.as_tensor(local, device=model.device), torch.as_tensor(pos, device=model.device)))
+            for name in names:
+                chunks[name].append(values[name].float().cpu().numpy())
+            text_index.append(start + local)
+            positions.append(pos)
+            token_ids.append(encoded["input_ids"][local, pos])
+            collected += len(local)
+    keep = slice(None) if max_total_tokens is None else slice(0, min(max_total_tokens, collected))
+    return TokenActivations(
+        values={layer: np.concatenate(chunks[name])[keep] for layer, name in zip(layers, names)},
+        text=np.concatenate(text_index)[keep], position=np.concatenate(positions)[keep], token_id=np.concatenate(token_ids)[keep],
+    )

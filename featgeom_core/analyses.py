@@ -8,4 +8,5 @@ JOB_KIND_MODULES: tuple[str, ...] = (
     "featgeom_core.jobs.diagnostics",
     "featgeom_core.probing.jobs",
     "featgeom_core.energy.jobs",
+    "featgeom_core.sparsity.jobs",
 )

@@ -10,6 +10,7 @@ import streamlit as st
 from featgeom_core import jobs
 from featgeom_core.probing import CONTROLS, KINDS, DedupParams, GeometryParams, GeometryResult, cached_layers, feature_geometry
 from ui.errors import render_safely
+from ui.links import link
 from ui.params import help_text, slider
 from ui.plots import psm_heatmap
 from ui.resources import cached_store
@@ -73,7 +74,7 @@ def _follow_background_job(selection, missing: list[int]) -> None:
     })
     st.info(f"Layers {missing} are computing as background job `{job_id}`; keep using the app. "
             "This page shows the result when it is done.")
-    st.page_link("pages/jobs.py", label="See all jobs", icon=":material/list:")
+    link("pages/jobs.py", "See all jobs")
 
     @st.fragment(run_every=1.0)
     def poll() -> None:

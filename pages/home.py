@@ -10,6 +10,7 @@ import torch
 from featgeom_core import __version__
 from featgeom_core.config import resolve_device
 from featgeom_core.jobs import backend_info
+from ui.links import PAGES, link
 from ui.resources import cached_store
 from ui.state import require_selection
 
@@ -19,9 +20,11 @@ st.markdown(
     "A lab for the **geometry of features** inside neural networks: probe feature directions "
     "from a model's activations, compare their pairwise similarity matrices (PSMs) against "
     "controls, fit them with energy-minimising abstract features and test how robust that "
-    "geometry is to perturbation. Sparsity metrics and interaction graphs are coming next."
+    "geometry is to perturbation; measure how sparse a model's activations are, and read the "
+    "dictionaries that code them."
 )
-st.page_link("pages/geometry.py", label="Open Feature geometry →", icon=":material/scatter_plot:")
+for page in PAGES[1:]:
+    link(page.path, page.title)
 
 st.subheader("In use")
 model = selection.model
@@ -49,7 +52,7 @@ else:
     if st.button("Start the backend now"):
         backend_info(start=True)
         st.rerun()
-st.page_link("pages/jobs.py", label="Jobs", icon=":material/list:")
+link("pages/jobs.py", "Jobs")
 
 store = cached_store()
 st.subheader("Cache")

@@ -7,6 +7,7 @@ import streamlit as st
 
 from featgeom_core import jobs
 from featgeom_core.errors import FeatgeomError
+from ui.links import link
 
 
 def follow(job_id: str, every_s: float = 0.5) -> bool:
@@ -29,10 +30,10 @@ def follow(job_id: str, every_s: float = 0.5) -> bool:
     return False
 
 
-def job_from_url(kind: str) -> str | None:
+def job_from_url(kind: str, back_button: bool = True) -> str | None:
     """The ``?job=`` of the URL when it names a job of ``kind`` (a stored result to open), with a
-    button back to the live view; None when there is none. A wrong or unknown id is an error
-    message, never a traceback."""
+    button back to the live view (``back_button``); None when there is none. A wrong or unknown id
+    is an error message, never a traceback."""
     job_id = st.query_params.get("job")
     if not job_id:
         return None
@@ -46,7 +47,7 @@ def job_from_url(kind: str) -> str | None:
         st.error(f"Job {job_id} is a {record.kind} job, not {kind}; showing the live view.")
         st.query_params.pop("job", None)
         return None
-    if st.button("Back to the live view", key=f"leave_job_{kind}"):
+    if back_button and st.button("Back to the live view", key=f"leave_job_{kind}"):
         st.query_params.pop("job", None)
         st.rerun()
     return job_id
@@ -60,4 +61,4 @@ def open_result_link(record: jobs.JobRecord) -> None:
         return
     if record.status != "done" or kind.page is None:
         return
-    st.page_link(kind.page, label="Open the result", icon=":material/open_in_new:", query_params=kind.link(record.job_id, record.params))
+    link(kind.page, "Open the result", kind.link(record.job_id, record.params), icon=":material/open_in_new:")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import streamlit as st
 
@@ -14,6 +15,7 @@ from featgeom_core.probing import GeometryParams
 from ui.resources import cached_feature_set, cached_model
 
 UPLOADED_PREFIX = "upload:"
+SIDEBAR_KEYS = frozenset({"model", "features", "layers", "hook"})
 HOOKS = field_spec(GeometryParams, "hook").choices
 DEFAULT_FEATURE_SET = "athlete_sport"
 
@@ -60,9 +62,34 @@ def _sync_from_url() -> None:
         st.session_state["_url_layers"] = [int(x) for x in current.get("layers", "").split(",") if x.strip()]
     except ValueError:
         st.session_state["_url_layers"] = []
-    for key in ("dedup", "threshold", "layer"):
-        if key in current:
-            st.session_state[f"_url_{key}"] = current[key]
+    for key, value in current.items():  # everything else is a page's: it adopts what it knows (adopt_url)
+        if key not in SIDEBAR_KEYS:
+            st.session_state[f"_url_{key}"] = value
+
+
+def adopt_url(key: str, parse: Callable[[str], Any], state_key: str | None = None) -> None:
+    """Move the URL's value for ``key`` (pending since the session started or the URL changed) into
+    the widget state ``state_key`` (default ``key``), parsed; a value that does not parse is dropped,
+    so a hand-edited link cannot break the page."""
+    raw = st.session_state.pop(f"_url_{key}", None)
+    if raw is None:
+        return
+    try:
+        st.session_state[state_key or key] = parse(raw)
+    except (ValueError, TypeError, KeyError):
+        pass
+
+
+def one_of(options: Any) -> Callable[[str], str]:
+    """A URL parser that accepts only one of ``options``."""
+    allowed = list(options)
+
+    def parse(value: str) -> str:
+        if value not in allowed:
+            raise ValueError(f"{value!r} is not one of {allowed}")
+        return value
+
+    return parse
 
 
 def sidebar() -> Selection:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
+
+import numpy as np
 
 from featgeom_core.data.feature_set import FeatureSet
 from featgeom_core.data.knowledge import KNOWLEDGE_FAMILIES, load_knowledge_family
@@ -35,6 +38,23 @@ def list_feature_sets() -> list[FeatureSetInfo]:
     return infos
 
 
+@lru_cache(maxsize=4)
+def corpus_texts(per_source: int | None = None, seed: int = 0) -> tuple[str, ...]:
+    """Real text from the packaged data: ``per_source`` texts (all when None) from each of news,
+    reviews and code, sampled with ``seed``, sources interleaved in a seeded order."""
+    from featgeom_core.data.sae_probes_files import read_dataset
+
+    texts: list[str] = []
+    for stem in TEXT_SOURCES.values():
+        prompts = read_dataset(stem)["prompt"].astype(str)
+        count = len(prompts) if per_source is None else min(per_source, len(prompts))
+        texts += prompts.sample(n=count, random_state=seed).tolist()
+    if per_source is None:
+        order = np.random.default_rng(seed).permutation(len(texts))
+        texts = [texts[i] for i in order]
+    return tuple(texts)
+
+
 def load_feature_set(name: str, tokenizer: Any = None, **options: Any) -> FeatureSet:
     """Load a named feature set. ``text_features`` needs the model's ``tokenizer``.
 
@@ -47,15 +67,9 @@ def load_feature_set(name: str, tokenizer: Any = None, **options: Any) -> Featur
     if name == "text_features":
         if tokenizer is None:
             raise DataError("text_features are labelled from the model's tokens: pass the model's tokenizer")
-        from featgeom_core.data.sae_probes_files import read_dataset
         from featgeom_core.data.text_features import sample_text_features
 
-        per_source = int(options.pop("texts_per_source", 60))
-        seed = int(options.get("seed", 0))
-        texts: list[str] = []
-        for stem in TEXT_SOURCES.values():
-            prompts = read_dataset(stem)["prompt"].astype(str)
-            texts += prompts.sample(n=min(per_source, len(prompts)), random_state=seed).tolist()
+        texts = list(corpus_texts(int(options.pop("texts_per_source", 60)), int(options.get("seed", 0))))
         return sample_text_features(texts, tokenizer, **options)
     known = ", ".join(info.name for info in list_feature_sets())
     raise DataError(f"unknown feature set {name!r}; choose one of {known}, or upload a CSV")

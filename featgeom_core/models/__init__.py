@@ -6,6 +6,7 @@ from featgeom_core.models.registry import (
     ModelInfo,
     list_models,
     load_model,
+    shared_model,
 )
 
-__all__ = ["DEFAULT_MODEL_ID", "LoadedModel", "ModelInfo", "list_models", "load_model"]
+__all__ = ["DEFAULT_MODEL_ID", "LoadedModel", "ModelInfo", "list_models", "load_model", "shared_model"]

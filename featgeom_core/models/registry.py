@@ -21,6 +21,7 @@ import logging
 import os
 import socket
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,12 @@ def load_model(model_id: str = DEFAULT_MODEL_ID, device: str = "auto") -> Loaded
         return _load_hub_id(model_id, torch_device)
     known = ", ".join(m.model_id for m in list_models())
     raise ModelUnavailable(f"unknown model {model_id!r}: use one of {known}, or a local checkpoint directory")
+
+
+@lru_cache(maxsize=2)
+def shared_model(model_id: str) -> LoadedModel:
+    """``load_model`` once per process (a job worker's models, reused across jobs)."""
+    return load_model(model_id)
 
 
 def _load_hub_id(model_id: str, device: torch.device) -> LoadedModel:

@@ -4,7 +4,6 @@ shuffled-label, on a worker; the per-layer results land in the store the page re
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, ClassVar, Mapping
 
 import numpy as np
@@ -89,21 +88,15 @@ class GeometrySummary:
         }
 
 
-@lru_cache(maxsize=2)
-def _worker_model(model_id: str) -> Any:
-    from featgeom_core.models import load_model
-
-    return load_model(model_id)
-
-
 def run_feature_geometry(params: FeatureGeometryJob, report: Report) -> JobOutput:
     """Train the probes on the worker; the per-layer probe results travel back as extra entries."""
     from featgeom_core.activations import extract
     from featgeom_core.data import load_feature_set
     from featgeom_core.errors import InvalidParameter
+    from featgeom_core.models import shared_model
 
     report(0.0, f"loading {params.model}")
-    model = _worker_model(params.model)
+    model = shared_model(params.model)
     bad = [layer for layer in params.layers if layer >= model.n_layers]
     if bad:
         raise InvalidParameter(f"layer(s) {bad} out of range: {model.name} has layers 0..{model.n_layers - 1}")

@@ -1,0 +1,228 @@
+"""Sparsity of a real model's activations (section 4): the token embeddings (4.1) and every layer
+(4.2), each with its own dictionary, plus what the dictionary explorer (Appendix G) reads.
+
+Layers are trained in lockstep on fresh activations: every iteration runs the model once on new
+training text and hands each layer's learner its own minibatch, as the paper resamples activations
+each iteration. The metrics are measured on a held-out set of tokens (``tokens``), whose codes and
+per-atom top tokens are kept for the explorer. The embeddings learner codes minibatches of the
+embedding matrix's rows (a fixed set).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Mapping
+
+import numpy as np
+import scipy.sparse
+
+from featgeom_core.activations import token_activations
+from featgeom_core.data.registry import corpus_texts
+from featgeom_core.errors import InvalidParameter
+from featgeom_core.memory import release_memory
+from featgeom_core.models import LoadedModel
+from featgeom_core.sparsity.coding import DictionaryLearner, SparseCode, check_activations, encode, minibatches
+from featgeom_core.sparsity.metrics import metrics_from_parts
+from featgeom_core.sparsity.params import ModelSparsityParams
+
+Progress = Callable[[float, str], None]
+EMBEDDINGS = "embeddings"
+TOP_TOKENS = 24  # per atom, for the explorer
+FORWARD_BATCH = 16  # texts per forward pass: small, to keep the transient memory of the model low
+TEXTS_PER_SOURCE = 3000  # 15,000 texts of up to 128 tokens: far more than held-out plus training need
+
+
+def set_name(layer: int) -> str:
+    """The name of a layer's activation set."""
+    return f"layer {layer}"
+
+
+@dataclass
+class ActivationSetResult:
+    """One activation set's code, metrics (scalars), per-atom usage, coefficient histogram, and its
+    atoms' top rows: ``top_rows`` (m, k) indices into the set's rows (eval tokens, or vocabulary
+    ids for the embeddings), ``top_values`` (m, k) their coefficients (0 where an atom has fewer)."""
+
+    name: str
+    code: SparseCode
+    metrics: dict[str, Any]
+    usage: np.ndarray
+    histogram: np.ndarray
+    histogram_edges: np.ndarray
+    top_rows: np.ndarray
+    top_values: np.ndarray
+    calibrated_a: float | None = None
+
+
+@dataclass
+class ModelSparsityResult:
+    """Every activation set's result, the evaluation tokens (``token_text``, ``token_position``,
+    ``token_id``, their strings and the texts), the vocabulary strings (for the embeddings), and the
+    calibration rows (sparse-linear data at the same d, and the Gaussian control)."""
+
+    model: str
+    hook: str
+    sets: list[ActivationSetResult]
+    token_text: np.ndarray
+    token_position: np.ndarray
+    token_id: np.ndarray
+    token_strings: list[str]
+    texts: list[str]
+    vocabulary: list[str]
+    calibration: list[dict[str, Any]] = field(default_factory=list)
+
+    def set(self, name: str) -> ActivationSetResult:
+        """One activation set by name (``embeddings`` or ``layer l``)."""
+        for result in self.sets:
+            if result.name == name:
+                return result
+        raise InvalidParameter(f"no activation set {name!r}; this result has {[s.name for s in self.sets]}")
+
+    def to_store(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays: dict[str, np.ndarray] = {"token_text": self.token_text, "token_position": self.token_position, "token_id": self.token_id}
+        sets_meta = []
+        for k, result in enumerate(self.sets):
+            prefix = f"s{k}_"
+            arrays.update(result.code.to_arrays(prefix))
+            arrays.update({f"{prefix}usage": result.usage, f"{prefix}histogram": result.histogram, f"{prefix}histogram_edges": result.histogram_edges,
+                           f"{prefix}top_rows": result.top_rows, f"{prefix}top_values": result.top_values})
+            sets_meta.append({"name": result.name, "lam": result.code.lam, "method": result.code.method, "metrics": result.metrics,
+                              "calibrated_a": result.calibrated_a})
+        meta = {"model": self.model, "hook": self.hook, "sets": sets_meta, "token_strings": self.token_strings, "texts": self.texts,
+                "vocabulary": self.vocabulary, "calibration": self.calibration}
+        return arrays, meta
+
+    @classmethod
+    def from_store(cls, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> "ModelSparsityResult":
+        sets = []
+        for k, entry in enumerate(meta["sets"]):
+            prefix = f"s{k}_"
+            sets.append(ActivationSetResult(
+                name=entry["name"], code=SparseCode.from_arrays(arrays, entry["lam"], entry["method"], prefix), metrics=dict(entry["metrics"]),
+                usage=np.asarray(arrays[f"{prefix}usage"]), histogram=np.asarray(arrays[f"{prefix}histogram"]),
+                histogram_edges=np.asarray(arrays[f"{prefix}histogram_edges"]), top_rows=np.asarray(arrays[f"{prefix}top_rows"]),
+                top_values=np.asarray(arrays[f"{prefix}top_values"]), calibrated_a=entry.get("calibrated_a"),
+            ))
+        return cls(model=meta["model"], hook=meta["hook"], sets=sets, token_text=np.asarray(arrays["token_text"]),
+                   token_position=np.asarray(arrays["token_position"]), token_id=np.asarray(arrays["token_id"]),
+                   token_strings=list(meta["token_strings"]), texts=list(meta["texts"]), vocabulary=list(meta["vocabulary"]),
+                   calibration=list(meta.get("calibration", [])))
+
+    def summary(self) -> dict[str, Any]:
+        return {"model": self.model, "hook": self.hook, "by_set": [
+            {"set": s.name, "normalized_loss": round(s.metrics["normalized_loss"], 3), "s_p": round(s.metrics["s_p"], 3),
+             "explained_variance": round(s.metrics["explained_variance"], 4), "calibrated_a": s.calibrated_a} for s in self.sets]}
+
+
+def top_rows_per_atom(codes: scipy.sparse.csr_array, k: int = TOP_TOKENS) -> tuple[np.ndarray, np.ndarray]:
+    """For each atom, the k rows with its largest coefficients: (m, k) row indices (-1 when the atom
+    has fewer uses) and (m, k) coefficients."""
+    columns = codes.tocsc()
+    m = codes.shape[1]
+    rows = np.full((m, k), -1, dtype=np.int64)
+    values = np.zeros((m, k), dtype=np.float32)
+    for atom in range(m):
+        start, end = columns.indptr[atom], columns.indptr[atom + 1]
+        if end == start:
+            continue
+        order = np.argsort(-columns.data[start:end])[:k]
+        rows[atom, : len(order)] = columns.indices[start:end][order]
+        values[atom, : len(order)] = columns.data[start:end][order]
+    return rows, values
+
+
+def _finish(name: str, learner: DictionaryLearner, data: np.ndarray, center: np.ndarray, params: ModelSparsityParams) -> ActivationSetResult:
+    """Code the held-out set with the learned dictionary and measure it."""
+    codes, residual2 = encode(data, learner.dictionary, learner.lam, params.coding)
+    metrics = metrics_from_parts(codes, float(residual2.sum()), float(np.sum(data.astype(np.float64) ** 2)), learner.lam, params.p)
+    top_rows, top_values = top_rows_per_atom(codes)
+    code = SparseCode(dictionary=learner.dictionary, codes=codes, lam=learner.lam, method=params.coding.method, center=center,
+                      lambdas=learner.lambdas, losses=learner.losses)
+    scalars = {key: float(value) for key, value in metrics.items() if np.ndim(value) == 0}
+    return ActivationSetResult(name, code, scalars, metrics["usage"], metrics["histogram"], metrics["histogram_edges"], top_rows, top_values)
+
+
+def model_sparsity(model: LoadedModel, params: ModelSparsityParams, progress: Progress | None = None) -> ModelSparsityResult:
+    """Dictionaries and metrics for the token embeddings and every chosen layer of ``model``."""
+    report = progress or (lambda fraction, message: None)
+    layers = params.chosen_layers(model.n_layers)
+    texts = list(corpus_texts(TEXTS_PER_SOURCE, seed=params.seed))
+    coding = params.coding
+    report(0.0, f"held-out activations: {params.tokens} tokens at {len(layers)} layers")
+    held_out = token_activations(model, texts, layers, params.hook, max_tokens=params.max_tokens_per_text, max_total_tokens=params.tokens,
+                                 batch_size=FORWARD_BATCH)
+    if len(held_out.text) < params.tokens:
+        raise InvalidParameter(f"the packaged text gave {len(held_out.text)} tokens, fewer than the {params.tokens} asked for")
+    used_texts = int(held_out.text.max()) + 1
+    release_memory()
+    training = _training_batches(model, texts[used_texts:], layers, params)
+
+    sets: dict[str, tuple[DictionaryLearner, np.ndarray, np.ndarray]] = {}
+    first = next(training)
+    for layer in layers:
+        data = check_activations(held_out.values.pop(layer), f"layer {layer} activations")
+        center = data.mean(axis=0) if coding.center else np.zeros(data.shape[1], dtype=np.float32)
+        coding.check_sizes(len(data), data.shape[1])
+        data -= center  # in place: the held-out set is the largest thing kept
+        sets[set_name(layer)] = (DictionaryLearner(first[layer] - center, coding, coding.iterations(len(data))), data, center)
+    planned = max(learner.planned for learner, _, _ in sets.values())
+    step = 0
+    while not all(learner.done for learner, _, _ in sets.values()):
+        batch = next(training)
+        step += 1
+        for name, (learner, _, center) in sets.items():
+            if not learner.done:
+                line = learner.step(batch[int(name.split()[-1])] - center)
+                report(0.05 + 0.6 * min(step / planned, 1.0), f"{name}: {line}")
+    release_memory()
+    results = []
+    if params.embeddings:
+        results.append(_embedding_set(model, params, lambda f, m: report(0.65 + 0.15 * f, f"embeddings: {m}")))
+    for k, (name, (learner, data, center)) in enumerate(sets.items()):
+        report(0.8 + 0.15 * k / len(sets), f"{name}: coding the {len(data)} held-out tokens")
+        results.append(_finish(name, learner, data, center, params))
+    tokenizer = model.tokenizer
+    return ModelSparsityResult(
+        model=model.name, hook=params.hook, sets=results, token_text=held_out.text, token_position=held_out.position,
+        token_id=held_out.token_id, token_strings=[str(t) for t in tokenizer.convert_ids_to_tokens(held_out.token_id.tolist())],
+        texts=texts[:used_texts], vocabulary=[str(t) for t in tokenizer.convert_ids_to_tokens(list(range(int(model.bridge.W_E.shape[0]))))],
+    )
+
+
+def _training_batches(model: LoadedModel, texts: list[str], layers: list[int], params: ModelSparsityParams) -> Iterator[dict[int, np.ndarray]]:
+    """Fresh activations for every layer, ``batch_size`` tokens at a time, from texts not held out."""
+    batch = params.coding.batch_size
+    position = 0
+    texts_per_batch = max(1, batch // 48)  # about 48+ real tokens per text; topped up below
+    while True:
+        chunk: dict[int, list[np.ndarray]] = {layer: [] for layer in layers}
+        have = 0
+        while have < batch:
+            if position >= len(texts):
+                raise InvalidParameter("the packaged text ran out before the dictionaries settled; lower epochs or tokens")
+            part = token_activations(model, texts[position : position + texts_per_batch], layers, params.hook,
+                                     max_tokens=params.max_tokens_per_text, batch_size=FORWARD_BATCH)
+            position += texts_per_batch
+            for layer in layers:
+                chunk[layer].append(part.values[layer])
+            have += len(part.text)
+        release_memory()
+        yield {layer: np.concatenate(chunk[layer])[:batch] for layer in layers}
+
+
+def _embedding_set(model: LoadedModel, params: ModelSparsityParams, progress: Progress) -> ActivationSetResult:
+    """The token embedding matrix (vocabulary, d) as the activation set (section 4.1), centred."""
+    embedding = check_activations(model.bridge.W_E.detach().float().cpu().numpy(), "the token embeddings")
+    coding = params.coding
+    coding.check_sizes(*embedding.shape)
+    center = embedding.mean(axis=0)
+    data = embedding - center
+    batch = min(coding.batch_size, len(data))
+    order = minibatches(len(data), batch, np.random.default_rng(coding.seed + 1))
+    learner = DictionaryLearner(data[next(order)], coding, coding.iterations(len(data)))
+    done = 0
+    while not learner.done:
+        line = learner.step(data[next(order)])
+        done += 1
+        progress(min(done / learner.planned, 1.0), line)
+    return _finish(EMBEDDINGS, learner, data, center, params)

@@ -1,0 +1,135 @@
+"""Sparse coding and the sparsity metrics against ground truth: the plain greedy loop, planted
+dictionaries, the paper's synthetic validation, scale invariance, KKT conditions, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from featgeom_core.errors import DataError, InvalidParameter
+from featgeom_core.sparsity import (
+    SparseCodingParams, control_data, greedy_codes, greedy_reference, sparse_code, sparse_linear_data, sparsity_metrics,
+)
+from featgeom_core.sparsity.coding import SparseCode, average_max, encode
+from featgeom_core.sparsity.data import unit_mean_norm
+
+SMALL = SparseCodingParams(epochs=2.0, later_epochs=1.0, batch_size=512)
+
+
+@pytest.mark.parametrize("n,d,m,lam", [(60, 16, 40, 0.3), (40, 8, 64, 0.05), (30, 32, 32, 1.0)])
+def test_greedy_step_equals_the_plain_per_column_loop(n: int, d: int, m: int, lam: float) -> None:
+    rng = np.random.default_rng(n + m)
+    X = rng.normal(size=(n, d))
+    Phi = rng.normal(size=(d, m))
+    Phi /= np.linalg.norm(Phi, axis=0)
+    reference = greedy_reference(X, Phi, lam, max_atoms=m)
+    codes, residual2 = greedy_codes(X, Phi, lam, dtype=np.float64)
+    np.testing.assert_array_equal(codes.toarray() > 0, reference > 0)  # the same atoms, in every column
+    np.testing.assert_allclose(codes.toarray(), reference, atol=1e-12)
+    np.testing.assert_allclose(residual2, np.sum((X - reference @ Phi.T) ** 2, axis=1), rtol=1e-10)
+    capped, _ = greedy_codes(X, Phi, lam, max_atoms=2, dtype=np.float64)
+    np.testing.assert_allclose(capped.toarray(), greedy_reference(X, Phi, lam, max_atoms=2), atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_planted_noiseless_dictionary_is_recovered(seed: int) -> None:
+    """Noiseless, a = 3, m = the number of true features (2d in d = 64): every true feature has an atom
+    within 8 degrees. (At 4d true features the greedy step's cross-talk leaves a few of 512 without one.)"""
+    d, a = 64, 3.0
+    planted: dict = {}
+    X, truth = sparse_linear_data(d, a, 8192, sigma=0.0, n_features=2 * d, seed=seed, planted=planted)
+    code = sparse_code(X, SparseCodingParams(dictionary_multiple=2.0, epochs=6.0, later_epochs=2.0, batch_size=1024))
+    cosines = np.abs(planted["features"] @ code.dictionary)  # (true features, atoms)
+    assert truth == a / 2
+    assert cosines.max(axis=1).min() > 0.99
+    np.testing.assert_allclose(np.linalg.norm(code.dictionary, axis=0), 1.0, rtol=1e-5)
+
+
+def test_metrics_are_scale_invariant_where_the_paper_says() -> None:
+    X, _ = sparse_linear_data(24, 4.0, 2048, seed=1)
+    base = sparsity_metrics(sparse_code(X, SMALL), X)
+    scaled = sparsity_metrics(sparse_code(7 * X, SMALL), 7 * X)
+    for name in ("s_p", "normalized_loss", "explained_variance"):
+        assert scaled[name] == pytest.approx(base[name], rel=1e-4), name
+    assert scaled["n0"] == pytest.approx(base["n0"], rel=1e-2)  # a count: float32 near-ties may flip a few atoms
+    assert scaled["final_loss"] == pytest.approx(49 * base["final_loss"], rel=1e-4)
+
+
+def test_metric_definitions_on_a_hand_made_code() -> None:
+    """Two activations, one atom each or two: N0, S1, S2, L, L_norm by hand."""
+    import scipy.sparse
+
+    dictionary = np.eye(3, dtype=np.float32)
+    codes = scipy.sparse.csr_array(np.asarray([[2.0, 0.0, 0.0], [1.0, 1.0, 0.0]], dtype=np.float32))
+    code = SparseCode(dictionary=dictionary, codes=codes, lam=0.5, method="greedy", center=np.zeros(3, dtype=np.float32))
+    X = np.asarray([[2.0, 0.0, 1.0], [1.0, 1.0, 0.0]])
+    metrics = sparsity_metrics(code, X, p=2.0)
+    assert metrics["n0"] == 1.5 and metrics["average_max"] == 1.5
+    assert metrics["s_p"] == pytest.approx((4 + 1 + 1) / 2 / 1.5**2)  # mean sum alpha^2 over (mean max)^2
+    assert metrics["final_loss"] == pytest.approx((1.0 + 0.5 * 4) / 2)  # residual 1 (the third coordinate), lambda ||alpha||_1 = 0.5 * 4
+    assert metrics["normalized_loss"] == pytest.approx(1.5 / (0.5 * 1.5))
+    assert metrics["dead_atoms"] == 1 and metrics["always_on_atoms"] == 1
+
+
+def test_fista_codes_satisfy_the_non_negative_lasso_optimality_conditions() -> None:
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(50, 12)).astype(np.float32)
+    Phi = rng.normal(size=(12, 30)).astype(np.float32)
+    Phi /= np.linalg.norm(Phi, axis=0)
+    lam = 0.4
+    codes, residual2 = encode(X, Phi, lam, SparseCodingParams(method="fista", fista_iterations=5000, device="cpu"))
+    alpha = codes.toarray().astype(np.float64)
+    gradient = 2 * (alpha @ (Phi.T @ Phi) - X @ Phi) + lam  # d/d alpha of ||x - Phi alpha||^2 + lam sum alpha
+    assert np.all(alpha >= 0)
+    assert np.abs(gradient[alpha > 1e-6]).max() < 2e-3  # active: stationary
+    assert gradient[alpha <= 1e-6].min() > -2e-3  # inactive: no descent direction into alpha > 0
+    np.testing.assert_allclose(residual2, np.sum((X - alpha @ Phi.T) ** 2, axis=1), rtol=1e-3)
+
+
+@pytest.mark.slow
+def test_the_papers_validation_at_its_settings() -> None:
+    """d = 256, n = 16,384, dictionary 8d, sigma = 0.1 (section 3.1 and Appendix D)."""
+    from featgeom_core.sparsity import SyntheticParams, measure_synthetic
+
+    coding = SparseCodingParams()
+    rows = {a: measure_synthetic(SyntheticParams(a=a), coding) for a in (2.0, 5.0, 10.0, 20.0)}
+    controls = {kind: measure_synthetic(SyntheticParams(dataset=kind), coding) for kind in ("gaussian", "heavy_tailed", "rademacher")}
+    for a in (2.0, 5.0, 10.0):
+        row = rows[a]
+        assert row["s_p"] == pytest.approx(row["planted_s1"], rel=0.25), a  # S1 of the planted coefficients
+        assert row["explained_variance"] > 0.95
+    for a in (5.0, 10.0):
+        assert rows[a]["s_p"] == pytest.approx(a / 2, rel=0.25)  # the paper's a/2, where it approximates the planted S1
+    lnorm = [rows[a]["normalized_loss"] for a in (2.0, 5.0, 10.0, 20.0)]
+    assert lnorm == sorted(lnorm)  # monotone in a
+    assert controls["gaussian"]["normalized_loss"] > lnorm[-1] and controls["rademacher"]["normalized_loss"] > lnorm[-1]
+    assert controls["heavy_tailed"]["normalized_loss"] > rows[10.0]["normalized_loss"]
+    # N0 fails to separate the heavy-tailed control (the paper's Figure 4): it calls it sparser than a = 10 data
+    assert controls["heavy_tailed"]["n0"] < rows[10.0]["n0"]
+
+
+@pytest.mark.parametrize("make,error,message", [
+    (lambda: SparseCodingParams(dictionary_multiple=0.5), InvalidParameter, "dictionary_multiple = 0.5"),
+    (lambda: sparse_linear_data(16, 64, 100), InvalidParameter, "a .features active on average. must be in"),
+    (lambda: sparse_linear_data(16, 0, 100), InvalidParameter, "must be in"),
+    (lambda: sparse_linear_data(16, 2, 100, sigma=-1), InvalidParameter, "sigma must be >= 0"),
+    (lambda: sparse_code(np.random.default_rng(0).normal(size=(100, 16)), SparseCodingParams()), DataError, "too few for a dictionary of 128"),
+    (lambda: sparse_code(np.full((300, 8), np.nan), SMALL), DataError, "NaN or infinite values in 300 of 300 rows"),
+    (lambda: sparse_code(np.zeros((300, 8)), SMALL), DataError, "constant"),
+    (lambda: sparse_code(control_data("gaussian", 8, 300), SparseCodingParams(initial_lambda=1e3, adaptive_lambda=False, batch_size=64)),
+     InvalidParameter, "sets every coefficient to zero.*use a smaller lambda"),
+    (lambda: control_data("uniform", 8, 10), InvalidParameter, "unknown control"),
+])
+def test_bad_input_gets_a_clear_error(make, error, message: str) -> None:
+    with pytest.raises(error, match=message):
+        make()
+
+
+def test_controls_have_identity_covariance_and_unit_mean_norm_scaling() -> None:
+    for kind in ("gaussian", "heavy_tailed", "rademacher"):
+        X = control_data(kind, 16, 20000, seed=3).astype(np.float64)
+        covariance = np.cov(X.T)
+        assert np.trace(covariance) / 16 == pytest.approx(1.0, rel=0.05), kind
+    scaled = unit_mean_norm(control_data("heavy_tailed", 16, 500))
+    assert np.mean(np.linalg.norm(scaled, axis=1)) == pytest.approx(1.0, rel=1e-5)
+    assert np.abs(scaled.mean(axis=0)).max() < 1e-6
