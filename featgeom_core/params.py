@@ -14,10 +14,10 @@ import math
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence, TypeVar
+from typing import Annotated, Any, Mapping, TypeVar
 
 import annotated_types
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from featgeom_core.errors import InvalidParameter
 
@@ -52,6 +52,16 @@ class Params(BaseModel):
     def normalised(self) -> dict[str, Any]:
         """The JSON-able dict of every field (tuples as lists): what job ids and cache keys hash."""
         return self.model_dump(mode="json")
+
+
+def _comma_separated(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+LayerIndices = Annotated[list[Annotated[int, Field(ge=0)]], BeforeValidator(_comma_separated)]
+"""Layer indices (0-based), as a list or as text like '0,2,4'."""
 
 
 def describe_errors(model: type[BaseModel], error: ValidationError) -> str:

@@ -17,7 +17,7 @@ from featgeom_core.energy.jobs import EnergySweepJob, SweepJobResult
 from ui import params as widgets
 from ui.controls import HOW_TO_READ, control_settings, summary_table
 from ui.errors import render_safely
-from ui.jobs import follow, job_from_url
+from ui.jobs import follow, job_from_url, show_when_done
 from ui.plots import TARGET_LABEL, best_error_by_layer, distance_by_layer, perturbation_plot, psm_heatmap
 from ui.state import require_selection
 from ui.targets import choose_targets
@@ -135,12 +135,7 @@ def render() -> None:
     ready = all(grid[k] for k in ("kernels", "similarities", "dims", "lambda_d", "lambda_x", "sigmas"))
     if st.button("Run the sweep as a job", type="primary", disabled=not ready, key="pert_run"):
         st.session_state["pert_job"] = jobs.submit("energy.sweep", params)
-    job_id = st.session_state.get("pert_job")
-    if not job_id:
-        st.info("Choose layers and a grid and run it; the sweep runs on the Dask backend while you keep using the app.")
-        return
-    if follow(job_id):
-        show_sweep(job_id)
+    show_when_done(st.session_state.get("pert_job"), show_sweep, "Choose layers and a grid and run it; the sweep runs on the Dask backend while you keep using the app.")
 
 
 render_safely(render)

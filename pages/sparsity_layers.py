@@ -15,7 +15,7 @@ from featgeom_core.sparsity.params import ModelSparsityParams, SparseCodingParam
 from ui import params as widgets
 from ui.errors import render_safely
 from ui.links import link
-from ui.jobs import follow, job_from_url
+from ui.jobs import adopt_job_from_url, show_when_done
 from ui.sparsity_plots import metric_by_layer
 from ui.state import adopt_url, one_of, require_selection, set_query
 
@@ -110,20 +110,13 @@ def render() -> None:
     st.title("Sparsity — by layer")
     st.caption("Deng, Tao and Benton 2023, section 4: a dictionary of 8d atoms per activation set, fitted on fresh text every "
                "iteration and measured on held-out tokens from the packaged news, reviews and code.")
-    opened = job_from_url("sparsity.model", back_button=False)
-    if opened is not None:
-        st.session_state["sl_job"] = opened
+    adopt_job_from_url("sparsity.model", "sl_job")
     if selection.model is not None:
         params = settings(selection)
         if st.button("Run as a job", type="primary", key="sl_run", disabled=not selection.layers):
             st.session_state["sl_job"] = jobs.submit("sparsity.model", params)
             set_query(job=st.session_state["sl_job"])
-    job_id = st.session_state.get("sl_job")
-    if not job_id:
-        st.info("Choose the model and layers in the sidebar and run; the job measures every layer (minutes on a CPU).")
-        return
-    if follow(job_id):
-        show(job_id)
+    show_when_done(st.session_state.get("sl_job"), show, "Choose the model and layers in the sidebar and run; the job measures every layer (minutes on a CPU).")
 
 
 render_safely(render)

@@ -10,7 +10,7 @@ from featgeom_core import jobs
 from featgeom_core.sparsity.params import CONTROLS, SparseCodingParams, SyntheticGridJob
 from ui import params as widgets
 from ui.errors import render_safely
-from ui.jobs import follow, job_from_url
+from ui.jobs import adopt_job_from_url, show_when_done
 from ui.sparsity_plots import METRIC_LABELS, datasets_strip, metric_against_a
 from ui.state import adopt_url, one_of, require_selection, set_query
 
@@ -104,20 +104,13 @@ def render() -> None:
     st.title("Sparsity — validation")
     st.caption("Deng, Tao and Benton 2023, section 3.1: sparse coding of synthetic sparse-linear activations with a known number "
                "of active features a, against Gaussian, heavy-tailed and Rademacher controls of identity covariance.")
-    opened = job_from_url("sparsity.synthetic", back_button=False)
-    if opened is not None:
-        st.session_state["sv_job"] = opened
+    adopt_job_from_url("sparsity.synthetic", "sv_job")
     grid = settings()
     if st.button("Run as a job", type="primary", key="sv_run", disabled=not (grid["a_values"] or grid["controls"])):
         st.session_state["sv_job"] = jobs.submit("sparsity.synthetic", grid)
         set_query(job=st.session_state["sv_job"])
-    job_id = st.session_state.get("sv_job")
-    if not job_id:
-        st.info("Choose the data sets and run; every set is generated, coded and measured in one job on the Dask backend "
+    show_when_done(st.session_state.get("sv_job"), show, "Choose the data sets and run; every set is generated, coded and measured in one job on the Dask backend "
                 "(about 2 minutes for the default grid on a 2-core CPU).")
-        return
-    if follow(job_id):
-        show(job_id)
 
 
 render_safely(render)

@@ -3,6 +3,8 @@ stored result from a ``?job=`` link."""
 
 from __future__ import annotations
 
+from typing import Callable
+
 import streamlit as st
 
 from featgeom_core import jobs
@@ -62,3 +64,19 @@ def open_result_link(record: jobs.JobRecord) -> None:
     if record.status != "done" or kind.page is None:
         return
     link(kind.page, "Open the result", kind.link(record.job_id, record.params), icon=":material/open_in_new:")
+
+
+def show_when_done(job_id: str | None, show: Callable[[str], None], prompt: str) -> None:
+    """The page's result area: a prompt when no job is chosen, progress while it runs, then ``show``."""
+    if not job_id:
+        st.info(prompt)
+        return
+    if follow(job_id):
+        show(job_id)
+
+
+def adopt_job_from_url(kind: str, state_key: str) -> None:
+    """A ``?job=`` of ``kind`` becomes the page's current job (kept in ``state_key``)."""
+    opened = job_from_url(kind, back_button=False)
+    if opened is not None:
+        st.session_state[state_key] = opened

@@ -10,7 +10,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from featgeom_core.jobs.protocol import JobKind, JobOutput, Report, register
-from featgeom_core.params import Params
+from featgeom_core.params import LayerIndices, Params
 from featgeom_core.probing.pipeline import GeometryParams, HookField, LabelSeed, assemble_geometry, probe_key, train_layer_probes
 from featgeom_core.probing.probes import InverseRegularisation, Seed
 
@@ -22,24 +22,15 @@ class FeatureGeometryJob(Params):
 
     model: str = Field(..., min_length=1, max_length=500, description="a model id (see `featgeom models`), a local checkpoint directory or a hub id")
     feature_set: str = Field(..., description="a named feature set (see `featgeom feature-sets`)")
-    layers: list[int] = Field(..., min_length=1, max_length=MAX_LAYERS, description="layer indices (0-based), e.g. [0, 2, 4] or '0,2,4'")
+    layers: LayerIndices = Field(..., min_length=1, max_length=MAX_LAYERS, description="layer indices (0-based), e.g. [0, 2, 4] or '0,2,4'")
     hook: HookField = "mlp_post"
     C: InverseRegularisation = 1.0
     seed: Seed = 0
     label_seed: LabelSeed = 1
 
-    @field_validator("layers", mode="before")
-    @classmethod
-    def _layers_from_text(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
-
     @field_validator("layers")
     @classmethod
     def _sorted_layers(cls, value: list[int]) -> list[int]:
-        if any(layer < 0 for layer in value):
-            raise ValueError("layer indices are 0 or more")
         return sorted(set(value))
 
     @field_validator("feature_set")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Callable, Literal
+from typing import Annotated, Callable, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from featgeom_core.errors import DataError, InvalidParameter
-from featgeom_core.params import Params
+from featgeom_core.params import LayerIndices, Params
 
 Method = Literal["greedy", "fista"]
 MAX_GRAM_BYTES = 4 * 2**30
@@ -129,7 +129,7 @@ class ModelSparsityParams(Params):
 
     model: str = Field("minilm", min_length=1, max_length=500, description="a model id, local checkpoint directory or hub id")
     hook: Hook = Field("resid_post", description="resid_post (the residual stream after each block) or mlp_post (the MLP's hidden activations)")
-    layers: list[Annotated[int, Field(ge=0)]] | None = Field(None, max_length=256, description="layers to measure (default: all)")
+    layers: LayerIndices | None = Field(None, max_length=256, description="layers to measure (default: all), e.g. [0, 5] or '0,5'")
     embeddings: bool = Field(True, description="also measure the token embedding matrix (section 4.1)")
     tokens: int = Field(16384, ge=256, le=200_000, description="held-out tokens the metrics are measured on")
     max_tokens_per_text: int = Field(128, ge=8, le=512, description="tokens kept per text")
@@ -139,13 +139,6 @@ class ModelSparsityParams(Params):
     calibration_a: list[Annotated[float, Field(gt=0)]] = Field([1.0, 2.0, 5.0, 10.0, 20.0], max_length=12,
                                                                 description="a values of the calibration curve")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of the text order and the coding")
-
-    @field_validator("layers", mode="before")
-    @classmethod
-    def _layers_from_text(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
 
     def chosen_layers(self, n_layers: int) -> list[int]:
         """The layers to measure, checked against the model."""
