@@ -1,0 +1,196 @@
+"""Build an interaction graph: means and Gram matrices, a basis per node layer (from the output
+backwards), and the edges between consecutive node layers."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Protocol
+
+import numpy as np
+import torch
+
+from featgeom_core.errors import DataError, InvalidParameter
+from featgeom_core.lib.basis import LayerBasis, jacobian_gram, lib_basis, neuron_basis, pca_basis, whitening
+from featgeom_core.lib.edges import interaction_edges
+from featgeom_core.lib.jacobians import RowPlan
+from featgeom_core.lib.params import GraphParams
+from featgeom_core.lib.sequential import SequentialModel
+
+Progress = Callable[[float, str], None]
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+class HasSequentialView(Protocol):
+    """A model LIB can read: it shows itself as a sequence of node layers at a dtype."""
+
+    def sequential(self, dtype: torch.dtype = torch.float64) -> SequentialModel: ...
+
+
+def sequential_view(model: HasSequentialView | SequentialModel, dtype: torch.dtype, node_layers: list[str] | None = None) -> SequentialModel:
+    """The model's sequential view at ``dtype``, restricted to ``node_layers`` (default: the
+    view's ``default_node_layers``, else all)."""
+    view = model if isinstance(model, SequentialModel) else model.sequential(dtype)
+    chosen = list(node_layers or view.default_node_layers or view.node_layers)
+    return view.restricted(chosen) if list(chosen) != view.node_layers else view
+
+
+@dataclass
+class InteractionGraph:
+    """Per node layer a basis, per consecutive pair the edges E (n_out, n_in), float64, with the
+    settings that made them. ``edges[k]`` joins ``node_layers[k]`` to ``node_layers[k + 1]``."""
+
+    model: str
+    node_layers: list[str]
+    bases: list[LayerBasis]
+    edges: list[torch.Tensor]
+    params: dict[str, Any]
+    n_samples: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def basis_kind(self) -> str:
+        return str(self.params["basis"])
+
+    def dims(self) -> list[int]:
+        """Directions per node layer."""
+        return [b.dim for b in self.bases]
+
+    def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
+        """Every matrix as a float64 array, named ``<prefix>C/<k>``, ``C_pinv/<k>``, ``values/<k>``, ``E/<k>``."""
+        arrays: dict[str, np.ndarray] = {}
+        for k, basis in enumerate(self.bases):
+            arrays[f"{prefix}C/{k}"] = basis.C.numpy()
+            arrays[f"{prefix}C_pinv/{k}"] = basis.C_pinv.numpy()
+            arrays[f"{prefix}values/{k}"] = basis.values.numpy()
+        for k, edges in enumerate(self.edges):
+            arrays[f"{prefix}E/{k}"] = edges.numpy()
+        return arrays
+
+    def meta(self) -> dict[str, Any]:
+        """JSON-able description (what ``from_arrays`` needs besides the arrays)."""
+        return {"model": self.model, "node_layers": self.node_layers, "params": self.params, "n_samples": self.n_samples,
+                "timings": self.timings, "kinds": [b.kind for b in self.bases], "constant_first": [b.constant_first for b in self.bases]}
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], prefix: str = "") -> "InteractionGraph":
+        """The graph written by ``to_arrays`` and ``meta``."""
+        layers = list(meta["node_layers"])
+        bases = [LayerBasis(name, meta["kinds"][k], torch.from_numpy(np.array(arrays[f"{prefix}C/{k}"])),
+                            torch.from_numpy(np.array(arrays[f"{prefix}C_pinv/{k}"])), torch.from_numpy(np.array(arrays[f"{prefix}values/{k}"])),
+                            bool(meta["constant_first"][k])) for k, name in enumerate(layers)]
+        edges = [torch.from_numpy(np.array(arrays[f"{prefix}E/{k}"])) for k in range(len(layers) - 1)]
+        return cls(str(meta["model"]), layers, bases, edges, dict(meta["params"]), int(meta["n_samples"]), dict(meta.get("timings", {})))
+
+
+def _batches(inputs: torch.Tensor, size: int) -> list[torch.Tensor]:
+    return [inputs[i: i + size] for i in range(0, len(inputs), size)]
+
+
+def layer_activations(view: SequentialModel, inputs: torch.Tensor, batch_size: int) -> list[list[torch.Tensor]]:
+    """acts[k][b]: node layer k's activations (B, S, d) for input batch b, without gradients."""
+    per_layer: list[list[torch.Tensor]] = [[] for _ in view.node_layers]
+    with torch.no_grad():
+        for batch in _batches(inputs, batch_size):
+            for k, acts in enumerate(view.activations(batch)):
+                per_layer[k].append(acts.detach())
+    return per_layer
+
+
+def means_and_grams(acts: list[torch.Tensor], center: bool, constant: bool) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """(mean over samples and positions or None, the Gram matrix of the centred activations),
+    float64; the constant coordinate is never shifted."""
+    rows = sum(a.shape[0] * a.shape[1] for a in acts)
+    mean = None
+    if center and constant:
+        mean = sum(a.to(torch.float64).sum(dim=(0, 1)) for a in acts) / rows
+        mean[-1] = 1.0
+    d = acts[0].shape[-1]
+    gram = torch.zeros(d, d, dtype=torch.float64)
+    for a in acts:
+        flat = a.reshape(-1, d).to(torch.float64)
+        if mean is not None:
+            flat = flat - torch.cat([mean[:-1], torch.zeros(1, dtype=torch.float64)])
+        gram += flat.T @ flat
+    return mean, gram / rows
+
+
+def build_graph(model: HasSequentialView | SequentialModel, inputs: torch.Tensor, params: GraphParams | Mapping[str, Any] | None = None,
+                progress: Progress | None = None, name: str | None = None) -> InteractionGraph:
+    """The interaction graph of ``model`` on ``inputs`` (N, ...) (the paper: the training split).
+
+    Returns bases C (d_k, n_k) per node layer and edges E (n_{k+1}, n_k) per pair, float64.
+    Raises InvalidParameter for unknown or out-of-order node layers, a truncation that leaves no
+    direction, or too few samples for the Gram matrices.
+    """
+    params = GraphParams.parse(params)
+    inputs = check_inputs(inputs)
+    report = progress or (lambda fraction, message: None)
+    dtype = DTYPES[params.dtype]
+    view = sequential_view(model, dtype, params.node_layers)
+    if len(inputs) < 2:
+        raise DataError(f"{len(inputs)} samples are too few for the Gram matrices; give at least 2 (the paper: the whole training split)")
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    report(0.0, "activations, means and Gram matrices")
+    acts = layer_activations(view, inputs, params.batch_size)
+    n = len(inputs)
+    stats = [means_and_grams(layer, params.center, view.constant[k]) for k, layer in enumerate(acts)]
+    positions = acts[0][0].shape[1]
+    if n * positions <= 1:
+        raise DataError("too few samples for the Gram matrices")
+    timings["grams"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    last = len(view.node_layers) - 1
+    bases: list[LayerBasis | None] = [None] * len(view.node_layers)
+    final_name, (final_mean, final_gram) = view.node_layers[last], stats[last]
+    if params.rotate_final and params.basis != "neuron":
+        bases[last] = pca_basis(final_name, final_gram, final_mean, params.truncation, view.leading_fixed[last], params.whiten_pca)
+    else:
+        bases[last] = neuron_basis(final_name, final_gram.shape[0], final_gram.diagonal())
+    points = params.points()
+    for k in range(last - 1, -1, -1):
+        name_k, (mean_k, gram_k) = view.node_layers[k], stats[k]
+        report(0.1 + 0.45 * (last - 1 - k) / max(last, 1), f"basis of {name_k}")
+        if params.basis == "neuron":
+            bases[k] = neuron_basis(name_k, gram_k.shape[0], gram_k.diagonal())
+            continue
+        if params.basis == "pca":
+            bases[k] = pca_basis(name_k, gram_k, mean_k, params.truncation, view.leading_fixed[k], params.whiten_pca)
+            continue
+        w = whitening(gram_k, mean_k, params.truncation, view.leading_fixed[k], name_k)
+        if params.basis == "lib":
+            target, C_next = view.sections[k], bases[k + 1].C.to(dtype)
+            fn = lambda x, section=target, C=C_next: section(x) @ C
+        else:  # gib: pull back from the final node layer
+            C_final = bases[last].C.to(dtype)
+            fn = lambda x, k=k, C=C_final: view.run_from(k, x) @ C
+        with torch.no_grad():
+            out_positions = fn(acts[k][0][:1]).shape[1]
+        n_next = bases[k + 1].dim if params.basis == "lib" else bases[last].dim
+        plan = RowPlan(out_positions, n_next, params.basis_sources if (params.basis_sources and out_positions > 1) else None)
+        M_dash = jacobian_gram(fn, acts[k], plan, points, params.seed + k, n,
+                               lambda f, m, k=k: report(0.1 + 0.45 * (last - 1 - k + f) / max(last, 1), f"{view.node_layers[k]}: {m}"))
+        bases[k] = lib_basis(name_k, w, M_dash, params.truncation, kind=params.basis)
+    timings["bases"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    edges = []
+    for k in range(last):
+        b_in, b_out = bases[k], bases[k + 1]
+        report(0.55 + 0.45 * k / last, f"edges {view.node_layers[k]} -> {view.node_layers[k + 1]}")
+        edges.append(interaction_edges(view.sections[k], acts[k], b_in.C.to(dtype), b_in.C_pinv.to(dtype), b_out.C.to(dtype), points,
+                                       params.edge_sources or None, params.seed + 1000 + k, n,
+                                       lambda f, m, k=k: report(0.55 + 0.45 * (k + f) / last, m)))
+    timings["edges"] = time.perf_counter() - start
+    report(1.0, "graph built")
+    return InteractionGraph(name or view.name, list(view.node_layers), [b for b in bases if b is not None], edges,
+                            params.normalised(), n, timings)
+
+
+def check_inputs(inputs: Any) -> torch.Tensor:
+    """Inputs as a tensor with a batch dimension, or a clear error."""
+    if not isinstance(inputs, torch.Tensor) or inputs.ndim < 1:
+        raise InvalidParameter("inputs must be a tensor with a batch dimension (N, ...)")
+    return inputs
