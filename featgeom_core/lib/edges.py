@@ -19,7 +19,7 @@ from typing import Callable
 
 import torch
 
-from featgeom_core.lib.jacobians import RowPlan, check_finite, pullbacks
+from featgeom_core.lib.jacobians import RowPlan, check_finite, closed_form_attribution_squares, closed_form_batch, pullbacks, section_maps
 from featgeom_core.lib.sequential import Section
 
 Progress = Callable[[float, str], None]
@@ -37,6 +37,18 @@ def interaction_edges(section: Section, batches: list[torch.Tensor], C_in: torch
 
     E = torch.zeros(C_out.shape[1], C_in.shape[1], dtype=torch.float64)
     n_positions = batches[0].shape[1]
+    maps = section_maps(section, C_in_pinv, C_out)
+    if maps.closed_form:  # exact over output positions, no sources needed
+        for k, x in enumerate(batches):
+            f_hat = x @ C_in
+            chunk = closed_form_batch(maps, f_hat)
+            for start in range(0, len(f_hat), chunk):
+                E += closed_form_attribution_squares(maps, f_hat[start: start + chunk], points).to(torch.float64)
+            if progress:
+                progress((k + 1) / len(batches), f"edges: batch {k + 1}/{len(batches)}")
+        E /= n_positions * n_samples
+        check_finite(E, "the edges")
+        return E
     for k, x in enumerate(batches):
         f_hat = x @ C_in
         with torch.no_grad():

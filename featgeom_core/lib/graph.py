@@ -11,9 +11,9 @@ import numpy as np
 import torch
 
 from featgeom_core.errors import DataError, InvalidParameter
-from featgeom_core.lib.basis import LayerBasis, jacobian_gram, lib_basis, neuron_basis, pca_basis, whitening
+from featgeom_core.lib.basis import LayerBasis, closed_form_jacobian_gram, jacobian_gram, lib_basis, neuron_basis, pca_basis, whitening
 from featgeom_core.lib.edges import interaction_edges
-from featgeom_core.lib.jacobians import RowPlan
+from featgeom_core.lib.jacobians import RowPlan, section_maps
 from featgeom_core.lib.params import GraphParams
 from featgeom_core.lib.sequential import SequentialModel
 
@@ -151,6 +151,7 @@ def build_graph(model: HasSequentialView | SequentialModel, inputs: torch.Tensor
         bases[last] = neuron_basis(final_name, final_gram.shape[0], final_gram.diagonal())
     points = params.points()
     for k in range(last - 1, -1, -1):
+        layer_start = time.perf_counter()
         name_k, (mean_k, gram_k) = view.node_layers[k], stats[k]
         report(0.1 + 0.45 * (last - 1 - k) / max(last, 1), f"basis of {name_k}")
         if params.basis == "neuron":
@@ -160,6 +161,13 @@ def build_graph(model: HasSequentialView | SequentialModel, inputs: torch.Tensor
             bases[k] = pca_basis(name_k, gram_k, mean_k, params.truncation, view.leading_fixed[k], params.whiten_pca)
             continue
         w = whitening(gram_k, mean_k, params.truncation, view.leading_fixed[k], name_k)
+        on_progress = lambda f, m, k=k: report(0.1 + 0.45 * (last - 1 - k + f) / max(last, 1), f"{view.node_layers[k]}: {m}")
+        maps = section_maps(view.sections[k], None, bases[k + 1].C.to(dtype))
+        if params.basis == "lib" and maps.closed_form:
+            M_dash = closed_form_jacobian_gram(maps, acts[k], points, n, on_progress)
+            bases[k] = lib_basis(name_k, w, M_dash, params.truncation, kind=params.basis)
+            timings[f"basis {name_k}"] = time.perf_counter() - layer_start
+            continue
         if params.basis == "lib":
             target, C_next = view.sections[k], bases[k + 1].C.to(dtype)
             fn = lambda x, section=target, C=C_next: section(x) @ C
@@ -170,19 +178,21 @@ def build_graph(model: HasSequentialView | SequentialModel, inputs: torch.Tensor
             out_positions = fn(acts[k][0][:1]).shape[1]
         n_next = bases[k + 1].dim if params.basis == "lib" else bases[last].dim
         plan = RowPlan(out_positions, n_next, params.basis_sources if (params.basis_sources and out_positions > 1) else None)
-        M_dash = jacobian_gram(fn, acts[k], plan, points, params.seed + k, n,
-                               lambda f, m, k=k: report(0.1 + 0.45 * (last - 1 - k + f) / max(last, 1), f"{view.node_layers[k]}: {m}"))
+        M_dash = jacobian_gram(fn, acts[k], plan, points, params.seed + k, n, on_progress)
         bases[k] = lib_basis(name_k, w, M_dash, params.truncation, kind=params.basis)
+        timings[f"basis {name_k}"] = time.perf_counter() - layer_start
     timings["bases"] = time.perf_counter() - start
 
     start = time.perf_counter()
     edges = []
     for k in range(last):
+        layer_start = time.perf_counter()
         b_in, b_out = bases[k], bases[k + 1]
         report(0.55 + 0.45 * k / last, f"edges {view.node_layers[k]} -> {view.node_layers[k + 1]}")
         edges.append(interaction_edges(view.sections[k], acts[k], b_in.C.to(dtype), b_in.C_pinv.to(dtype), b_out.C.to(dtype), points,
                                        params.edge_sources or None, params.seed + 1000 + k, n,
                                        lambda f, m, k=k: report(0.55 + 0.45 * (k + f) / last, m)))
+        timings[f"edges {view.node_layers[k]}"] = time.perf_counter() - layer_start
     timings["edges"] = time.perf_counter() - start
     report(1.0, "graph built")
     return InteractionGraph(name or view.name, list(view.node_layers), [b for b in bases if b is not None], edges,

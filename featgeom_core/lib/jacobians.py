@@ -124,3 +124,74 @@ def check_finite(matrix: torch.Tensor, what: str) -> None:
     """A clear error instead of NaNs travelling on."""
     if not bool(torch.isfinite(matrix).all()):
         raise InvalidParameter(f"{what} has non-finite entries; the activations or the model overflow at this dtype")
+
+
+@dataclass(frozen=True)
+class SectionMaps:
+    """A section read in given coordinates: ``y = core(x @ A) @ G``, where x are input-layer
+    coordinates and y output-layer ones. ``A`` None: the section's input map is the identity;
+    ``core`` None: the section is linear."""
+
+    core: object | None
+    A: torch.Tensor | None
+    G: torch.Tensor | None
+
+    @property
+    def closed_form(self) -> bool:
+        """Whether the Jacobian comes without autograd (a linear section or a core with ``jacobian``)."""
+        return self.core is None or hasattr(self.core, "jacobian")
+
+    def matrix(self, n_in: int, dtype: torch.dtype) -> torch.Tensor:
+        """A linear section's (n_in, rows) matrix A G."""
+        eye = torch.eye(n_in, dtype=dtype)
+        A = eye if self.A is None else self.A
+        return A if self.G is None else A @ self.G
+
+
+def section_maps(section, C_in_pinv: torch.Tensor | None, C_out: torch.Tensor) -> SectionMaps:
+    """The section ``core(x @ linear_in) @ linear_out`` with input coordinates ``f = x_hat @
+    C_in_pinv`` (None: neuron coordinates) and outputs ``y_hat = y @ C_out``."""
+    A = section.linear_in
+    if C_in_pinv is not None:
+        A = C_in_pinv if A is None else C_in_pinv @ A.to(C_in_pinv.dtype)
+    G = C_out if section.linear_out is None else section.linear_out.to(C_out.dtype) @ C_out
+    return SectionMaps(section.core, A, G)
+
+
+def closed_form_gram(maps: SectionMaps, x: torch.Tensor, points: list[tuple[float, float]]) -> torch.Tensor:
+    """sum over samples, output rows and input positions of J^T J for a batch x (B, S, n_in), (n_in, n_in)."""
+    n_in = x.shape[-1]
+    if maps.core is None:
+        AG = maps.matrix(n_in, x.dtype)
+        return (x.shape[0] * x.shape[1]) * (AG @ AG.T)
+    if hasattr(maps.core, "gram"):
+        return maps.core.gram(x, _or_eye(maps.A, n_in, x.dtype), maps.G, points)
+    J = maps.core.jacobian(x, _or_eye(maps.A, n_in, x.dtype), maps.G, points)
+    flat = J.reshape(-1, n_in)
+    return flat.T @ flat
+
+
+def closed_form_attribution_squares(maps: SectionMaps, x: torch.Tensor, points: list[tuple[float, float]]) -> torch.Tensor:
+    """sum over samples and output positions of (sum over input positions of J * x)^2, (rows, n_in)."""
+    n_in = x.shape[-1]
+    if maps.core is None:
+        AG = maps.matrix(n_in, x.dtype)
+        return AG.T.pow(2) * x.pow(2).sum(dim=(0, 1))
+    J = maps.core.jacobian(x, _or_eye(maps.A, n_in, x.dtype), maps.G, points)
+    if getattr(maps.core, "positionwise", False):  # (B, T, rows, n_in), T = S
+        attribution = J * x.unsqueeze(2)
+    else:  # (B, T, rows, S, n_in)
+        attribution = (J * x[:, None, None]).sum(3)
+    return attribution.pow(2).sum(dim=(0, 1))
+
+
+def closed_form_batch(maps: SectionMaps, x: torch.Tensor, budget_bytes: int = 128 * 2**20) -> int:
+    """Samples per chunk so that one chunk's Jacobian (and its widest intermediate) fits the budget."""
+    rows = maps.G.shape[1] if maps.G is not None else x.shape[-1]
+    width = maps.A.shape[1] if maps.A is not None else x.shape[-1]
+    per_sample = x.shape[1] * rows * max(x.shape[1] * x.shape[-1], width) * x.element_size()
+    return int(max(1, min(len(x), budget_bytes // max(per_sample, 1))))
+
+
+def _or_eye(A: torch.Tensor | None, n: int, dtype: torch.dtype) -> torch.Tensor:
+    return torch.eye(n, dtype=dtype) if A is None else A

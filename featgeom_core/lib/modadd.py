@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -20,6 +19,7 @@ import torch
 from pydantic import Field
 
 from featgeom_core.errors import DataError
+from featgeom_core.lib.cores import LastQueryAttention, Positionwise
 from featgeom_core.lib.sequential import Section, SequentialModel, affine, with_constant
 from featgeom_core.params import Params
 
@@ -46,6 +46,7 @@ class ModAddTrainParams(Params):
     weight_decay: float = Field(1.0, ge=0, le=100.0, description="AdamW weight decay (grokking needs it)")
     warmup: int = Field(10, ge=0, le=100_000, description="steps of linear learning-rate warm-up")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of the split and the initialisation")
+    stop_at_accuracy: float = Field(0.999, gt=0, le=1.0, description="stop once test accuracy reaches this at a report step (1: train every epoch, as the peer does)")
 
 
 class ModAddTransformer(torch.nn.Module):
@@ -223,37 +224,17 @@ def modadd_sequential(model: ModAddTransformer, dtype: torch.dtype = torch.float
                                             (W["blocks.0.attn.b_O"] / c.n_heads).expand(c.n_heads, c.d_model))
     attention_out = attention_out.index_put((torch.arange(width + c.n_heads, width + c.n_heads + c.d_model + 1)[:, None],
                                              torch.arange(c.d_model + 1)[None, :]), identity)
-    attention = Section(partial(_attention_core, n_heads=c.n_heads, d_head=c.d_head), torch.cat([*qkv, identity], dim=1), attention_out)
+    attention = Section(LastQueryAttention(c.n_heads, c.d_head), torch.cat([*qkv, identity], dim=1), attention_out)
 
     mlp_in_map = torch.cat([identity[:, : c.d_model], affine(W["blocks.0.mlp.W_in"], W["blocks.0.mlp.b_in"], keep_constant=False),
                             identity[:, c.d_model:]], dim=1)
-    mlp_in = Section(partial(_relu_slice, start=c.d_model, stop=c.d_model + c.d_mlp), mlp_in_map)
+    mlp_in = Section(Positionwise(c.d_model, c.d_model + c.d_mlp), mlp_in_map)
     mlp_out_map = torch.cat([torch.cat([identity[: c.d_model, : c.d_model], W["blocks.0.mlp.W_out"]], dim=0),
                              W["blocks.0.mlp.b_out"][None, :]], dim=0)
     mlp_out = Section(linear_in=torch.cat([mlp_out_map, torch.cat([torch.zeros(c.d_model + c.d_mlp, 1, dtype=dtype), torch.ones(1, 1, dtype=dtype)])], dim=1))
     unembed = Section(linear_in=affine(W["unembed.W_U"], W["unembed.b_U"], keep_constant=False))
     return SequentialModel("modular addition", list(NODE_LAYERS), embed, [attention, mlp_in, mlp_out, unembed], [True, True, True, True, False],
                             default_node_layers=list(PEER_NODE_LAYERS), metric="accuracy")
-
-
-def _attention_core(pre: torch.Tensor, n_heads: int, d_head: int) -> torch.Tensor:
-    """(N, P, 3 H d + d_model + 1) = [q, k, v, x] -> (N, 1, H d + H + d_model + 1) = [z, c, x] at the
-    last position, where c is each head's attention-weighted constant (which carries b_O)."""
-    width = n_heads * d_head
-    n, p = pre.shape[:2]
-    q = pre[:, -1, :width].reshape(n, n_heads, d_head)
-    k = pre[:, :, width: 2 * width].reshape(n, p, n_heads, d_head)
-    v = pre[:, :, 2 * width: 3 * width].reshape(n, p, n_heads, d_head)
-    x = pre[:, -1:, 3 * width:]
-    one = pre[:, :, -1]  # (N, P)
-    pattern = torch.softmax(torch.einsum("nhe,nphe->nhp", q, k) / math.sqrt(d_head), dim=-1)  # the last query sees every position
-    z = torch.einsum("nhp,nphe->nhe", pattern, v).reshape(n, 1, width)
-    constant = torch.einsum("nhp,np->nh", pattern, one).reshape(n, 1, n_heads)
-    return torch.cat([z, constant, x], dim=-1)
-
-
-def _relu_slice(pre: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-    return torch.cat([pre[..., :start], torch.relu(pre[..., start:stop]), pre[..., stop:]], dim=-1)
 
 
 def train_modular_addition(params: ModAddTrainParams = ModAddTrainParams(), progress: Progress | None = None,
@@ -284,4 +265,7 @@ def train_modular_addition(params: ModAddTrainParams = ModAddTrainParams(), prog
                 history["test_accuracy"].append(float((test_logits.argmax(-1) == data.test_labels).float().mean()))
             report((epoch + 1) / params.epochs, f"epoch {epoch + 1}/{params.epochs}: train loss {float(loss.detach()):.3g}, "
                    f"test accuracy {history['test_accuracy'][-1]:.3f}")
+            if params.stop_at_accuracy < 1.0 and history["test_accuracy"][-1] >= params.stop_at_accuracy:
+                report(1.0, f"test accuracy {history['test_accuracy'][-1]:.4f} at epoch {epoch + 1}: stopped (grokked)")
+                break
     return model, history
