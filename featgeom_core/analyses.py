@@ -9,4 +9,5 @@ JOB_KIND_MODULES: tuple[str, ...] = (
     "featgeom_core.probing.jobs",
     "featgeom_core.energy.jobs",
     "featgeom_core.sparsity.jobs",
+    "featgeom_core.lib.jobs",
 )

@@ -65,3 +65,10 @@ class AblationParams(Params):
     dtype: Literal["float32", "float64"] = Field("float32", description="precision of the ablated forward passes (the peer's: float32)")
     exp_base: float = Field(1.05, gt=1.0, le=10.0, description="node-ablation schedule: kept counts fall geometrically with this base")
     every_below: int = Field(10, ge=0, le=100_000, description="node-ablation schedule: every count at or below this many kept directions")
+
+
+class ModulesParams(Params):
+    """Leiden modules of a graph (section 4.3)."""
+
+    resolution: float = Field(1.0, gt=0, le=100.0, description="Leiden resolution gamma (larger: more, smaller modules)")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="Leiden's seed")

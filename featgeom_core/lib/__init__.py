@@ -1,0 +1,27 @@
+"""The Local Interaction Basis (Bushnaq et al., Apollo Research 2024): a model as a sequence of node
+layers, bases per layer (neuron, PCA, LIB, GIB), interaction edges between consecutive layers,
+node and edge ablations, and Leiden modules.
+
+Read top-down: ``sequential`` (Appendix A.4-A.5: node layers, folded biases), ``cores`` and
+``jacobians`` (the one derivative behind bases and edges), ``basis`` (section 3.2: PCA whitening,
+M, the LIB rotation), ``edges`` (eq. 3.14), ``graph`` (building it all), ``ablation`` (section 4.1,
+Appendix B), ``modules`` (4.3); the models ``modadd`` and ``digits``; ``fourier`` (labels for
+modular addition); ``params`` and ``jobs`` declare the parameters and job kinds.
+"""
+
+from featgeom_core.lib.ablation import (AblationContext, BisectTrace, ablation_context, bisect_edge_ablation, kept_schedule,
+                                        node_ablation_curve)
+from featgeom_core.lib.digits import DigitsMLP, DigitsTrainParams, digits_data, load_digits_mlp, train_digits
+from featgeom_core.lib.graph import InteractionGraph, build_graph, sequential_view
+from featgeom_core.lib.modadd import (ModAddConfig, ModAddTrainParams, ModAddTransformer, load_modular_addition, modular_addition_data,
+                                     train_modular_addition)
+from featgeom_core.lib.modules import leiden_modules
+from featgeom_core.lib.params import AblationParams, GraphParams
+from featgeom_core.lib.sequential import Section, SequentialModel
+
+__all__ = [
+    "AblationContext", "AblationParams", "BisectTrace", "DigitsMLP", "DigitsTrainParams", "GraphParams", "InteractionGraph", "ModAddConfig",
+    "ModAddTrainParams", "ModAddTransformer", "Section", "SequentialModel", "ablation_context", "bisect_edge_ablation", "build_graph",
+    "digits_data", "kept_schedule", "leiden_modules", "load_digits_mlp", "load_modular_addition", "modular_addition_data",
+    "node_ablation_curve", "sequential_view", "train_digits", "train_modular_addition",
+]

@@ -1,0 +1,155 @@
+"""Interaction graph: LIB and PCA (or neuron, GIB) graphs of the modular-addition transformer or the
+digits MLP side by side, with Leiden modules, node and edge ablation curves and downloads
+(Bushnaq et al. 2024)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from featgeom_core import jobs
+from featgeom_core.lib.jobs import LibGraphJob, store_upload
+from featgeom_core.lib.modules import leiden_modules
+from featgeom_core.lib.params import AblationParams, GraphParams, ModulesParams
+from ui import params as widgets
+from ui.errors import render_safely
+from ui.jobs import adopt_job_from_url, show_when_done
+from ui.lib_plots import bisect_figure, layered_graph, node_ablation_figure
+from ui.state import adopt_url, one_of, set_query
+
+MODELS = {"modadd": "modular-addition transformer (p = 113)", "digits": "digits MLP (scikit-learn's 8x8 digits)"}
+SOURCES = {"trained": "trained here (once, then stored)", "job": "a finished training job", "upload": "upload a state dict (.pt)"}
+
+
+def settings() -> dict | None:
+    """The job's params from the page's widgets (model, checkpoint, bases, tolerance in the URL)."""
+    adopt_url("net", one_of(MODELS), "ig_model")
+    adopt_url("tolerance", float, "ig_tolerance")
+    c1, c2, c3 = st.columns(3)
+    model = c1.selectbox("Model", list(MODELS), format_func=MODELS.get, key="ig_model")
+    source = c2.selectbox("Checkpoint", list(SOURCES), format_func=SOURCES.get, key="ig_source")
+    bases = widgets.multiselect(LibGraphJob, "bases", "Bases", "ig_bases", options=["lib", "pca", "neuron", "gib"], container=c3)
+    checkpoint = "trained"
+    if source == "job":
+        kind = "lib.train_modadd" if model == "modadd" else "lib.train_digits"
+        done = [r.job_id for r in jobs.list_jobs() if r.kind == kind and r.status == "done"]
+        if not done:
+            st.info(f"No finished {kind} job yet; the graph job trains one itself with checkpoint 'trained here'.")
+            return None
+        checkpoint = "job:" + st.selectbox("Training job", done, key="ig_train_job")
+    elif source == "upload":
+        upload = st.file_uploader("State dict (torch.save of model.state_dict(); read with weights_only=True)", type=["pt", "pth", "bin"], key="ig_upload")
+        if upload is None:
+            return None
+        checkpoint = store_upload(upload.getvalue())
+    c4, c5, c6 = st.columns(3)
+    tolerance = widgets.number_input(AblationParams, "tolerance", "Edge-ablation tolerance", "ig_tolerance", container=c4)
+    integration = widgets.selectbox(GraphParams, "integration", "Integration rule", "ig_integration", container=c5)
+    intervals = widgets.number_input(GraphParams, "n_intervals", "Integration intervals", "ig_intervals", container=c6,
+                                     default=0 if integration == "gradient" else 4)
+    set_query(net=model, tolerance=f"{tolerance:g}")
+    if model == "modadd" and checkpoint == "trained":
+        st.caption("The first build trains the transformer with the peer's recipe (AdamW, weight decay 1, full batch) until it "
+                   "generalises: tens of minutes on a CPU, once; every later build reuses it.")
+    return {"model": model, "checkpoint": checkpoint, "bases": bases or ["lib"],
+            "graph": {"integration": integration, "n_intervals": int(intervals if integration != "gradient" else 0)},
+            "ablation": {"tolerance": float(tolerance)}}
+
+
+def _label(record: jobs.JobRecord) -> str:
+    p = record.params
+    return f"{p['model']} · {', '.join(p['bases'])} · {p['checkpoint'][:24]} ({record.job_id[:8]})"
+
+
+def _modules(result, resolution: float, seed: int) -> dict[str, tuple[list[np.ndarray], float]]:
+    return {kind: leiden_modules(r.graph, resolution, seed, r.eps()) for kind, r in result.results.items()}
+
+
+def _edges_csv(result) -> str:
+    rows = []
+    for kind, r in result.results.items():
+        for k, E in enumerate(r.graph.edges):
+            values = E.numpy()
+            out_idx, in_idx = np.nonzero(values > 0)
+            rows.append(pd.DataFrame({"basis": kind, "from_layer": r.graph.node_layers[k], "to_layer": r.graph.node_layers[k + 1],
+                                      "from_direction": in_idx, "to_direction": out_idx, "E": values[out_idx, in_idx]}))
+    return pd.concat(rows).to_csv(index=False) if rows else ""
+
+
+def _modules_csv(result, modules) -> str:
+    rows = []
+    for kind, (per_layer, _) in modules.items():
+        graph = result.results[kind].graph
+        for k, membership in enumerate(per_layer):
+            rows.append(pd.DataFrame({"basis": kind, "layer": graph.node_layers[k], "direction": np.arange(len(membership)),
+                                      "eigenvalue": graph.bases[k].values.numpy(), "module": membership}))
+    return pd.concat(rows).to_csv(index=False)
+
+
+def _npz(result, modules) -> bytes:
+    arrays, _ = result.to_store()
+    for kind, (per_layer, _) in modules.items():
+        for k, membership in enumerate(per_layer):
+            arrays[f"{kind}/modules/{k}"] = membership
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **{name.replace("/", "__"): value for name, value in arrays.items()})
+    return buffer.getvalue()
+
+
+def show(job_id: str) -> None:
+    """The graphs side by side, their ablations, the bisect's edge counts and downloads."""
+    result = jobs.load_result(job_id)
+    adopt_url("topk", int, "ig_topk")
+    adopt_url("res", float, "ig_resolution")
+    st.session_state.setdefault("ig_topk", 200)
+    c1, c2 = st.columns(2)
+    top_k = c1.slider("Edges drawn per layer pair (the largest)", 10, 2000, key="ig_topk", step=10)
+    resolution = widgets.number_input(ModulesParams, "resolution", "Leiden resolution γ", "ig_resolution", container=c2)
+    set_query(job=job_id, topk=str(int(top_k)), res=f"{resolution:g}")
+    modules = _modules(result, float(resolution), 0)
+    st.markdown(f"**{result.model}**, checkpoint {result.checkpoint}: unablated {result.metric} **{result.base_score:.4f}** on the test split.")
+    summary = pd.DataFrame([{"basis": kind, **{f"edges required {layer} →": n for layer, n in r.edges_required().items()},
+                             "directions": " / ".join(str(d) for d in r.graph.dims()), "modularity Q": round(modules[kind][1], 3),
+                             "build (s)": round(result.timings.get(f"{kind} build", 0.0), 1),
+                             "ablation (s)": round(result.timings.get(f"{kind} ablation", 0.0), 1)} for kind, r in result.results.items()])
+    st.dataframe(summary, hide_index=True)
+    columns = st.columns(len(result.results))
+    for column, (kind, r) in zip(columns, result.results.items()):
+        title = f"{kind.upper()}: " + " / ".join(str(n) for n in r.edges_required().values()) + " edges required" if r.bisect else kind.upper()
+        column.plotly_chart(layered_graph(r.graph, modules[kind][0], int(top_k), title, r.fourier), key=f"ig_graph_{kind}")
+    curves = {kind: r.node_curves for kind, r in result.results.items() if r.node_curves}
+    bisects = {kind: r.bisect for kind, r in result.results.items() if r.bisect}
+    tolerance = float(jobs.status(job_id).params["ablation"]["tolerance"])
+    left, right = st.columns(2)
+    if curves:
+        left.plotly_chart(node_ablation_figure(curves, result.metric, result.base_score), key="ig_nodes")
+    if bisects:
+        right.plotly_chart(bisect_figure(bisects, result.metric, result.base_score, tolerance), key="ig_bisect")
+    a, b, c = st.columns(3)
+    a.download_button("Edges (CSV)", _edges_csv(result), "interaction_edges.csv", "text/csv", key="ig_dl_edges")
+    b.download_button("Modules (CSV)", _modules_csv(result, modules), "interaction_modules.csv", "text/csv", key="ig_dl_modules")
+    c.download_button("Bases, edges and modules (NPZ)", _npz(result, modules), "interaction_graph.npz", "application/octet-stream", key="ig_dl_npz")
+
+
+def render() -> None:
+    st.title("Interaction graph")
+    st.caption("The Local Interaction Basis (Bushnaq et al. 2024): bases per node layer, edges E = squared attributions between "
+               "consecutive layers, the fewest edges that keep the model's accuracy (bisect), Leiden modules on log(E/ε).")
+    adopt_job_from_url("lib.graph", "ig_job")
+    params = settings()
+    if params is not None and st.button("Build as a job", type="primary", key="ig_run"):
+        st.session_state["ig_job"] = jobs.submit("lib.graph", params)
+        set_query(job=st.session_state["ig_job"])
+    others = [r for r in jobs.list_jobs() if r.kind == "lib.graph" and r.status == "done"]
+    if others and not st.session_state.get("ig_job"):
+        chosen = st.selectbox("Or open a finished build", [None] + [r.job_id for r in others], key="ig_open",
+                              format_func=lambda j: "—" if j is None else _label(next(r for r in others if r.job_id == j)))
+        if chosen:
+            st.session_state["ig_job"] = chosen
+    show_when_done(st.session_state.get("ig_job"), show, "Choose a model and bases and build; the digits MLP takes seconds.")
+
+
+render_safely(render)
