@@ -17,7 +17,7 @@ from featgeom_core.lib.params import AblationParams, GraphParams, ModulesParams
 from ui import params as widgets
 from ui.errors import render_safely
 from ui.jobs import adopt_job_from_url, show_when_done
-from ui.lib_plots import bisect_figure, layered_graph, node_ablation_figure
+from ui.lib_plots import bisect_figure, layered_graph, node_ablation_figure, training_figure
 from ui.state import adopt_url, one_of, set_query
 
 MODELS = {"modadd": "modular-addition transformer (p = 113)", "digits": "digits MLP (scikit-learn's 8x8 digits)"}
@@ -28,6 +28,8 @@ def settings() -> dict | None:
     """The job's params from the page's widgets (model, checkpoint, bases, tolerance in the URL)."""
     adopt_url("net", one_of(MODELS), "ig_model")
     adopt_url("tolerance", float, "ig_tolerance")
+    adopt_url("source", one_of(SOURCES), "ig_source")
+    adopt_url("train", str, "ig_train_job")
     c1, c2, c3 = st.columns(3)
     model = c1.selectbox("Model", list(MODELS), format_func=MODELS.get, key="ig_model")
     source = c2.selectbox("Checkpoint", list(SOURCES), format_func=SOURCES.get, key="ig_source")
@@ -39,7 +41,11 @@ def settings() -> dict | None:
         if not done:
             st.info(f"No finished {kind} job yet; the graph job trains one itself with checkpoint 'trained here'.")
             return None
-        checkpoint = "job:" + st.selectbox("Training job", done, key="ig_train_job")
+        if st.session_state.get("ig_train_job") not in done:
+            st.session_state.pop("ig_train_job", None)
+        train_job = st.selectbox("Training job", done, key="ig_train_job")
+        checkpoint = "job:" + train_job
+        st.plotly_chart(training_figure(jobs.load_result(train_job).history, train_job), key="ig_training")
     elif source == "upload":
         upload = st.file_uploader("State dict (torch.save of model.state_dict(); read with weights_only=True)", type=["pt", "pth", "bin"], key="ig_upload")
         if upload is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -214,7 +215,12 @@ def test_lib_is_sparser_than_pca_on_the_digits_mlp() -> None:
 
 @pytest.mark.skipif(not REFERENCE.is_dir(), reason=f"the peer's published LIB model and results are not at {REFERENCE}")
 @pytest.mark.slow
-@pytest.mark.parametrize("basis,expected,whiten", [("lib", (133, 82, 633), False), ("pca", (167, 114, 682), False)])
+@pytest.mark.parametrize("basis,expected,whiten", [
+    ("lib", (133, 82, 633), False),
+    pytest.param("pca", (167, 114, 682), False, marks=pytest.mark.skipif(
+        os.environ.get("FEATGEOM_PEER_PCA") != "1",
+        reason="the PCA peer check takes about 3 minutes on 2 cores (its bisect is not yet fast); set FEATGEOM_PEER_PCA=1 to run it")),
+])
 def test_peer_check_edge_counts_and_node_ablation(basis: str, expected: tuple[int, ...], whiten: bool) -> None:
     model = load_modular_addition(REFERENCE / "model_epoch_60000.pt")
     data = modular_addition_data()

@@ -101,3 +101,13 @@ def bisect_figure(bisects: dict[str, dict[str, dict[str, Any]]], metric: str, ba
     figure.update_layout(title={"text": f"Edge ablation bisect: {metric} against edges kept", "font": {"size": 13}}, height=380, **LAYOUT,
                          xaxis={"title": "edges kept", "type": "log"}, yaxis={"title": metric})
     return figure
+
+
+def training_figure(history: dict[str, list[float]], label: str) -> go.Figure:
+    """Test accuracy (and train loss, log scale, right axis) against the epoch of a training job."""
+    figure = go.Figure()
+    figure.add_trace(go.Scatter(x=history["epoch"], y=history["test_accuracy"], name="test accuracy", mode="lines"))
+    figure.add_trace(go.Scatter(x=history["epoch"], y=history["train_loss"], name="train loss", mode="lines", yaxis="y2", line={"dash": "dot"}))
+    figure.update_layout(title={"text": f"Training job {label}", "font": {"size": 13}}, height=300, **LAYOUT, xaxis={"title": "epoch"},
+                         yaxis={"title": "test accuracy", "range": [0, 1.02]}, yaxis2={"title": "train loss", "type": "log", "overlaying": "y", "side": "right"})
+    return figure

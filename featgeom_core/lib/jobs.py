@@ -304,14 +304,20 @@ def _graph_link(job_id: str, params: Mapping[str, Any]) -> dict[str, str]:
     return {"job": job_id}
 
 
+def _train_link(model: str):
+    def link(job_id: str, params: Mapping[str, Any]) -> dict[str, str]:
+        return {"net": model, "source": "job", "train": job_id}
+    return link
+
+
 LIB_TRAIN_MODADD = register(JobKind(
     "lib.train_modadd", "train the modular-addition transformer (the peer's recipe; minutes to tens of minutes on a CPU)", ModAddTrainParams,
-    run_train_modadd, TrainedModel, page="pages/interaction_graph.py", wants_gpu=True,
+    run_train_modadd, TrainedModel, page="pages/interaction_graph.py", wants_gpu=True, link=_train_link("modadd"),
     example={"model": {"modulus": 7, "d_model": 8, "n_heads": 2, "d_head": 4, "d_mlp": 16}, "epochs": 3},
 ))
 LIB_TRAIN_DIGITS = register(JobKind(
     "lib.train_digits", "train the digits MLP (seconds)", DigitsTrainParams, run_train_digits, TrainedModel,
-    page="pages/interaction_graph.py", example={"hidden": 8, "depth": 1, "epochs": 3},
+    page="pages/interaction_graph.py", link=_train_link("digits"), example={"hidden": 8, "depth": 1, "epochs": 3},
 ))
 LIB_GRAPH = register(JobKind(
     "lib.graph", "interaction graphs (LIB, PCA, ...) of a model, node ablation curves and the edge-ablation bisect", LibGraphJob,
