@@ -50,7 +50,10 @@ def settings() -> dict | None:
         upload = st.file_uploader("State dict (torch.save of model.state_dict(); read with weights_only=True)", type=["pt", "pth", "bin"], key="ig_upload")
         if upload is None:
             return None
-        checkpoint = store_upload(upload.getvalue())
+        if st.session_state.get("ig_upload_id") != upload.file_id:  # hash and check each file once, not on every rerun
+            st.session_state["ig_upload_ref"] = store_upload(upload.getvalue())
+            st.session_state["ig_upload_id"] = upload.file_id
+        checkpoint = st.session_state["ig_upload_ref"]
     c4, c5, c6 = st.columns(3)
     tolerance = widgets.number_input(AblationParams, "tolerance", "Edge-ablation tolerance", "ig_tolerance", container=c4)
     integration = widgets.selectbox(GraphParams, "integration", "Integration rule", "ig_integration", container=c5)
@@ -70,8 +73,14 @@ def _label(record: jobs.JobRecord) -> str:
     return f"{p['model']} · {', '.join(p['bases'])} · {p['checkpoint'][:24]} ({record.job_id[:8]})"
 
 
-def _modules(result, resolution: float, seed: int) -> dict[str, tuple[list[np.ndarray], float]]:
-    return {kind: leiden_modules(r.graph, resolution, seed, r.eps()) for kind, r in result.results.items()}
+def _modules(job_id: str, result, resolution: float, seed: int) -> dict[str, tuple[list[np.ndarray], float]]:
+    """Leiden modules of every basis, remembered per (job, resolution) so slider moves elsewhere do not rerun Leiden."""
+    memo = st.session_state.setdefault("ig_modules", {})
+    key = (job_id, resolution, seed)
+    if key not in memo:
+        memo.clear()
+        memo[key] = {kind: leiden_modules(r.graph, resolution, seed, r.eps()) for kind, r in result.results.items()}
+    return memo[key]
 
 
 def _edges_csv(result) -> str:
@@ -115,7 +124,7 @@ def show(job_id: str) -> None:
     top_k = c1.slider("Edges drawn per layer pair (the largest)", 10, 2000, key="ig_topk", step=10)
     resolution = widgets.number_input(ModulesParams, "resolution", "Leiden resolution γ", "ig_resolution", container=c2)
     set_query(job=job_id, topk=str(int(top_k)), res=f"{resolution:g}")
-    modules = _modules(result, float(resolution), 0)
+    modules = _modules(job_id, result, float(resolution), 0)
     st.markdown(f"**{result.model}**, checkpoint {result.checkpoint}: unablated {result.metric} **{result.base_score:.4f}** on the test split.")
     summary = pd.DataFrame([{"basis": kind, **{f"edges required {layer} →": n for layer, n in r.edges_required().items()},
                              "directions": " / ".join(str(d) for d in r.graph.dims()), "modularity Q": round(modules[kind][1], 3),

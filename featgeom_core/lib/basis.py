@@ -21,7 +21,7 @@ from typing import Callable, Literal
 import torch
 
 from featgeom_core.errors import InvalidParameter
-from featgeom_core.lib.jacobians import SectionMaps, closed_form_batch, closed_form_gram, RowPlan, check_finite, pullbacks
+from featgeom_core.lib.jacobians import RowPlan, SectionMaps, check_finite, closed_form_gram, closed_form_total, pullbacks
 
 BasisKind = Literal["neuron", "pca", "lib", "gib"]
 Progress = Callable[[float, str], None]
@@ -163,16 +163,7 @@ def closed_form_jacobian_gram(maps: SectionMaps, batches: list[torch.Tensor], po
                               n_samples: int, progress: Progress | None = None) -> torch.Tensor:
     """M' as ``jacobian_gram`` defines it, for a section whose Jacobian has a closed form
     (exact rows: no sources are needed)."""
-    d = batches[0].shape[-1]
-    n_positions = batches[0].shape[1]
-    M = torch.zeros(d, d, dtype=torch.float64)
-    for k, x in enumerate(batches):
-        chunk = closed_form_batch(maps, x)
-        for start in range(0, len(x), chunk):
-            M += closed_form_gram(maps, x[start: start + chunk], points).to(torch.float64)
-        if progress:
-            progress((k + 1) / len(batches), f"M' batch {k + 1}/{len(batches)}")
-    M /= n_positions * n_samples
+    M = closed_form_total(maps, batches, closed_form_gram, points, "M'", progress) / (batches[0].shape[1] * n_samples)
     check_finite(M, "M'")
     return M
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -35,7 +36,7 @@ class Positionwise:
 
     start: int
     stop: int
-    positionwise: bool = True
+    positionwise: ClassVar[bool] = True
 
     def _relu_mask(self, width: int, device: torch.device) -> torch.Tensor:
         index = torch.arange(width, device=device)
@@ -75,7 +76,7 @@ class LastQueryAttention:
 
     n_heads: int
     d_head: int
-    positionwise: bool = False
+    positionwise: ClassVar[bool] = False
 
     def _split(self, pre: torch.Tensor) -> tuple[torch.Tensor, ...]:
         width = self.n_heads * self.d_head

@@ -19,7 +19,7 @@ from typing import Callable
 
 import torch
 
-from featgeom_core.lib.jacobians import RowPlan, check_finite, closed_form_attribution_squares, closed_form_batch, pullbacks, section_maps
+from featgeom_core.lib.jacobians import RowPlan, check_finite, closed_form_attribution_squares, closed_form_total, pullbacks, section_maps
 from featgeom_core.lib.sequential import Section
 
 Progress = Callable[[float, str], None]
@@ -39,13 +39,7 @@ def interaction_edges(section: Section, batches: list[torch.Tensor], C_in: torch
     n_positions = batches[0].shape[1]
     maps = section_maps(section, C_in_pinv, C_out)
     if maps.closed_form:  # exact over output positions, no sources needed
-        for k, x in enumerate(batches):
-            f_hat = x @ C_in
-            chunk = closed_form_batch(maps, f_hat)
-            for start in range(0, len(f_hat), chunk):
-                E += closed_form_attribution_squares(maps, f_hat[start: start + chunk], points).to(torch.float64)
-            if progress:
-                progress((k + 1) / len(batches), f"edges: batch {k + 1}/{len(batches)}")
+        E = closed_form_total(maps, batches, closed_form_attribution_squares, points, "edges", progress, lambda x: x @ C_in)
         E /= n_positions * n_samples
         check_finite(E, "the edges")
         return E

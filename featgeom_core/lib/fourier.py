@@ -25,11 +25,10 @@ def fourier_labels(model, graph: InteractionGraph, modulus: int) -> list[list[di
         grid = values.numpy().reshape(modulus, modulus, -1)
         power = np.abs(np.fft.fft2(grid, axes=(0, 1))) ** 2
         power[0, 0] = 0.0
-        # fold the negative frequencies onto 0..p//2 (a real signal's spectrum is symmetric)
+        # fold the negative frequencies onto 0..p//2 (a real signal's spectrum is symmetric), per axis
+        fold = np.minimum(np.arange(modulus), modulus - np.arange(modulus))
         folded = np.zeros((modulus // 2 + 1, modulus // 2 + 1, grid.shape[-1]))
-        for fx in range(modulus):
-            for fy in range(modulus):
-                folded[min(fx, modulus - fx), min(fy, modulus - fy)] += power[fx, fy]
+        np.add.at(folded, (fold[:, None], fold[None, :]), power)
         flat = folded.reshape(-1, grid.shape[-1])
         best = flat.argmax(0)
         totals = flat.sum(0)

@@ -162,23 +162,7 @@ def build_graph(model: HasSequentialView | SequentialModel, inputs: torch.Tensor
             continue
         w = whitening(gram_k, mean_k, params.truncation, view.leading_fixed[k], name_k)
         on_progress = lambda f, m, k=k: report(0.1 + 0.45 * (last - 1 - k + f) / max(last, 1), f"{view.node_layers[k]}: {m}")
-        maps = section_maps(view.sections[k], None, bases[k + 1].C.to(dtype))
-        if params.basis == "lib" and maps.closed_form:
-            M_dash = closed_form_jacobian_gram(maps, acts[k], points, n, on_progress)
-            bases[k] = lib_basis(name_k, w, M_dash, params.truncation, kind=params.basis)
-            timings[f"basis {name_k}"] = time.perf_counter() - layer_start
-            continue
-        if params.basis == "lib":
-            target, C_next = view.sections[k], bases[k + 1].C.to(dtype)
-            fn = lambda x, section=target, C=C_next: section(x) @ C
-        else:  # gib: pull back from the final node layer
-            C_final = bases[last].C.to(dtype)
-            fn = lambda x, k=k, C=C_final: view.run_from(k, x) @ C
-        with torch.no_grad():
-            out_positions = fn(acts[k][0][:1]).shape[1]
-        n_next = bases[k + 1].dim if params.basis == "lib" else bases[last].dim
-        plan = RowPlan(out_positions, n_next, params.basis_sources if (params.basis_sources and out_positions > 1) else None)
-        M_dash = jacobian_gram(fn, acts[k], plan, points, params.seed + k, n, on_progress)
+        M_dash = _pullback_gram(view, k, bases, acts[k], params, n, dtype, on_progress)
         bases[k] = lib_basis(name_k, w, M_dash, params.truncation, kind=params.basis)
         timings[f"basis {name_k}"] = time.perf_counter() - layer_start
     timings["bases"] = time.perf_counter() - start
@@ -197,6 +181,26 @@ def build_graph(model: HasSequentialView | SequentialModel, inputs: torch.Tensor
     report(1.0, "graph built")
     return InteractionGraph(name or view.name, list(view.node_layers), [b for b in bases if b is not None], edges,
                             params.normalised(), n, timings)
+
+
+def _pullback_gram(view: SequentialModel, k: int, bases: list[LayerBasis | None], acts_k: list[torch.Tensor], params: GraphParams,
+                   n: int, dtype: torch.dtype, progress: Progress) -> torch.Tensor:
+    """M' of node layer k (d_k, d_k), float64: pulled back from node layer k + 1's basis (lib) or
+    from the final layer's (gib); in closed form where the section allows it."""
+    points = params.points()
+    if params.basis == "lib":
+        C_target = bases[k + 1].C.to(dtype)
+        maps = section_maps(view.sections[k], None, C_target)
+        if maps.closed_form:
+            return closed_form_jacobian_gram(maps, acts_k, points, n, progress)
+        fn = lambda x, section=view.sections[k]: section(x) @ C_target  # noqa: E731
+    else:
+        C_target = bases[-1].C.to(dtype)
+        fn = lambda x: view.run_from(k, x) @ C_target  # noqa: E731
+    with torch.no_grad():
+        out_positions = fn(acts_k[0][:1]).shape[1]
+    sources = params.basis_sources if (params.basis_sources and out_positions > 1) else None
+    return jacobian_gram(fn, acts_k, RowPlan(out_positions, C_target.shape[1], sources), points, params.seed + k, n, progress)
 
 
 def check_inputs(inputs: Any) -> torch.Tensor:

@@ -193,5 +193,24 @@ def closed_form_batch(maps: SectionMaps, x: torch.Tensor, budget_bytes: int = 12
     return int(max(1, min(len(x), budget_bytes // max(per_sample, 1))))
 
 
+def closed_form_total(maps: SectionMaps, batches: list[torch.Tensor], term: Callable[[SectionMaps, torch.Tensor, list[tuple[float, float]]], torch.Tensor],
+                      points: list[tuple[float, float]], label: str, progress: Callable[[float, str], None] | None = None,
+                      coordinates: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """The float64 sum of ``term(maps, chunk, points)`` (``closed_form_gram`` or
+    ``closed_form_attribution_squares``) over every batch, in chunks that fit the memory budget;
+    each batch is first mapped into the section's input coordinates by ``coordinates``."""
+    total = None
+    for k, x in enumerate(batches):
+        x = x if coordinates is None else coordinates(x)
+        chunk = closed_form_batch(maps, x)
+        for start in range(0, len(x), chunk):
+            part = term(maps, x[start: start + chunk], points).to(torch.float64)
+            total = part if total is None else total + part
+        if progress:
+            progress((k + 1) / len(batches), f"{label}: batch {k + 1}/{len(batches)}")
+    assert total is not None, "no batches"
+    return total
+
+
 def _or_eye(A: torch.Tensor | None, n: int, dtype: torch.dtype) -> torch.Tensor:
     return torch.eye(n, dtype=dtype) if A is None else A

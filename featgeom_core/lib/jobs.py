@@ -9,6 +9,7 @@ are read with ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,8 @@ from featgeom_core.errors import DataError, InvalidParameter
 from featgeom_core.jobs.protocol import JobKind, JobOutput, Report, StoreEntry, register
 from featgeom_core.lib.ablation import ablation_context, bisect_layer, kept_schedule, node_ablation_curve
 from featgeom_core.lib.basis import BasisKind
-from featgeom_core.lib.digits import DigitsTrainParams, load_digits_mlp, train_digits
+from featgeom_core.lib.checkpoints import read_state_dict
+from featgeom_core.lib.digits import DigitsTrainParams, digits_data, load_digits_mlp, train_digits
 from featgeom_core.lib.graph import InteractionGraph, build_graph
 from featgeom_core.lib.modadd import ModAddTrainParams, load_modular_addition, modular_addition_data, train_modular_addition
 from featgeom_core.lib.params import AblationParams, GraphParams
@@ -41,15 +43,7 @@ def uploads_dir(store: Store | None = None) -> Path:
 def store_upload(content: bytes, store: Store | None = None) -> str:
     """Keep an uploaded checkpoint by content hash and return its reference ``upload:<sha256>``;
     it must already read as a plain state dict of tensors (``weights_only=True``), else DataError."""
-    import hashlib
-    import io
-
-    try:
-        state = torch.load(io.BytesIO(content), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001  (pickles of objects, zip errors, truncation: all refused alike)
-        raise DataError(f"not a plain state dict of tensors (read with weights_only=True): {str(exc).splitlines()[0][:200]}") from None
-    if not isinstance(state, Mapping) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise DataError("the file holds no state dict of tensors")
+    read_state_dict(content)
     digest = hashlib.sha256(content).hexdigest()
     directory = uploads_dir(store)
     directory.mkdir(parents=True, exist_ok=True)
@@ -218,18 +212,6 @@ def _state_from_checkpoint(checkpoint: str, store: Store) -> tuple[str, Any]:
     return "path", Path(checkpoint).expanduser()
 
 
-def _read_state(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise DataError(f"no checkpoint file at {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001  (UnpicklingError, zip errors: all mean "not a plain state dict")
-        raise DataError(f"{path.name} is not a plain state dict of tensors (read with weights_only=True): {str(exc).splitlines()[0][:200]}") from None
-    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise DataError(f"{path.name} is not a state dict of tensors")
-    return dict(state)
-
-
 def load_target(params: LibGraphJob, report: Report, store: Store | None = None) -> LoadedModel:
     """The model the job names, with its data; trains and stores ours on first use."""
     store = store or Store()
@@ -243,13 +225,11 @@ def load_target(params: LibGraphJob, report: Report, store: Store | None = None)
         state = trained.torch_state()
     else:
         how, value = _state_from_checkpoint(params.checkpoint, store)
-        state = value if how == "state" else _read_state(value)
+        state = value if how == "state" else read_state_dict(value)
     if params.model == "modadd":
         model = load_modular_addition(state)
         data = modular_addition_data(model.config.modulus, params.modadd_train.frac_train, params.modadd_train.seed)
         return LoadedModel(model, data.train_tokens, data.test_tokens, data.test_labels, model.config.modulus, trained_entry)
-    from featgeom_core.lib.digits import digits_data
-
     model = load_digits_mlp(state)
     data = digits_data(params.digits_train.test_fraction, params.digits_train.seed)
     return LoadedModel(model, data.train_inputs, data.test_inputs, data.test_labels, None, trained_entry)
@@ -300,10 +280,6 @@ def run_graph(params: LibGraphJob, report: Report) -> JobOutput:
     return JobOutput(output, extra=(target.trained,) if target.trained else ())
 
 
-def _graph_link(job_id: str, params: Mapping[str, Any]) -> dict[str, str]:
-    return {"job": job_id}
-
-
 def _train_link(model: str):
     def link(job_id: str, params: Mapping[str, Any]) -> dict[str, str]:
         return {"net": model, "source": "job", "train": job_id}
@@ -321,6 +297,6 @@ LIB_TRAIN_DIGITS = register(JobKind(
 ))
 LIB_GRAPH = register(JobKind(
     "lib.graph", "interaction graphs (LIB, PCA, ...) of a model, node ablation curves and the edge-ablation bisect", LibGraphJob,
-    run_graph, LibGraphResult, page="pages/interaction_graph.py", wants_gpu=True, link=_graph_link,
+    run_graph, LibGraphResult, page="pages/interaction_graph.py", wants_gpu=True,
     example={"model": "digits", "digits_train": {"hidden": 8, "depth": 1, "epochs": 20}, "max_samples": 200},
 ))

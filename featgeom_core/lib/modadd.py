@@ -19,6 +19,7 @@ import torch
 from pydantic import Field
 
 from featgeom_core.errors import DataError
+from featgeom_core.lib.checkpoints import read_state_dict
 from featgeom_core.lib.cores import LastQueryAttention, Positionwise
 from featgeom_core.lib.sequential import Section, SequentialModel, affine, with_constant
 from featgeom_core.params import Params
@@ -129,17 +130,8 @@ def load_modular_addition(path_or_state_dict: str | Path | Mapping[str, torch.Te
     """A model from a state dict (TransformerLens names) or a file holding one, read with
     ``torch.load(weights_only=True)``: a pickled object is refused, and so is a checkpoint of
     another architecture (missing, unexpected or mis-shaped parameters are named)."""
-    if isinstance(path_or_state_dict, Mapping):
-        state = dict(path_or_state_dict)
-    else:
-        path = Path(path_or_state_dict)
-        if not path.is_file():
-            raise DataError(f"no checkpoint file at {path}")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001  (UnpicklingError, zip errors: all mean "not a plain state dict")
-            raise DataError(f"{path.name} is not a plain state dict of tensors (loaded with weights_only=True): {str(exc).splitlines()[0][:200]}") from None
-    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+    state = dict(path_or_state_dict) if isinstance(path_or_state_dict, Mapping) else read_state_dict(path_or_state_dict)
+    if not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise DataError("the checkpoint is not a state dict of tensors")
     state = {k: v for k, v in state.items() if not k.endswith(("attn.mask", "attn.IGNORE"))}  # TransformerLens buffers
     config = _infer_config(state)

@@ -1,0 +1,30 @@
+"""Reading a checkpoint as data: ``torch.load(weights_only=True)``, so a pickled object is refused,
+and the result must be a state dict of tensors."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import torch
+
+from featgeom_core.errors import DataError
+
+
+def read_state_dict(source: str | Path | bytes) -> dict[str, torch.Tensor]:
+    """The state dict in a file (a path) or in its bytes; DataError for a missing file, a pickle of
+    anything but tensors, a damaged file, or an empty or non-tensor dict."""
+    if isinstance(source, bytes):
+        handle, name = io.BytesIO(source), "the file"
+    else:
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise DataError(f"no checkpoint file at {path}")
+        handle, name = path, path.name
+    try:
+        state = torch.load(handle, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001  (UnpicklingError, zip errors, truncation: all mean "not a plain state dict")
+        raise DataError(f"{name} is not a plain state dict of tensors (read with weights_only=True): {str(exc).splitlines()[0][:200]}") from None
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise DataError(f"{name} holds no state dict of tensors")
+    return dict(state)
