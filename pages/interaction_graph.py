@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from featgeom_core import jobs
-from featgeom_core.lib.jobs import LibGraphJob, store_upload
+from featgeom_core.lib.jobs import LanguageBlockParams, LibGraphJob, store_upload
 from featgeom_core.lib.modules import leiden_modules
 from featgeom_core.lib.params import AblationParams, GraphParams, ModulesParams
 from ui import params as widgets
@@ -20,7 +20,8 @@ from ui.jobs import adopt_job_from_url, show_when_done
 from ui.lib_plots import bisect_figure, layered_graph, node_ablation_figure, training_figure
 from ui.state import adopt_url, one_of, set_query
 
-MODELS = {"modadd": "modular-addition transformer (p = 113)", "digits": "digits MLP (scikit-learn's 8x8 digits)"}
+MODELS = {"modadd": "modular-addition transformer (p = 113)", "digits": "digits MLP (scikit-learn's 8x8 digits)",
+          "language": "a language model's block (MiniLM offline)"}
 SOURCES = {"trained": "trained here (once, then stored)", "job": "a finished training job", "upload": "upload a state dict (.pt)"}
 
 
@@ -32,8 +33,10 @@ def settings() -> dict | None:
     adopt_url("train", str, "ig_train_job")
     c1, c2, c3 = st.columns(3)
     model = c1.selectbox("Model", list(MODELS), format_func=MODELS.get, key="ig_model")
-    source = c2.selectbox("Checkpoint", list(SOURCES), format_func=SOURCES.get, key="ig_source")
     bases = widgets.multiselect(LibGraphJob, "bases", "Bases", "ig_bases", options=["lib", "pca", "neuron", "gib"], container=c3)
+    if model == "language":
+        return language_settings(c2, bases)
+    source = c2.selectbox("Checkpoint", list(SOURCES), format_func=SOURCES.get, key="ig_source")
     checkpoint = "trained"
     if source == "job":
         kind = "lib.train_modadd" if model == "modadd" else "lib.train_digits"
@@ -54,18 +57,44 @@ def settings() -> dict | None:
             st.session_state["ig_upload_ref"] = store_upload(upload.getvalue())
             st.session_state["ig_upload_id"] = upload.file_id
         checkpoint = st.session_state["ig_upload_ref"]
+    tolerance, graph = rule_settings()
+    set_query(net=model, tolerance=f"{tolerance:g}")
+    if model == "modadd" and checkpoint == "trained":
+        st.caption("The first build trains the transformer with the peer's recipe (AdamW, weight decay 1, full batch) until it "
+                   "generalises: tens of minutes on a CPU, once; every later build reuses it.")
+    return {"model": model, "checkpoint": checkpoint, "bases": bases or ["lib"], "graph": graph, "ablation": {"tolerance": float(tolerance)}}
+
+
+def rule_settings() -> tuple[float, dict]:
+    """The edge tolerance and the integration rule, shared by every model."""
     c4, c5, c6 = st.columns(3)
     tolerance = widgets.number_input(AblationParams, "tolerance", "Edge-ablation tolerance", "ig_tolerance", container=c4)
     integration = widgets.selectbox(GraphParams, "integration", "Integration rule", "ig_integration", container=c5)
     intervals = widgets.number_input(GraphParams, "n_intervals", "Integration intervals", "ig_intervals", container=c6,
                                      default=0 if integration == "gradient" else 4)
-    set_query(net=model, tolerance=f"{tolerance:g}")
-    if model == "modadd" and checkpoint == "trained":
-        st.caption("The first build trains the transformer with the peer's recipe (AdamW, weight decay 1, full batch) until it "
-                   "generalises: tens of minutes on a CPU, once; every later build reuses it.")
-    return {"model": model, "checkpoint": checkpoint, "bases": bases or ["lib"],
-            "graph": {"integration": integration, "n_intervals": int(intervals if integration != "gradient" else 0)},
-            "ablation": {"tolerance": float(tolerance)}}
+    return float(tolerance), {"integration": integration, "n_intervals": int(intervals if integration != "gradient" else 0)}
+
+
+def language_settings(container, bases: list[str]) -> dict:
+    """A language model's block: the model id, the block, the tokens; float32, mse against the unablated block output."""
+    adopt_url("lm", str, "ig_lm")
+    adopt_url("block", int, "ig_block")
+    adopt_url("windows", int, "ig_windows")
+    adopt_url("tokens", int, "ig_tokens")
+    model_id = container.text_input("Language model id", value="minilm", key="ig_lm", max_chars=500,
+                                    help="minilm (offline), a hub id on a networked machine, or a local checkpoint directory").strip() or "minilm"
+    c1, c2, c3 = st.columns(3)
+    layer = widgets.number_input(LanguageBlockParams, "layer", "Block", "ig_block", container=c1)
+    windows = widgets.number_input(LanguageBlockParams, "windows", "Token windows", "ig_windows", container=c2)
+    tokens = widgets.number_input(LanguageBlockParams, "tokens", "Tokens per window", "ig_tokens", container=c3)
+    tolerance, graph = rule_settings()
+    set_query(net="language", lm=model_id, block=str(int(layer)), windows=str(int(windows)), tokens=str(int(tokens)), tolerance=f"{tolerance:g}")
+    st.caption("Node layers: the block's input, the residual after attention (with LayerNorm's variance as a fixed direction), the MLP "
+               "hidden units with the residual, the block's output. Built in float32; ablations score the mean squared change of the "
+               "block's output relative to its variance (0 = unablated) on held-out windows. A graph needs more tokens than the MLP "
+               "node layer is wide, or directions are truncated away.")
+    return {"model": model_id, "language": {"layer": int(layer), "windows": int(windows), "tokens": int(tokens)}, "bases": bases or ["lib"],
+            "graph": {**graph, "dtype": "float32"}, "ablation": {"tolerance": float(tolerance)}}
 
 
 def _label(record: jobs.JobRecord) -> str:

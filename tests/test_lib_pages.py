@@ -54,3 +54,30 @@ def test_a_pickled_checkpoint_is_refused_as_data() -> None:
     good = io.BytesIO()
     torch.save({"layers.0.weight": torch.zeros(3, 64)}, good)
     assert store_upload(good.getvalue()).startswith("upload:")
+
+
+@pytest.mark.slow
+def test_a_minilm_block_graph_builds_from_the_page_settings() -> None:
+    at = page(net="language", lm="minilm", block="2", windows="6", tokens="8", tolerance="0.05")
+    assert at.text_input(key="ig_lm").value == "minilm"
+    assert at.number_input(key="ig_block").value == 2 and at.number_input(key="ig_tokens").value == 8
+    at.button(key="ig_run").click().run()
+    record = jobs.wait(at.session_state["ig_job"], timeout_s=300)
+    assert record.status == "done", record.error
+    assert record.params["model"] == "minilm" and record.params["graph"]["dtype"] == "float32"
+    at.run()
+    assert not at.exception and not at.error, ([e.value for e in at.exception], [e.value for e in at.error])
+    result = jobs.load_result(record.job_id)
+    assert result.metric == "mse" and result.base_score == 0.0
+    graph = result.results["lib"].graph
+    assert graph.node_layers[0] == "blocks.2.hook_resid_pre" and graph.node_layers[-1] == "blocks.2.hook_resid_post"
+    assert all(r.edges_required() for r in result.results.values())
+
+
+def test_a_block_minilm_lacks_is_a_clear_error_on_the_page() -> None:
+    at = page(net="language", lm="minilm", block="9")
+    at.button(key="ig_run").click().run()
+    record = jobs.wait(at.session_state["ig_job"], timeout_s=120)
+    assert record.status == "failed" and "blocks 0 to 5" in record.error
+    at.run()
+    assert not at.exception

@@ -13,7 +13,7 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -93,10 +93,25 @@ def run_train_digits(params: DigitsTrainParams, report: Report) -> JobOutput:
     return JobOutput(TrainedModel("digits", {k: v.detach().numpy() for k, v in model.state_dict().items()}, history, params.normalised()))
 
 
+OWN_MODELS = ("modadd", "digits")
+
+
+class LanguageBlockParams(Params):
+    """Which block of a language model, and how many tokens its graph sees."""
+
+    layer: int = Field(3, ge=0, le=1000, description="the block whose attention and MLP node layers make the graph (0 = the first)")
+    windows: int = Field(128, ge=2, le=100_000, description="token windows for the bases and edges (as many again, held out, for the ablations)")
+    tokens: int = Field(32, ge=2, le=512, description="tokens per window (consecutive tokens of the packaged text, no padding)")
+    text_seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of the texts drawn from the packaged news, reviews and code")
+
+
 class LibGraphJob(Params):
     """Interaction graphs of one model in several bases, with their ablations."""
 
-    model: Literal["modadd", "digits"] = Field("modadd", description="the modular-addition transformer or the digits MLP")
+    model: str = Field("modadd", min_length=1, max_length=500,
+                       description="modadd (the modular-addition transformer), digits (the digits MLP), or a language model id "
+                                   "from the model registry (minilm offline, a hub id on a networked machine, a checkpoint directory)")
+    language: LanguageBlockParams = Field(default_factory=LanguageBlockParams, description="the block and tokens, for a language model")
     checkpoint: str = Field("trained", min_length=1, max_length=500,
                             description="trained (ours, trained on first use), job:<train job id>, upload:<sha256> or a file path")
     bases: list[BasisKind] = Field(default_factory=lambda: ["lib", "pca"], min_length=1, max_length=4, description="bases to build, side by side")
@@ -105,6 +120,10 @@ class LibGraphJob(Params):
     modadd_train: ModAddTrainParams = Field(default_factory=ModAddTrainParams, description="the recipe for checkpoint 'trained' (modular addition)")
     digits_train: DigitsTrainParams = Field(default_factory=DigitsTrainParams, description="the recipe for checkpoint 'trained' (digits)")
     max_samples: int | None = Field(None, ge=2, le=10_000_000, description="cap on the samples the bases see (default: the whole training split)")
+
+    @property
+    def is_language_model(self) -> bool:
+        return self.model not in OWN_MODELS
 
     @field_validator("bases")
     @classmethod
@@ -177,7 +196,7 @@ class LoadedModel:
     model: Any
     basis_inputs: torch.Tensor
     test_inputs: torch.Tensor
-    test_labels: torch.Tensor
+    test_labels: torch.Tensor | None
     modulus: int | None
     trained: StoreEntry | None = None
 
@@ -215,6 +234,8 @@ def _state_from_checkpoint(checkpoint: str, store: Store) -> tuple[str, Any]:
 def load_target(params: LibGraphJob, report: Report, store: Store | None = None) -> LoadedModel:
     """The model the job names, with its data; trains and stores ours on first use."""
     store = store or Store()
+    if params.is_language_model:
+        return load_language_block(params, report)
     trained_entry = None
     if params.checkpoint == "trained":
         kind = LIB_TRAIN_MODADD if params.model == "modadd" else LIB_TRAIN_DIGITS
@@ -233,6 +254,29 @@ def load_target(params: LibGraphJob, report: Report, store: Store | None = None)
     model = load_digits_mlp(state)
     data = digits_data(params.digits_train.test_fraction, params.digits_train.seed)
     return LoadedModel(model, data.train_inputs, data.test_inputs, data.test_labels, None, trained_entry)
+
+
+def load_language_block(params: LibGraphJob, report: Report) -> LoadedModel:
+    """A language model's block from the model registry, with token windows of the packaged text:
+    the first half for the bases and edges, the second for the ablations (no labels: mse)."""
+    from featgeom_core.data.registry import corpus_texts
+    from featgeom_core.lib.language import LanguageBlock, token_windows
+    from featgeom_core.models import shared_model
+
+    if params.checkpoint != "trained":
+        raise InvalidParameter(f"checkpoint {params.checkpoint!r}: a language model is named by its id in 'model'; leave checkpoint as 'trained'")
+    report(0.0, f"loading {params.model}")
+    loaded = shared_model(params.model)
+    if loaded.plain_model is None:
+        raise InvalidParameter(f"{params.model!r} has no Hugging Face module to read blocks from; LIB's block view needs one (e.g. minilm)")
+    language = params.language
+    block = LanguageBlock(loaded.plain_model, language.layer, loaded.name)
+    per_source = max(20, (2 * language.windows * language.tokens) // 60)
+    texts = corpus_texts(per_source, language.text_seed)
+    order = np.random.default_rng(language.text_seed).permutation(len(texts))  # news, reviews and code in both halves
+    tokens = token_windows(loaded.tokenizer, [texts[i] for i in order], 2 * language.windows, language.tokens)
+    report(1.0, f"{params.model} block {language.layer}: {language.windows} windows of {language.tokens} tokens")
+    return LoadedModel(block, tokens[: language.windows], tokens[language.windows:], None, None)
 
 
 def run_graph(params: LibGraphJob, report: Report) -> JobOutput:
@@ -275,7 +319,12 @@ def run_graph(params: LibGraphJob, report: Report) -> JobOutput:
         results[kind] = result
     report(1.0, "done")
     assert context is not None
-    description = params.checkpoint if params.checkpoint != "trained" else f"trained here (seed {(params.modadd_train if params.model == 'modadd' else params.digits_train).seed})"
+    if params.is_language_model:
+        description = f"block {params.language.layer}, {params.language.windows} x {params.language.tokens} tokens"
+    elif params.checkpoint != "trained":
+        description = params.checkpoint
+    else:
+        description = f"trained here (seed {(params.modadd_train if params.model == 'modadd' else params.digits_train).seed})"
     output = LibGraphResult(params.model, description, context.metric, context.base, results, timings)
     return JobOutput(output, extra=(target.trained,) if target.trained else ())
 
