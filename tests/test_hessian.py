@@ -137,6 +137,46 @@ def test_curvature_per_position_matches_explicit_hessian(divergence):
     assert (summed - truth.sum(dim=1)).abs().max() < 1e-10
 
 
+@pytest.mark.parametrize("case", ["xor", "tms", "kl", "mse_positions"])
+def test_output_jvp_curvature_matches_explicit_hessian(case, xor_toys, tms_toys):
+    """One jvp of the outputs and D's closed-form second derivative: exact at W0, like nested jvps."""
+    positions, divergence = "sum", "mse"
+    if case == "xor":
+        model, names, inputs = xor_toys[0].model, ("hidden.weight", "hidden.bias"), xor_toys[0].inputs
+    elif case == "tms":
+        model, names, inputs = tms_toys[0].model, ("W", "b"), tms_toys[0].inputs[:48]
+    else:
+        model, names = SequenceClassifier(), ("first",)
+        inputs = torch.randn(6, 3, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+        positions, divergence = "each", ("kl" if case == "kl" else "mse")
+    size = sum(dict(model.named_parameters())[n].numel() for n in names)
+    U = unit_directions(4, size, seed=5)
+    ours = directional_curvature(model, names, inputs, U, divergence, positions=positions, method="output_jvp", batch_size=20)
+    truth = explicit_curvatures(model, names, inputs, U, divergence, per_position=positions == "each")
+    assert truth.abs().max() > 1e-3
+    assert (ours - truth).abs().max() < 1e-10
+
+
+def test_fit_with_a_position_mask_counts_only_the_masked_in_positions():
+    from featgeom_core.hessian.fit import random_directions
+    from featgeom_core.hessian.losses import steepness_loss
+
+    model = SequenceClassifier()
+    inputs = torch.randn(6, 4, 3, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    mask = torch.ones(6, 4, dtype=torch.bool)
+    mask[0, 2:] = mask[3, 1:] = False
+    params = {"k": 2, "steps": 1, "positions": "each", "init": "random", "restarts": 1, "seed": 4, "device": "cpu", "curvature": "output_jvp"}
+    result = fit_hessian_features(model, "first", inputs, params, position_mask=mask)
+    U0 = random_directions(2, 12, torch.Generator().manual_seed(4), torch.float64, torch.device("cpu"))
+    every = directional_curvature(model, "first", inputs, U0, "kl", positions="each")  # (6, 4, 2)
+    assert result.steep_loss[0] == pytest.approx(float(steepness_loss(every[mask])), rel=1e-12)
+    assert result.steep_loss[0] != pytest.approx(float(steepness_loss(every.reshape(-1, 2))), rel=1e-6)
+    with pytest.raises(DataError, match="no position that counts"):
+        fit_hessian_features(model, "first", inputs, params, position_mask=torch.zeros(6, 4, dtype=torch.bool))
+    with pytest.raises(InvalidParameter, match="position mask"):
+        fit_hessian_features(model, "first", inputs, params, position_mask=mask[:, :3])
+
+
 def test_kl_divergence_is_zero_with_zero_gradient_at_w0():
     model = SequenceClassifier()
     inputs = torch.randn(5, 4, 3, generator=torch.Generator().manual_seed(4), dtype=torch.float64)

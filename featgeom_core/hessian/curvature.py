@@ -1,6 +1,6 @@
 """Directional curvature of every sample's divergence: uᵀH(x)u, without ever forming H.
 
-uᵀH(x)u is the second derivative of t -> D(f, x, W0 + t u) at t = 0. It is computed as a
+uᵀH(x)u is the second derivative of t -> D(f, x, W0 + t u) at t = 0. By default it is computed as a
 forward-over-forward product, ``jvp`` of ``jvp`` (``torch.func``): the inner jvp gives the
 directional derivative along u as a function of W, the outer one differentiates that along u
 again. This is exact (no finite differences) and costs a few forward passes, with no backward
@@ -10,23 +10,33 @@ curvature at once; ``vmap`` then batches the directions. The write-up's nested p
 ∇_w(∇_w D · u) · u (double backward, one sample and one direction at a time) are kept as
 :func:`reference_curvature`, the baseline of the benchmark.
 
+``method="output_jvp"`` gives the same values with one jvp instead of two: at W0 the divergence
+and its gradient in the outputs vanish, so uᵀH(x)u = (J u)ᵀ ∇²_y D (J u) exactly, with J u the
+outputs' jvp along u and ∇²_y D in closed form
+(:func:`~featgeom_core.hessian.divergence.curvature_from_tangent`). It is several times faster on
+deep models (a language model's attention block) and is checked against the explicit Hessian too.
+
 Models must treat the samples of a batch independently (e.g. no batch norm in training mode) and
 support forward-mode AD (for Hugging Face models: ``attn_implementation="eager"``).
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Literal
 
 import torch
 from torch.func import jvp, vmap
 
 from featgeom_core.errors import DataError, InvalidParameter
 from featgeom_core.hessian.blocks import BlockSpec, ParameterBlock, resolve_block
-from featgeom_core.hessian.divergence import (DivergenceChoice, DivergenceKind, Positions, choose_divergence, divergence_function,
-                                              reference_outputs)
+from featgeom_core.hessian.divergence import (DivergenceChoice, DivergenceKind, Positions, choose_divergence, curvature_from_tangent,
+                                              divergence_function, forward, reference_outputs)
 
 Divergence = Callable[[torch.Tensor], torch.Tensor]
+Curvatures = Callable[[torch.Tensor], torch.Tensor]
+"""U (q, size) -> curvatures (q, B) or (q, B, P) of a fixed batch of samples."""
+CurvatureMethod = Literal["nested_jvp", "output_jvp"]
+CURVATURE_METHODS: tuple[str, ...] = ("nested_jvp", "output_jvp")
 
 
 def second_directional_derivatives(divergence: Divergence, w0: torch.Tensor, U: torch.Tensor) -> torch.Tensor:
@@ -44,6 +54,37 @@ def second_directional_derivatives(divergence: Divergence, w0: torch.Tensor, U: 
     except NotImplementedError as exc:
         raise DataError(f"the model does not support forward-mode differentiation, which the curvature needs ({exc}); for a Hugging Face "
                         f"model load it with attn_implementation='eager'") from exc
+
+
+def output_second_derivatives(model: torch.nn.Module, block: ParameterBlock, inputs: torch.Tensor, reference: torch.Tensor,
+                              kind: DivergenceKind, positions: Positions, U: torch.Tensor) -> torch.Tensor:
+    """uᵀH(x)u at W0 for each row u of U (k, size) from one jvp of the outputs along u and D's
+    closed-form second derivative in the outputs: (k, B) or (k, B, P), equal to
+    :func:`second_directional_derivatives` of the divergence. Differentiable with respect to U."""
+
+    def outputs(w: torch.Tensor) -> torch.Tensor:
+        return forward(model, block.substitute(w), inputs)
+
+    def along(u: torch.Tensor) -> torch.Tensor:
+        return curvature_from_tangent(jvp(outputs, (block.w0,), (u,))[1], reference, kind, positions)
+
+    try:
+        return vmap(along)(U)
+    except NotImplementedError as exc:
+        raise DataError(f"the model does not support forward-mode differentiation, which the curvature needs ({exc}); for a Hugging Face "
+                        f"model load it with attn_implementation='eager'") from exc
+
+
+def curvature_function(model: torch.nn.Module, block: ParameterBlock, inputs: torch.Tensor, reference: torch.Tensor, kind: DivergenceKind,
+                       positions: Positions, method: CurvatureMethod = "nested_jvp") -> Curvatures:
+    """U (q, size) -> uᵀH(x)u for every row of U and every sample of ``inputs`` (their reference
+    outputs ``reference``): (q, B) or (q, B, P), by ``method`` (see the module docstring)."""
+    if method == "nested_jvp":
+        divergence = divergence_function(model, block, inputs, reference, kind, positions)
+        return lambda U: second_directional_derivatives(divergence, block.w0, U)
+    if method == "output_jvp":
+        return lambda U: output_second_derivatives(model, block, inputs, reference, kind, positions, U)
+    raise InvalidParameter(f"curvature method {method!r}: use one of {', '.join(CURVATURE_METHODS)}")
 
 
 def per_sample(curvatures: torch.Tensor) -> torch.Tensor:
@@ -70,22 +111,22 @@ def check_directions(U: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def curvatures_in_batches(model: torch.nn.Module, block: ParameterBlock, inputs: torch.Tensor, reference: torch.Tensor, U: torch.Tensor,
-                          kind: DivergenceKind, positions: Positions, batch_size: int, directions_per_pass: int) -> torch.Tensor:
+                          kind: DivergenceKind, positions: Positions, batch_size: int, directions_per_pass: int,
+                          method: CurvatureMethod = "nested_jvp") -> torch.Tensor:
     """uᵀH(x)u for every sample and every row of U, ``batch_size`` samples and
     ``directions_per_pass`` directions per pass, without gradients: (n, k) or (n, P, k)."""
     rows = []
     with torch.no_grad():
         for i in range(0, len(inputs), batch_size):
-            divergence = divergence_function(model, block, inputs[i: i + batch_size], reference[i: i + batch_size], kind, positions)
-            parts = [second_directional_derivatives(divergence, block.w0, U[j: j + directions_per_pass])
-                     for j in range(0, len(U), directions_per_pass)]
+            curvatures = curvature_function(model, block, inputs[i: i + batch_size], reference[i: i + batch_size], kind, positions, method)
+            parts = [curvatures(U[j: j + directions_per_pass]) for j in range(0, len(U), directions_per_pass)]
             rows.append(per_sample(torch.cat(parts)))
     return torch.cat(rows)
 
 
 def directional_curvature(model: torch.nn.Module, block: BlockSpec, inputs: torch.Tensor, U: torch.Tensor, divergence: DivergenceChoice = "auto",
                           *, positions: Positions = "sum", batch_size: int = 1024, directions_per_pass: int = 64,
-                          device: str | torch.device | None = None) -> torch.Tensor:
+                          device: str | torch.device | None = None, method: CurvatureMethod = "nested_jvp") -> torch.Tensor:
     """Curvature uᵀH(x)u of every sample's divergence along every direction, at the trained weights.
 
     ``model``: a module whose forward maps an input batch to outputs (B, ...) with the samples
@@ -94,6 +135,8 @@ def directional_curvature(model: torch.nn.Module, block: BlockSpec, inputs: torc
     direction (block size,). ``divergence``: ``"mse"``, ``"kl"`` or ``"auto"`` (see
     :mod:`featgeom_core.hessian.divergence`). Returns (n_samples, k), or (n_samples, n_positions, k)
     with ``positions="each"``, on the block's device, in (divergence units) per (weight unit)^2.
+    ``method``: ``"nested_jvp"`` (jvp of jvp of D) or ``"output_jvp"`` (one jvp of the outputs;
+    the same values, exact at W0).
     """
     from featgeom_core.config import resolve_device
 
@@ -106,7 +149,7 @@ def directional_curvature(model: torch.nn.Module, block: BlockSpec, inputs: torc
     inputs = inputs.to(resolved.device)
     reference = reference_outputs(model, resolved, inputs, batch_size)
     kind = choose_divergence(model, reference, divergence)
-    return curvatures_in_batches(model, resolved, inputs, reference, directions, kind, positions, batch_size, directions_per_pass)
+    return curvatures_in_batches(model, resolved, inputs, reference, directions, kind, positions, batch_size, directions_per_pass, method)
 
 
 def sample_divergence(model: torch.nn.Module, block: BlockSpec, inputs: torch.Tensor, delta: torch.Tensor | None = None,

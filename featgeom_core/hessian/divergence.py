@@ -88,6 +88,22 @@ def divergence_from_outputs(outputs: torch.Tensor, reference: torch.Tensor, kind
     return per_position.sum(dim=1) if positions == "sum" else per_position
 
 
+def curvature_from_tangent(tangent: torch.Tensor, reference: torch.Tensor, kind: DivergenceKind, positions: Positions = "sum") -> torch.Tensor:
+    """d²D/dt² at W0 along a direction whose output tangent is ``tangent`` = J u (same shape as the
+    outputs), in closed form: (B,) or (B, P). Exact at the trained weights, where D and its gradient
+    in the outputs vanish, so uᵀH(x)u = (J u)ᵀ ∇²_y D (J u): MSE 2·mean(a²) over output dimensions;
+    KL Σ p0 a² - (Σ p0 a)² with p0 = softmax f(W0, x) (the softmax Fisher form), in nats."""
+    a, ref = as_positions(tangent), as_positions(reference)
+    if kind == "mse":
+        per_position = 2 * (a**2).mean(dim=-1)
+    elif kind == "kl":
+        p0 = torch.softmax(ref, dim=-1)
+        per_position = (p0 * a**2).sum(dim=-1) - (p0 * a).sum(dim=-1) ** 2
+    else:
+        raise InvalidParameter(f"divergence {kind!r}: use mse or kl")
+    return per_position.sum(dim=1) if positions == "sum" else per_position
+
+
 def divergence_function(model: torch.nn.Module, block: ParameterBlock, inputs: torch.Tensor, reference: torch.Tensor,
                         kind: DivergenceKind, positions: Positions = "sum") -> Callable[[torch.Tensor], torch.Tensor]:
     """w (block size,) -> D(f, x, W0 with the block set to w) for every sample of ``inputs``:

@@ -27,10 +27,10 @@ from typing import Any, Callable, Iterator, Mapping
 
 import torch
 
-from featgeom_core.errors import InvalidParameter
+from featgeom_core.errors import DataError, InvalidParameter
 from featgeom_core.hessian.blocks import BlockSpec, ParameterBlock, block_names, resolve_block
-from featgeom_core.hessian.curvature import check_inputs, curvatures_in_batches, per_sample, second_directional_derivatives
-from featgeom_core.hessian.divergence import DivergenceKind, choose_divergence, divergence_function, reference_outputs
+from featgeom_core.hessian.curvature import Curvatures, check_inputs, curvature_function, curvatures_in_batches, per_sample
+from featgeom_core.hessian.divergence import DivergenceKind, as_positions, choose_divergence, reference_outputs
 from featgeom_core.hessian.eigen import top_eigenvectors
 from featgeom_core.hessian.losses import interference_loss, objective, steepness_loss
 from featgeom_core.hessian.params import HessianParams
@@ -77,30 +77,39 @@ def _kept(step: int) -> str:
 
 class _Problem:
     """The model, block, samples and settings of one fit: curvatures of a batch along (starts, k)
-    directions."""
+    directions. ``mask`` (n, P) bool or None: the sample-positions that count (positions="each")."""
 
     def __init__(self, model: torch.nn.Module, block: ParameterBlock, inputs: torch.Tensor, reference: torch.Tensor,
-                 kind: DivergenceKind, p: HessianParams) -> None:
-        self.model, self.block, self.inputs, self.reference, self.kind, self.p = model, block, inputs, reference, kind, p
+                 kind: DivergenceKind, p: HessianParams, mask: torch.Tensor | None = None) -> None:
+        self.model, self.block, self.inputs, self.reference, self.kind, self.p, self.mask = model, block, inputs, reference, kind, p, mask
 
-    def divergence(self, batch: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-        return divergence_function(self.model, self.block, self.inputs[batch], self.reference[batch], self.kind, self.p.positions)
+    def curvature(self, batch: torch.Tensor, zero_masked: bool = True) -> Curvatures:
+        """U (q, size) -> the batch's curvatures (q, B[, P]); with a mask and ``zero_masked``, the
+        positions that do not count curve 0 (so they add nothing to the mean Hessian)."""
+        curvature = curvature_function(self.model, self.block, self.inputs[batch], self.reference[batch], self.kind, self.p.positions,
+                                       self.p.curvature)
+        if self.mask is None or not zero_masked:
+            return curvature
+        weights = self.mask[batch].to(self.block.dtype)
+        return lambda U: curvature(U) * weights
 
     def curvatures(self, batch: torch.Tensor, U: torch.Tensor) -> torch.Tensor:
-        """Curvatures of the batch along the unit rows of U (S, k, size): (B or B*P, S, k),
-        differentiable with respect to U."""
+        """Curvatures of the batch along the unit rows of U (S, k, size): (B or B*P or the number
+        of masked-in positions, S, k), differentiable with respect to U."""
         starts, k, size = U.shape
         flat = _unit_rows(U).reshape(starts * k, size)
-        divergence = self.divergence(batch)
+        curvature = self.curvature(batch, zero_masked=False)
         per = self.p.directions_per_pass
-        c = torch.cat([second_directional_derivatives(divergence, self.block.w0, flat[j: j + per]) for j in range(0, len(flat), per)])
-        return per_sample(c).reshape(-1, starts, k)  # sample-positions count as samples under positions="each"
+        c = per_sample(torch.cat([curvature(flat[j: j + per]) for j in range(0, len(flat), per)]))  # (B, [P,] S*k)
+        if self.mask is not None:
+            c = c[self.mask[batch]]  # only the sample-positions that count
+        return c.reshape(-1, starts, k)  # sample-positions count as samples under positions="each"
 
     def all_curvatures(self, U: torch.Tensor) -> torch.Tensor:
         """Curvatures of every sample along U (S, k, size), without gradients: (n, [P,] S, k)."""
         starts, k, size = U.shape
         c = curvatures_in_batches(self.model, self.block, self.inputs, self.reference, U.reshape(starts * k, size), self.kind,
-                                  self.p.positions, self.p.batch_size, self.p.directions_per_pass)
+                                  self.p.positions, self.p.batch_size, self.p.directions_per_pass, self.p.curvature)
         return c.reshape(*c.shape[:-1], starts, k)
 
 
@@ -111,7 +120,7 @@ def starting_directions(problem: _Problem, n: int, generator: torch.Generator) -
     starts = []
     if p.init == "eigenvectors":
         first = torch.randperm(n, generator=generator)[: p.batch_size].to(block.device)
-        eigenvectors = top_eigenvectors(problem.divergence(first), block.w0, p.k, generator, p.init_iterations, p.directions_per_pass)
+        eigenvectors = top_eigenvectors(problem.curvature(first), block.w0, p.k, generator, p.init_iterations, p.directions_per_pass)
         if eigenvectors is not None:  # else (non-finite curvature in the batch) every start is random
             starts.append(eigenvectors)
     while len(starts) < p.restarts:
@@ -119,9 +128,26 @@ def starting_directions(problem: _Problem, n: int, generator: torch.Generator) -
     return torch.stack(starts)
 
 
+def check_position_mask(mask: torch.Tensor, reference: torch.Tensor, positions: str) -> torch.Tensor:
+    """A position mask as a bool tensor (n_samples, n_positions) on the reference's device;
+    refuses a wrong shape, ``positions="sum"``, or a sample with no position that counts."""
+    shape = tuple(as_positions(reference).shape[:2])
+    if positions != "each":
+        raise InvalidParameter('a position mask says which sample-positions count as samples: use it with positions="each"')
+    if not isinstance(mask, torch.Tensor) or tuple(mask.shape) != shape:
+        given = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise InvalidParameter(f"position mask {given}: give a tensor {shape} (samples, positions) of True/False")
+    mask = mask.to(device=reference.device, dtype=torch.bool)
+    empty = torch.nonzero(~mask.any(dim=1)).flatten()
+    if len(empty):
+        raise DataError(f"samples {empty[:5].tolist()} have no position that counts in the mask: drop them from the inputs")
+    return mask
+
+
 def fit_hessian_features(model: torch.nn.Module, block: BlockSpec, inputs: torch.Tensor,
                          params: HessianParams | Mapping[str, Any] | None = None,
-                         progress: Progress | None = None, should_stop: ShouldStop | None = None) -> HessianFeatures:
+                         progress: Progress | None = None, should_stop: ShouldStop | None = None,
+                         position_mask: torch.Tensor | None = None) -> HessianFeatures:
     """Learn ``params.k`` unit directions in ``block`` whose sample-level curvatures are large for
     some samples and interfere little, and every sample's activation of each.
 
@@ -130,7 +156,10 @@ def fit_hessian_features(model: torch.nn.Module, block: BlockSpec, inputs: torch
     ``inputs``: (n_samples, ...). ``params``: :class:`HessianParams` or a mapping of its fields.
     ``progress(fraction, message)`` is called as steps complete; ``should_stop()`` is polled
     before each step. A non-finite loss or update stops the run and keeps the last good U
-    (``stopped_reason`` says so). Returns a :class:`HessianFeatures` with U (k, block size) and
+    (``stopped_reason`` says so). ``position_mask`` (n_samples, n_positions) bool, with
+    ``positions="each"``: only the True sample-positions count as samples (e.g. not a text's
+    padding) in the losses, the eigenvector start and the choice of start; the others' curvatures
+    are still returned. Returns a :class:`HessianFeatures` with U (k, block size) and
     curvatures (n_samples, k) (or (n_samples, n_positions, k) with ``positions="each"``).
     """
     from featgeom_core.config import resolve_device
@@ -148,7 +177,8 @@ def fit_hessian_features(model: torch.nn.Module, block: BlockSpec, inputs: torch
     n = len(inputs)
     reference = reference_outputs(model, resolved, inputs, p.batch_size)
     kind = choose_divergence(model, reference, p.divergence)
-    problem = _Problem(model, resolved, inputs, reference, kind, p)
+    mask = None if position_mask is None else check_position_mask(position_mask, reference, p.positions)
+    problem = _Problem(model, resolved, inputs, reference, kind, p, mask)
     generator = torch.Generator().manual_seed(p.seed)
     U = starting_directions(problem, n, generator)  # (restarts, k, size), unit rows
     batches = sample_batches(n, p.batch_size, generator)
@@ -198,6 +228,8 @@ def fit_hessian_features(model: torch.nn.Module, block: BlockSpec, inputs: torch
     curvatures = problem.all_curvatures(good)  # (n, [P,] restarts, k)
     flat = curvatures.reshape(-1, p.restarts, p.k)
     finite = torch.isfinite(flat).all(dim=(1, 2))  # samples with non-finite curvature (e.g. NaN inputs) do not choose the start
+    if mask is not None:
+        finite &= mask.reshape(-1)  # nor do the sample-positions that do not count
     objectives = objective(flat[finite], good, p.lambda_interference) if finite.any() else torch.zeros(p.restarts, dtype=flat.dtype)
     kept = int(torch.argmax(torch.nan_to_num(objectives, nan=-math.inf)))
     seconds = time.perf_counter() - start_time

@@ -32,4 +32,7 @@ class HessianParams(Params):
                             "(kl for models that declare featgeom_output = 'logits', mse otherwise)")
     positions: Literal["sum", "each"] = Field(
         "sum", description="outputs with positions (B, P, d): sum the positions' divergences per sample, or treat each sample-position as a sample")
+    curvature: Literal["nested_jvp", "output_jvp"] = Field(
+        "nested_jvp", description="how uᵀH(x)u is computed: nested_jvp (jvp of jvp of D) or output_jvp (one jvp of the outputs and D's "
+                                  "closed-form second derivative in them; the same values, exact at W0, several times faster on deep models)")
     directions_per_pass: int = Field(64, ge=1, le=4096, description="directions evaluated at once (memory, not results)")

@@ -22,6 +22,11 @@ from featgeom_core.errors import FeatgeomError, InvalidParameter
 XOR_INPUTS = ((0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0))
 XOR_TARGETS = (0.0, 1.0, 1.0, 0.0)
 MAX_ATTEMPTS = 20
+TOY_BLOCKS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "xor": (("hidden.weight", "hidden.bias"), ("hidden.weight", "hidden.bias")),
+    "tms": (("W", "b"), ("W",)),
+}
+"""Per toy: (the parameter names a block can be made of, the default block)."""
 
 
 @dataclass(frozen=True)
@@ -105,8 +110,8 @@ def xor_net(seed: int = 0, tolerance: float = 0.05) -> HessianToy:
         if error < tolerance:
             model.eval()
             return HessianToy(
-                name="xor", model=model, inputs=torch.tensor(XOR_INPUTS, dtype=torch.float64), blocks=("hidden.weight", "hidden.bias"),
-                default_block=("hidden.weight", "hidden.bias"), seed=seed, attempts=attempt + 1,
+                name="xor", model=model, inputs=torch.tensor(XOR_INPUTS, dtype=torch.float64), blocks=TOY_BLOCKS["xor"][0],
+                default_block=TOY_BLOCKS["xor"][1], seed=seed, attempts=attempt + 1,
                 description=f"XOR net: 2 inputs -> 2 GELU units -> sum, trained on the 4 points (max error {error:.3g}); "
                             f"divergence MSE; the write-up's features peak on [1,1], [0,1] and [1,0]")
     raise FeatgeomError(f"the XOR net did not learn XOR within {MAX_ATTEMPTS} trainings from seed {seed}")
@@ -172,7 +177,7 @@ def toy_superposition(n_features: int = 5, n_hidden: int = 2, density: float = 0
             inputs = sparse_features(n_samples, n_features, density, generator, nonzero=True)
             shape = f"columns a regular {n_features}-gon within {error:.2f}" if n_hidden == 2 else "no shape check above 2 dimensions"
             return HessianToy(
-                name="tms", model=model, inputs=inputs, blocks=("W", "b"), default_block=("W",), seed=seed, attempts=attempt + 1,
+                name="tms", model=model, inputs=inputs, blocks=TOY_BLOCKS["tms"][0], default_block=TOY_BLOCKS["tms"][1], seed=seed, attempts=attempt + 1,
                 description=f"toy model of superposition: {n_features} features -> {n_hidden} dims -> ReLU(WᵀWx + b), density {density:g} "
                             f"({shape}); divergence MSE; {n_samples} samples with at least one feature present")
     raise FeatgeomError(f"the toy model of superposition did not form a regular {n_features}-gon within {MAX_ATTEMPTS} trainings from seed {seed}")
