@@ -10,4 +10,5 @@ JOB_KIND_MODULES: tuple[str, ...] = (
     "featgeom_core.energy.jobs",
     "featgeom_core.sparsity.jobs",
     "featgeom_core.lib.jobs",
+    "featgeom_core.hessian.jobs",
 )
