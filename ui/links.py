@@ -29,6 +29,7 @@ PAGES: tuple[PageInfo, ...] = (
     PageInfo("pages/sparsity_layers.py", "Sparsity — by layer", ":material/stacked_line_chart:", "sparsity-layers"),
     PageInfo("pages/dictionary_explorer.py", "Dictionary explorer", ":material/search:", "dictionary"),
     PageInfo("pages/interaction_graph.py", "Interaction graph", ":material/hub:", "interaction-graph"),
+    PageInfo("pages/hessian_features.py", "Hessian features", ":material/blur_on:", "hessian"),
     PageInfo("pages/jobs.py", "Jobs", ":material/list:", "jobs"),
 )
 BY_PATH = {page.path: page for page in PAGES}
