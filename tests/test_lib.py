@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +18,11 @@ import torch
 from featgeom_core.errors import DataError, FeatgeomError, InvalidParameter
 from featgeom_core.lib import (GraphParams, ModAddConfig, ModAddTransformer, Section, SequentialModel, bisect_edge_ablation, build_graph,
                                kept_schedule, leiden_modules, load_modular_addition, modular_addition_data)
-from featgeom_core.lib.ablation import ablation_context, node_ablation_curve
+from featgeom_core.lib.ablation import MaskedSection, ablation_context, node_ablation_curve
 from featgeom_core.lib.basis import closed_form_jacobian_gram, jacobian_gram
 from featgeom_core.lib.cores import LastQueryAttention, Positionwise
 from featgeom_core.lib.edges import interaction_edges
+from featgeom_core.lib.graph import sequential_view
 from featgeom_core.lib.jacobians import RowPlan, integration_points, pullbacks, section_maps
 from featgeom_core.lib.sequential import affine, with_constant
 
@@ -245,3 +247,18 @@ def test_kept_schedule_matches_the_peer_counts() -> None:
     assert schedule[0] == 129 and schedule[-1] == 0 and all(k in schedule for k in range(11))
     assert all(a > b for a, b in zip(schedule, schedule[1:]))
     assert math.isclose(len(schedule), len(set(schedule)))
+
+
+def test_projected_masked_attention_equals_the_plain_masked_core() -> None:
+    model = tiny_modadd()
+    data = modular_addition_data(11, 0.5, 0)
+    graph = build_graph(model, data.train_tokens, {"basis": "lib", "node_layers": ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_post", "logits"]})
+    view = sequential_view(model, torch.float64, graph.node_layers)
+    f_in_hat = view.activations(data.test_tokens)[0] @ graph.bases[0].C
+    projected = MaskedSection(view.sections[0], f_in_hat, graph.bases[0].C_pinv, graph.bases[1].C)
+    plain_core = lambda pre, core=view.sections[0].core: core(pre)  # noqa: E731  (no masked_columns: the generic path)
+    plain = MaskedSection(replace(view.sections[0], core=plain_core), f_in_hat, graph.bases[0].C_pinv, graph.bases[1].C)
+    generator = torch.Generator().manual_seed(0)
+    for kept_fraction in (0.1, 0.5, 0.9, 1.0):
+        mask = torch.rand(graph.edges[0].shape, generator=generator) < kept_fraction
+        assert torch.allclose(projected(mask), plain(mask), atol=1e-10, rtol=0)

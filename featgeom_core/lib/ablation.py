@@ -139,8 +139,9 @@ class MaskedSection:
     """A section's output in the output basis when each output direction sees only its kept
     input directions: ``out_hat[..., i] = core((f_in_hat * mask[i]) @ C_in_pinv @ linear_in) @ (linear_out @ C_out)[:, i]``.
 
-    Output directions with the same mask share one core evaluation; each direction's result is
-    remembered by its mask, so a bisect recomputes only directions whose mask changed.
+    Output directions with the same mask share one core evaluation (or, for a core with
+    ``masked_columns``, each direction is evaluated in its own projected form); each direction's
+    result is remembered by its mask, so a bisect recomputes only directions whose mask changed.
     """
 
     def __init__(self, section: Section, f_in_hat: torch.Tensor, C_in_pinv: torch.Tensor, C_out: torch.Tensor) -> None:
@@ -168,7 +169,12 @@ class MaskedSection:
         """(N, T, n_out) for a (n_out, n_in) mask."""
         rows = [(i, mask[i].numpy().tobytes()) for i in range(mask.shape[0])]
         missing = [i for i, key in enumerate(rows) if key not in self._cache]
-        if missing:
+        if missing and hasattr(self.section.core, "masked_columns"):
+            out = self.section.core.masked_columns(self.f_in_hat, self.A, self.G[:, missing], mask[missing])
+            self.evaluations += 1
+            for column, i in enumerate(missing):
+                self._cache[rows[i]] = out[..., column]
+        elif missing:
             patterns, groups = torch.unique(mask[missing], dim=0, return_inverse=True)
             missing_t = torch.tensor(missing)
             for g in range(len(patterns)):

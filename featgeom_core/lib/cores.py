@@ -112,6 +112,39 @@ class LastQueryAttention:
             total = J * weight if total is None else total + J * weight
         return total
 
+    def masked_columns(self, x: torch.Tensor, A: torch.Tensor, G: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """Each output direction's value when it sees only its kept inputs: column i of
+        ``core((x * masks[i]) @ A) @ G``, for x (N, S, n_in), A (n_in, 3 H e + d_x + 1),
+        G (H e + H + d_x + 1, n_dirs), masks (n_dirs, n_in) bool -> (N, 1, n_dirs).
+
+        The values, the constant and the pass-through enter linearly, so they are contracted with
+        each direction's column of G first (H numbers per position instead of H e); only q (at the
+        last position) and k are computed per direction, from the kept inputs or as the full ones
+        minus the removed inputs' part, whichever is fewer.
+        """
+        H, e = self.n_heads, self.d_head
+        n, S, n_in = x.shape
+        A_q, A_k, A_v, A_x, A_1 = self._split(A)
+        G_z, G_c, G_x, G_1 = G.split([H * e, H, A_x.shape[1], 1], dim=0)
+        value_weights = torch.einsum("jhe,hei->ijh", A_v.reshape(n_in, H, e), G_z.reshape(H, e, -1)) + A_1[:, 0][None, :, None] * G_c.T[:, None, :]
+        last_weights = (A_x @ G_x + A_1 @ G_1).T  # (n_dirs, n_in)
+        x_last = x[:, -1]
+        q_full, k_full = x_last @ A_q, x @ A_k
+        out = torch.empty(n, 1, masks.shape[0], dtype=x.dtype)
+        for i, kept in enumerate(masks):
+            n_kept = int(kept.sum())
+            if n_kept <= n_in - n_kept:
+                index = torch.nonzero(kept).flatten()
+                q, k = x_last[:, index] @ A_q[index], x[..., index] @ A_k[index]
+            else:
+                index = torch.nonzero(~kept).flatten()
+                q, k = q_full - x_last[:, index] @ A_q[index], k_full - x[..., index] @ A_k[index]
+            kept_index = torch.nonzero(kept).flatten()
+            values = x[..., kept_index] @ value_weights[i, kept_index]  # (n, S, H)
+            pattern = self._pattern(q.reshape(n, H, e), k.reshape(n, S, H, e))  # (n, H, S)
+            out[:, 0, i] = torch.einsum("nhp,nph->n", pattern, values) + x_last[:, kept_index] @ last_weights[i, kept_index]
+        return out
+
     def _jacobian_at(self, x: torch.Tensor, A_q: torch.Tensor, A_k: torch.Tensor, A_v: torch.Tensor, A_1: torch.Tensor,
                      G_z: torch.Tensor, G_c: torch.Tensor, W_vc: torch.Tensor, W_last: torch.Tensor) -> torch.Tensor:
         H, e = self.n_heads, self.d_head

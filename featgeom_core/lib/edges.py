@@ -31,13 +31,15 @@ def interaction_edges(section: Section, batches: list[torch.Tensor], C_in: torch
     """E (n_out, n_in), float64, from the input node layer's activations ``batches`` (each
     (B, S, d_in)) and the two bases."""
     generator = torch.Generator().manual_seed(seed)
+    maps = section_maps(section, C_in_pinv, C_out)
 
     def section_hat(f_hat: torch.Tensor) -> torch.Tensor:
-        return section(f_hat @ C_in_pinv) @ C_out
+        # C_in_pinv @ linear_in and linear_out @ C_out contracted once (maps.A, maps.G), not per pass
+        pre = f_hat @ maps.A
+        return (pre if maps.core is None else maps.core(pre)) @ maps.G
 
     E = torch.zeros(C_out.shape[1], C_in.shape[1], dtype=torch.float64)
     n_positions = batches[0].shape[1]
-    maps = section_maps(section, C_in_pinv, C_out)
     if maps.closed_form:  # exact over output positions, no sources needed
         E = closed_form_total(maps, batches, closed_form_attribution_squares, points, "edges", progress, lambda x: x @ C_in)
         E /= n_positions * n_samples

@@ -190,17 +190,35 @@ def _pullback_gram(view: SequentialModel, k: int, bases: list[LayerBasis | None]
     points = params.points()
     if params.basis == "lib":
         C_target = bases[k + 1].C.to(dtype)
-        maps = section_maps(view.sections[k], None, C_target)
+        section = view.sections[k]
+        maps = section_maps(section, None, C_target)
         if maps.closed_form:
             return closed_form_jacobian_gram(maps, acts_k, points, n, progress)
-        fn = lambda x, section=view.sections[k]: section(x) @ C_target  # noqa: E731
+        linear_in = section.linear_in
+        if linear_in is not None and linear_in.shape[1] < linear_in.shape[0]:
+            # pull back to the (narrower) core input and sandwich: M' = L M'_pre L^T, since g = g_pre L^T
+            G = maps.G
+            fn = lambda pre, core=section.core: (pre if core is None else core(pre)) @ G  # noqa: E731
+            with torch.no_grad():
+                pre_batches = [x @ linear_in.to(dtype) for x in acts_k]
+            M_pre = _generic_gram(fn, pre_batches, params, k, n, progress)
+            L = linear_in.to(torch.float64)
+            return L @ M_pre @ L.T
+        fn = lambda x, section=section: section(x) @ C_target  # noqa: E731
     else:
         C_target = bases[-1].C.to(dtype)
         fn = lambda x: view.run_from(k, x) @ C_target  # noqa: E731
+    return _generic_gram(fn, acts_k, params, k, n, progress)
+
+
+def _generic_gram(fn: Callable[[torch.Tensor], torch.Tensor], batches: list[torch.Tensor], params: GraphParams, k: int, n: int,
+                  progress: Progress) -> torch.Tensor:
+    """M' by batched pullbacks of ``fn``'s output rows (stochastic sources over several output positions)."""
     with torch.no_grad():
-        out_positions = fn(acts_k[0][:1]).shape[1]
+        probe = fn(batches[0][:1])
+    out_positions, rows = probe.shape[1], probe.shape[2]
     sources = params.basis_sources if (params.basis_sources and out_positions > 1) else None
-    return jacobian_gram(fn, acts_k, RowPlan(out_positions, C_target.shape[1], sources), points, params.seed + k, n, progress)
+    return jacobian_gram(fn, batches, RowPlan(out_positions, rows, sources), params.points(), params.seed + k, n, progress)
 
 
 def check_inputs(inputs: Any) -> torch.Tensor:

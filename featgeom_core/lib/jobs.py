@@ -100,7 +100,7 @@ class LanguageBlockParams(Params):
     """Which block of a language model, and how many tokens its graph sees."""
 
     layer: int = Field(3, ge=0, le=1000, description="the block whose attention and MLP node layers make the graph (0 = the first)")
-    windows: int = Field(128, ge=2, le=100_000, description="token windows for the bases and edges (as many again, held out, for the ablations)")
+    windows: int = Field(64, ge=2, le=100_000, description="token windows for the bases and edges (as many again, held out, for the ablations)")
     tokens: int = Field(32, ge=2, le=512, description="tokens per window (consecutive tokens of the packaged text, no padding)")
     text_seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of the texts drawn from the packaged news, reviews and code")
 
