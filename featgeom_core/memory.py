@@ -10,7 +10,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+from contextlib import contextmanager
 from functools import lru_cache
+from typing import Iterator
 
 
 @lru_cache(maxsize=1)
@@ -29,3 +31,27 @@ def release_memory() -> None:
     libc = _libc()
     if libc is not None:
         libc.malloc_trim(0)
+
+
+M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+GLIBC_MMAP_THRESHOLD = 128 * 1024  # glibc's default, and where it stays once MALLOC_TRIM_THRESHOLD_ is set
+
+
+@contextmanager
+def heap_for_large_tensors(threshold_bytes: int = 32 * 2**20) -> Iterator[None]:
+    """Inside, allocations below ``threshold_bytes`` (at most 32 MiB) come from the heap, not a
+    fresh ``mmap`` each. Dask starts its workers with ``MALLOC_TRIM_THRESHOLD_`` set, which freezes
+    glibc's mmap threshold at 128 KiB: every tensor above it is then a new mapping whose pages are
+    faulted in and zeroed, which halves the speed of a loop that allocates many mid-sized tensors
+    (the Hessian fit on MiniLM: 0.85 -> 0.42 s a step). On exit the threshold goes back to 128 KiB
+    and free memory is returned to the OS. Elsewhere than glibc: does nothing."""
+    libc = _libc()
+    if libc is None or not hasattr(libc, "mallopt"):
+        yield
+        return
+    libc.mallopt(M_MMAP_THRESHOLD, min(int(threshold_bytes), 32 * 2**20))
+    try:
+        yield
+    finally:
+        libc.mallopt(M_MMAP_THRESHOLD, GLIBC_MMAP_THRESHOLD)
+        release_memory()

@@ -298,7 +298,10 @@ def _token_set(batch: Any) -> TokenSet:
 
 def run_features(params: HessianJob, report: Report) -> JobOutput:
     """Train (toys) or load (language models) the model, learn the features, read them."""
-    return _run_language(params, report) if params.is_language_model else _run_toy(params, report)
+    from featgeom_core.memory import heap_for_large_tensors
+
+    with heap_for_large_tensors():  # a Dask worker's malloc settings would halve the fit's speed
+        return _run_language(params, report) if params.is_language_model else _run_toy(params, report)
 
 
 HESSIAN_FEATURES = register(JobKind(
