@@ -85,14 +85,25 @@ def unit_directions(k, size, seed=0):
     return U / U.norm(dim=1, keepdim=True)
 
 
+def on_one_thread(build):
+    """Module fixtures run before the one_thread fixture: train the toys on one torch thread too
+    (two threads beside another busy process slowed TMS training from 4 s to 145 s)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return build()
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def tms_toys():
-    return {seed: toy_superposition(seed=seed) for seed in SEEDS}
+    return on_one_thread(lambda: {seed: toy_superposition(seed=seed) for seed in SEEDS})
 
 
 @pytest.fixture(scope="module")
 def xor_toys():
-    return {seed: xor_net(seed) for seed in SEEDS}
+    return on_one_thread(lambda: {seed: xor_net(seed) for seed in SEEDS})
 
 
 # -- curvature: batched nested JVPs == explicit Hessians -------------------------------------------
