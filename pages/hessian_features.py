@@ -22,7 +22,7 @@ from ui.hessian_jobs import follow_with_losses
 from ui.hessian_plots import contexts_html, direction_figure, interference_figure, loss_figure, spectrum_figure
 from ui.jobs import adopt_job_from_url
 from ui.resources import cached_model
-from ui.state import adopt_url, set_query
+from ui.state import adopt_url, require_selection, set_query
 
 KIND = "hessian.features"
 MODELS = {**TOYS, "minilm": "MiniLM (offline language model; its final hidden state at each token)", "other": "another language model (id or directory)"}
@@ -30,9 +30,35 @@ KEY_BLOCK = "(the attention key weight of the layer)"
 URL_FIELDS = {"k": ("k", int), "lam": ("lambda_interference", float), "steps": ("steps", int)}
 
 
+def _seed_from_job() -> None:
+    """A link to a result (``?job=`` of this kind) starts the widgets at that run's settings (the
+    link's own settings, if any, are applied after)."""
+    job_id = st.session_state.pop("_url_job", None)
+    try:
+        record = jobs.status(job_id) if job_id else None
+    except FeatgeomError:
+        return  # the job area says the job does not exist
+    if record is None or record.kind != KIND:
+        return
+    p, fit = record.params, record.params["fit"]
+    model = p["model"]
+    st.session_state["hx_model"] = model if model in MODELS else "other"
+    if model not in MODELS:
+        st.session_state["hx_custom"] = model
+    if model in TOYS:
+        st.session_state["hx_toy_model"] = model
+        st.session_state["hx_toy_block"] = [n for n in p["block"].split(",") if n] or list(TOY_BLOCKS[model][1])
+    else:
+        st.session_state["hx_layer"] = p["layer"]
+        st.session_state["hx_block_text"] = p["block"]
+    for field in ("k", "lambda_interference", "steps"):
+        st.session_state[f"hx_{field}"] = fit[field]
+
+
 def _checked_url_values() -> None:
     """The URL's model and fit settings into the widgets; a value the params refuse is a clear
     message (and the default is used), never a traceback."""
+    _seed_from_job()
     raw_model = st.session_state.pop("_url_hmodel", None)
     if raw_model is not None:
         st.session_state["hx_model"] = raw_model if raw_model in MODELS else "other"
@@ -201,7 +227,7 @@ def show(job_id: str) -> None:
     rows = result.top_rows(int(feature), int(n_top), which, single)
     st.subheader(f"Feature {feature}: top {which} samples")
     if result.is_language_model:
-        st.markdown(contexts_html(rows), unsafe_allow_html=True)
+        st.html(contexts_html(rows))
         with st.expander("Every feature's top tokens"):
             st.dataframe(pd.DataFrame([{"feature": j, **{f"#{r['rank']}": r["token"] for r in result.top_rows(j, 8, which)}}
                                        for j in range(features.k)]), hide_index=True)
@@ -222,6 +248,7 @@ def show(job_id: str) -> None:
 
 
 def render() -> None:
+    require_selection()
     st.title("Hessian features")
     st.caption("Sparse eigendecomposition of sample-level Hessians: k unit directions u in a parameter block along which some samples' "
                "divergence curves steeply (uᵀH(x)u, by batched Jacobian-vector products, H never formed) and few samples curve steeply "

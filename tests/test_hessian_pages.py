@@ -192,3 +192,41 @@ def test_xor_features_are_learned_as_a_job_from_the_page_and_shown():
     at.selectbox(key="hx_feature").set_value(2).run()
     assert not at.exception
     assert at.query_params["feature"] in ("2", ["2"])
+
+
+@pytest.fixture(scope="module")
+def tiny_bert_dir(tmp_path_factory, tiny_bert, minilm_tokenizer):
+    """A local Hugging Face checkpoint directory: the tiny BERT (float32, its vocabulary the
+    MiniLM tokenizer's first 40 ids are enough for random weights) with the MiniLM tokenizer."""
+    from transformers import BertConfig, BertModel
+
+    directory = tmp_path_factory.mktemp("tiny-bert")
+    config = BertConfig(vocab_size=minilm_tokenizer.vocab_size, hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=16, max_position_embeddings=64, architectures=["BertModel"])
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(directory)
+    minilm_tokenizer.save_pretrained(directory)
+    return str(directory)
+
+
+@pytest.mark.slow
+def test_a_language_model_run_shows_top_tokens_in_context(tiny_bert_dir):
+    params = {"model": tiny_bert_dir, "layer": 1, "n_texts": 6, "heldout_texts": 3, "max_tokens": 12,
+              "fit": {"k": 2, "steps": 4, "init_iterations": 2}}
+    job_id = jobs.submit("hessian.features", params)
+    record = jobs.wait(job_id, timeout_s=300)
+    assert record.status == "done", record.error
+    result = jobs.load_result(job_id)
+    assert result.features.block == ("encoder.layer.1.attention.self.key.weight",)
+    assert result.features.curvatures.shape == (len(result.train_tokens), 2)  # real tokens only
+    assert int(result.train_tokens.table["special"].sum()) == 2 * 6  # [CLS] and [SEP] of each text, no padding
+    assert result.heldout_curvatures.shape == (len(result.heldout_tokens), 2)
+    row = result.top_rows(0, 1, "held-out")[0]
+    text = result.heldout_tokens.texts[row["text"]]
+    assert row["token"] in text or row["token"] in ("[CLS]", "[SEP]")
+    at = page(job=job_id)
+    assert not at.error, [e.value for e in at.error]
+    assert at.selectbox(key="hx_model").value == "other" and at.text_input(key="hx_custom").value == tiny_bert_dir
+    assert at.selectbox(key="hx_set").value == "held-out"
+    assert len(at.get("plotly_chart")) == 4
+    assert any("<mark" in h.proto.body for h in at.get("html"))
