@@ -13,6 +13,31 @@ os.environ.setdefault("FEATGEOM_CACHE_DIR", tempfile.mkdtemp(prefix="featgeom-te
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 OUTPUT_DIR = REPO_ROOT / "test-output"
+HARNESS = str(REPO_ROOT / "tests" / "harness" / "single_page.py")
+
+
+def open_page(path: str, **query: str):
+    """One page in the AppTest harness, opened with ``query`` as its URL parameters; fails the test
+    on any exception the page raised."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(HARNESS, default_timeout=300)
+    for key, value in {"page": path, **query}.items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test: two threads beside another busy process slow small models pathologically."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

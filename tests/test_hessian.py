@@ -20,13 +20,7 @@ from featgeom_core.hessian import (HessianFeatures, HessianParams, directional_c
 SEEDS = range(5)
 FAST = {"steps": 150, "device": "cpu"}
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class SequenceClassifier(torch.nn.Module):

@@ -11,23 +11,16 @@ from streamlit.testing.v1 import AppTest
 from torch.autograd.functional import hessian
 from torch.func import functional_call
 
-from conftest import REPO_ROOT
+from conftest import open_page
 from featgeom_core import jobs
 from featgeom_core.hessian import fit_hessian_features
 from featgeom_core.hessian.jobs import parse_loss_message
 from featgeom_core.hessian.language import PREFIX, TokenBatch, TokenOutputs, token_curvatures, tokenize
 from featgeom_core.hessian.reading import interference_matrix, token_context, top_indices
 
-HARNESS = str(REPO_ROOT / "tests" / "harness" / "single_page.py")
 KEY = "encoder.layer.1.attention.self.key.weight"
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -144,12 +137,7 @@ def minilm_tokenizer():
 
 
 def page(**query: str) -> AppTest:
-    at = AppTest.from_file(HARNESS, default_timeout=300)
-    for key, value in {"page": "pages/hessian_features.py", "model": "tiny-native", **query}.items():
-        at.query_params[key] = value
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_page("pages/hessian_features.py", **{"model": "tiny-native", **query})
 
 
 def test_page_renders_with_no_job():

@@ -10,21 +10,15 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, open_page
 from featgeom_core import jobs
 from featgeom_core.errors import DataError
 from featgeom_core.lib.jobs import store_upload
 
-HARNESS = str(REPO_ROOT / "tests" / "harness" / "single_page.py")
 
 
 def page(**query: str) -> AppTest:
-    at = AppTest.from_file(HARNESS, default_timeout=300)
-    for key, value in {"page": "pages/interaction_graph.py", "net": "digits", **query}.items():
-        at.query_params[key] = value
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_page("pages/interaction_graph.py", **{"net": "digits", **query})
 
 
 @pytest.mark.slow

@@ -6,19 +6,13 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import REPO_ROOT
+from conftest import open_page
 from featgeom_core import jobs
 
-HARNESS = str(REPO_ROOT / "tests" / "harness" / "single_page.py")
 
 
 def page(path: str, **query: str) -> AppTest:
-    at = AppTest.from_file(HARNESS, default_timeout=300)
-    for key, value in {"page": path, "model": "tiny-native", **query}.items():
-        at.query_params[key] = value
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_page(path, **{"model": "tiny-native", **query})
 
 
 def settle(at: AppTest, key: str) -> AppTest:

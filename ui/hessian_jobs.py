@@ -6,8 +6,8 @@ import streamlit as st
 
 from featgeom_core import jobs
 from featgeom_core.hessian.jobs import parse_loss_message
-from featgeom_core.jobs.records import ACTIVE
 from ui.hessian_plots import loss_figure
+from ui.jobs import follow
 
 
 def _record_losses(job_id: str, message: str) -> dict[int, tuple[float, float]]:
@@ -21,31 +21,22 @@ def _record_losses(job_id: str, message: str) -> dict[int, tuple[float, float]]:
     return history
 
 
+def _losses_and_cancel(current: jobs.JobRecord) -> None:
+    """Under the progress bar of a running fit: a Cancel button and the loss curve so far."""
+    job_id = current.job_id
+    history = _record_losses(job_id, current.message)
+    if st.button("Cancel", key=f"hx_cancel_{job_id}", help="stops the fit at its next progress report; nothing is stored"):
+        jobs.cancel(job_id)
+        st.rerun()
+    if history:
+        steps = sorted(history)
+        st.plotly_chart(loss_figure(steps, [history[s][0] for s in steps], [history[s][1] for s in steps],
+                                    "Training losses, live (sampled at each poll)"), key=f"hx_live_chart_{job_id}")
+    else:
+        st.caption("The loss curve appears with the first optimisation step (after the eigenvector start).")
+
+
 def follow_with_losses(job_id: str, every_s: float = 0.5) -> bool:
     """True when the job's result is there; otherwise its progress bar, the loss curve so far
     (both terms, sampled at each poll) and a Cancel button, polled every ``every_s`` seconds."""
-    if jobs.status(job_id).status == "done":
-        return True
-
-    @st.fragment(run_every=every_s)
-    def poll() -> None:
-        current = jobs.status(job_id)
-        if current.status in ACTIVE:
-            st.progress(current.progress, f"job {job_id}: {current.status} — {current.message}")
-            history = _record_losses(job_id, current.message)
-            if st.button("Cancel", key=f"hx_cancel_{job_id}", help="stops the fit at its next progress report; nothing is stored"):
-                jobs.cancel(job_id)
-                st.rerun()
-            if history:
-                steps = sorted(history)
-                st.plotly_chart(loss_figure(steps, [history[s][0] for s in steps], [history[s][1] for s in steps],
-                                            "Training losses, live (sampled at each poll)"), key=f"hx_live_chart_{job_id}")
-            else:
-                st.caption("The loss curve appears with the first optimisation step (after the eigenvector start).")
-        elif current.status == "done":
-            st.rerun()
-        else:
-            st.error(f"job {job_id} {current.status}" + (f": {current.error}" if current.error else ""))
-
-    poll()
-    return False
+    return follow(job_id, every_s, _losses_and_cancel)

@@ -9,20 +9,24 @@ import streamlit as st
 
 from featgeom_core import jobs
 from featgeom_core.errors import FeatgeomError
+from featgeom_core.jobs.records import ACTIVE
 from ui.links import link
 
 
-def follow(job_id: str, every_s: float = 0.5) -> bool:
+def follow(job_id: str, every_s: float = 0.5, while_active: Callable[[jobs.JobRecord], None] | None = None) -> bool:
     """True when the job's result is there; otherwise shows its progress (polled every
-    ``every_s`` seconds, rerunning the page when it finishes) or its failure, and returns False."""
+    ``every_s`` seconds, rerunning the page when it finishes) or its failure, and returns False.
+    ``while_active`` draws more under the progress bar at each poll of a queued or running job."""
     if jobs.status(job_id).status == "done":
         return True
 
     @st.fragment(run_every=every_s)
     def poll() -> None:
         current = jobs.status(job_id)
-        if current.status in ("queued", "running"):
+        if current.status in ACTIVE:
             st.progress(current.progress, f"job {job_id}: {current.status} — {current.message}")
+            if while_active is not None:
+                while_active(current)
         elif current.status == "done":
             st.rerun()
         else:

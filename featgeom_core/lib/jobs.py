@@ -271,7 +271,7 @@ def load_language_block(params: LibGraphJob, report: Report) -> LoadedModel:
         raise InvalidParameter(f"{params.model!r} has no Hugging Face module to read blocks from; LIB's block view needs one (e.g. minilm)")
     language = params.language
     block = LanguageBlock(loaded.plain_model, language.layer, loaded.name)
-    per_source = max(20, (2 * language.windows * language.tokens) // 60)
+    per_source = max(20, (2 * language.windows * language.tokens) // 60)  # texts of each source; a packaged text is ~60 tokens or more
     texts = corpus_texts(per_source, language.text_seed)
     order = np.random.default_rng(language.text_seed).permutation(len(texts))  # news, reviews and code in both halves
     tokens = token_windows(loaded.tokenizer, [texts[i] for i in order], 2 * language.windows, language.tokens)

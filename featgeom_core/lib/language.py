@@ -206,9 +206,7 @@ def block_sections(w: BlockWeights) -> list[Section]:
                                               qkv_bias=torch.cat([w.b_q, w.b_k, w.b_v])))
     mlp_in = Section(NormMLPInCore(w.ln2 if w.shape == "pre_ln" else w.ln1, w.W_in, w.b_in, w.activation, residual_normalised=w.shape == "post_ln"))
     # [hidden, r, 1] -> r + hidden W_out + b_out
-    d_mlp = w.W_in.shape[1]
     out_rows = torch.cat([w.W_out, torch.eye(d, dtype=w.W_out.dtype), w.b_out.reshape(1, d)], dim=0)
-    assert out_rows.shape[0] == d_mlp + d + 1
     mlp_out = Section(FinalNormCore(w.ln2) if w.shape == "post_ln" else None, out_rows)
     return [attention, mlp_in, mlp_out]
 
