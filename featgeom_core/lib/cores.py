@@ -53,15 +53,23 @@ class Positionwise:
 
     def jacobian(self, x: torch.Tensor, A: torch.Tensor, G: torch.Tensor, points: list[tuple[float, float]]) -> torch.Tensor:
         """x (B, T, n_in), A (n_in, m), G (m, rows) -> (B, T, rows, n_in)."""
-        return (self._slope(x @ A, points).unsqueeze(-2) * G.T) @ A.T
+        return (self._slope(x, A, points).unsqueeze(-2) * G.T) @ A.T
 
     def gram(self, x: torch.Tensor, A: torch.Tensor, G: torch.Tensor, points: list[tuple[float, float]]) -> torch.Tensor:
         """sum over samples, positions and rows of J^T J, (n_in, n_in), without forming J:
         A ((D^T D) * (G G^T)) A^T with D the (samples x positions, m) slopes."""
-        slope = self._slope(x @ A, points).reshape(-1, A.shape[1])
+        slope = self._slope(x, A, points).reshape(-1, A.shape[1])
         return A @ ((slope.T @ slope) * (G @ G.T)) @ A.T
 
-    def _slope(self, pre: torch.Tensor, points: list[tuple[float, float]]) -> torch.Tensor:
+    def _slope(self, x: torch.Tensor, A: torch.Tensor, points: list[tuple[float, float]]) -> torch.Tensor:
+        """The integrated slopes at pre = x @ A, with pre-activations that are zero up to rounding
+        set to exactly zero. Such zeros are common: a ReLU layer's output is often exactly zero on a
+        whole block of the next layer's inputs, and read back through a basis (x = f C, A = C^+ W)
+        the zero comes back as +-1e-16, whose sign would otherwise choose the slope (and with it the
+        constant direction's edges) at random."""
+        pre = x @ A
+        rounding = (x.abs() @ A.abs()) * (4 * x.shape[-1] * torch.finfo(pre.dtype).eps)
+        pre = torch.where(pre.abs() <= rounding, torch.zeros((), dtype=pre.dtype), pre)
         return sum(weight * self.derivative(alpha * pre) for alpha, weight in points)
 
 
