@@ -75,7 +75,7 @@ def extract(
     found: dict[int, np.ndarray] = {}
     if store is not None:
         for layer in layers:
-            cached = store.get(keys[layer])
+            cached = store.get(keys[layer], stale_as_missing=True)
             if cached is not None:
                 found[layer] = cached.arrays["activations"]
     missing = [layer for layer in layers if layer not in found]

@@ -275,6 +275,30 @@ def _wait_and_report(ids: Sequence[str]) -> int:
     return 1 if failed else 0
 
 
+def cmd_store(args: argparse.Namespace) -> int:
+    """What an upgrade must recompute: entries of a store format this featgeom does not read, and
+    the jobs whose results they are."""
+    from featgeom_core import jobs
+    from featgeom_core.store import Store
+
+    store = Store()
+    stamps = store.audit()
+    unreadable = [stamp for stamp in stamps if not stamp.readable]
+    formats: dict[int, int] = {}
+    for stamp in stamps:
+        formats[stamp.format] = formats.get(stamp.format, 0) + 1
+    print(f"{store.root}: {len(stamps)} results, by store format: " + ", ".join(f"{f}: {n}" for f, n in sorted(formats.items())))
+    by_key = {stamp.key: stamp for stamp in unreadable}
+    for record in jobs.list_jobs(store):
+        if record.status == "done" and record.result_key in by_key:
+            print(f"recompute job {record.job_id} ({record.kind}): {by_key[record.result_key].problem()}")
+    for stamp in unreadable:
+        print(f"unreadable {stamp.key}: {stamp.problem()}")
+    if not unreadable:
+        print("every stored result is readable by this featgeom")
+    return 1 if unreadable else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``featgeom`` argument parser."""
     parser = argparse.ArgumentParser(prog="featgeom", description="featgeom analyses from the command line")
@@ -316,6 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.add_argument("--quiet", action="store_true", help="no progress on stderr")
     run.set_defaults(func=cmd_run)
+    check = sub.add_parser("store", help="check the result store after an upgrade: what this featgeom must recompute")
+    check.add_argument("action", nargs="?", default="check", choices=["check"])
+    check.set_defaults(func=cmd_store)
     sweep = sub.add_parser("sweep", help="run a YAML grid of analysis parameters as jobs")
     sweep.add_argument("file")
     sweep.add_argument("--no-wait", action="store_true", help="submit and return")

@@ -15,3 +15,17 @@ class ModelUnavailable(FeatgeomError):
 
 class DataError(FeatgeomError):
     """A feature set or uploaded file is malformed or unusable."""
+
+
+class StaleResult(FeatgeomError):
+    """A stored result this featgeom cannot read (another store format or result layout): it must
+    be recomputed; nothing else in the store is affected. ``job_id`` names the job whose result it
+    is, where one does (a page offers to recompute it)."""
+
+    def __init__(self, message: str, job_id: str | None = None) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+
+
+class AccessDenied(FeatgeomError):
+    """The deployment requires an access token and none (or a wrong one) was given."""

@@ -1,9 +1,16 @@
 """Content-addressed on-disk result store.
 
-A result is a directory ``<root>/<key[:2]>/<key>/`` holding ``meta.json`` (JSON values only)
-and ``arrays.npz`` (numpy arrays, read back with ``allow_pickle=False``). It is written into a
-temporary sibling directory and renamed into place, so a killed writer leaves nothing readable;
-stray temporaries are ignored by readers and swept by :meth:`Store.sweep_temporaries`.
+A result is a directory ``<root>/<key[:2]>/<key>/`` holding ``meta.json`` (JSON values only),
+``arrays.npz`` (numpy arrays, read back with ``allow_pickle=False``) and ``format.json`` (the
+store format and the featgeom version that wrote it). It is written into a temporary sibling
+directory and renamed into place, so a killed writer leaves nothing readable; stray temporaries are
+ignored by readers and swept by :meth:`Store.sweep_temporaries`.
+
+Upgrades: keys include the package version, so a newer featgeom computes its own results beside
+the old ones; what it reads of the old ones (a job's result, through the job's record) is checked
+against :data:`READABLE_FORMATS`, and an entry of another format raises :class:`StaleResult`
+naming what wrote it, never a crash. Entries written before formats were recorded are format 0,
+the same layout as format 1.
 """
 
 from __future__ import annotations
@@ -21,6 +28,11 @@ import numpy as np
 
 from featgeom_core import __version__
 from featgeom_core.config import cache_dir
+from featgeom_core.errors import StaleResult
+
+FORMAT_VERSION = 1
+READABLE_FORMATS = frozenset({0, 1})
+FORMAT_FILE = "format.json"
 
 Arrays = dict[str, np.ndarray]
 Meta = dict[str, Any]
@@ -62,6 +74,27 @@ def fingerprint_arrays(*arrays: np.ndarray) -> str:
 
 
 @dataclass(frozen=True)
+class EntryFormat:
+    """What wrote a stored entry: its store ``format`` and featgeom ``version`` (None for format 0)."""
+
+    key: str
+    format: int
+    version: str | None
+
+    @property
+    def readable(self) -> bool:
+        """Whether this featgeom reads the entry."""
+        return self.format in READABLE_FORMATS
+
+    def problem(self) -> str:
+        """Why the entry must be recomputed (empty when it is readable)."""
+        if self.readable:
+            return ""
+        return (f"stored result {self.key[:12]} was written by featgeom {self.version or 'unknown'} in store format {self.format}; "
+                f"featgeom {__version__} reads formats {', '.join(map(str, sorted(READABLE_FORMATS)))}: recompute it")
+
+
+@dataclass(frozen=True)
 class StoredResult:
     """One result read back from the store."""
 
@@ -84,9 +117,35 @@ class Store:
         """Whether a complete result with this key is stored."""
         return (self.path(key) / "meta.json").is_file()
 
-    def get(self, key: str) -> StoredResult | None:
-        """The stored result, or None when absent. Never unpickles anything."""
+    def entry_format(self, key: str) -> EntryFormat:
+        """The format of a stored entry (format 0 when it predates format files; a format file that
+        does not parse reads as an unreadable format -1)."""
+        try:
+            stamp = json.loads((self.path(key) / FORMAT_FILE).read_text())
+            return EntryFormat(key, int(stamp["format"]), str(stamp.get("featgeom")))
+        except FileNotFoundError:
+            return EntryFormat(key, 0, None)
+        except (ValueError, KeyError, TypeError):
+            return EntryFormat(key, -1, None)
+
+    def get(self, key: str, stale_as_missing: bool = False) -> StoredResult | None:
+        """The stored result, or None when absent; :class:`StaleResult` when another store format
+        wrote it or its files are damaged (None instead with ``stale_as_missing``, for caches that
+        recompute on a miss). Never unpickles anything."""
+        try:
+            return self._read(key)
+        except StaleResult:
+            if stale_as_missing:
+                return None
+            raise
+
+    def _read(self, key: str) -> StoredResult | None:
         directory = self.path(key)
+        if not self.contains(key):
+            return None
+        stamp = self.entry_format(key)
+        if not stamp.readable:
+            raise StaleResult(stamp.problem())
         try:
             meta = json.loads((directory / "meta.json").read_text())
             arrays_file = directory / "arrays.npz"
@@ -96,6 +155,8 @@ class Store:
                     arrays = {name: npz[name] for name in npz.files}
         except (FileNotFoundError, NotADirectoryError):
             return None
+        except (ValueError, OSError) as exc:  # damaged files (a disk fault, an edit by hand)
+            raise StaleResult(f"stored result {key[:12]} cannot be read ({type(exc).__name__}: {exc}): recompute it") from exc
         return StoredResult(key=key, arrays=arrays, meta=meta)
 
     def put(self, key: str, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> StoredResult:
@@ -106,6 +167,7 @@ class Store:
         try:
             if arrays:
                 np.savez(temporary / "arrays.npz", **{k: np.asarray(v) for k, v in arrays.items()})
+            (temporary / FORMAT_FILE).write_text(canonical_json({"format": FORMAT_VERSION, "featgeom": __version__}))
             # meta.json is written last: its presence marks a complete result.
             (temporary / "meta.json").write_text(canonical_json(dict(meta)))
             _fsync_dir(temporary)
@@ -114,6 +176,9 @@ class Store:
             except OSError:
                 if not self.contains(key):  # a concurrent writer did not win the race either
                     raise
+                if self.get(key, stale_as_missing=True) is None:  # the entry there is damaged or stale: replace it
+                    shutil.rmtree(final, ignore_errors=True)
+                    os.rename(temporary, final)
         finally:
             if temporary.exists():
                 shutil.rmtree(temporary, ignore_errors=True)
@@ -123,11 +188,18 @@ class Store:
         self, key: str, compute: Callable[[], tuple[Mapping[str, np.ndarray], Mapping[str, Any]]]
     ) -> tuple[StoredResult, bool]:
         """Return ``(result, was_cached)``, computing and storing the result on a miss."""
-        cached = self.get(key)
+        cached = self.get(key, stale_as_missing=True)
         if cached is not None:
             return cached, True
         arrays, meta = compute()
         return self.put(key, arrays, meta), False
+
+    def audit(self) -> list[EntryFormat]:
+        """Every complete entry's format, unreadable ones first (what an upgrade must recompute)."""
+        if not self.root.exists():
+            return []
+        stamps = [self.entry_format(meta.parent.name) for meta in self.root.glob("??/*/meta.json") if not meta.parent.name.startswith(".")]
+        return sorted(stamps, key=lambda s: (s.readable, s.key))
 
     def size_bytes(self) -> int:
         """Total bytes of files under the store root."""

@@ -9,9 +9,9 @@ import pandas as pd
 import streamlit as st
 
 from featgeom_core import jobs
-from featgeom_core.errors import FeatgeomError
+from featgeom_core.errors import FeatgeomError, StaleResult
 from featgeom_core.jobs.records import ACTIVE
-from ui.errors import render_safely
+from ui.errors import offer_recompute, render_safely
 from ui.jobs import open_result_link
 from ui.state import require_selection
 
@@ -45,6 +45,10 @@ def _result_summary(record: jobs.JobRecord) -> None:
     open_result_link(record)
     try:
         summary = jobs.load_result(record.job_id).summary()
+    except StaleResult as exc:
+        st.warning(str(exc))
+        offer_recompute(record.job_id)
+        return
     except FeatgeomError as exc:
         st.caption(f"result unavailable: {exc}")
         return

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from featgeom_core.errors import StaleResult
 from featgeom_core.store import Store, result_key
 
 
@@ -47,7 +48,7 @@ def test_object_arrays_are_never_unpickled(store: Store) -> None:
     directory.mkdir(parents=True)
     np.savez(directory / "arrays.npz", x=np.array([{"a": 1}], dtype=object), allow_pickle=True)
     (directory / "meta.json").write_text("{}")
-    with pytest.raises(ValueError, match="pickle"):
+    with pytest.raises(StaleResult, match="pickle"):  # refused, and named as an entry to recompute
         store.get(key)
 
 

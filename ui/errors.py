@@ -7,7 +7,8 @@ from typing import Callable
 
 import streamlit as st
 
-from featgeom_core.errors import FeatgeomError
+from featgeom_core import jobs
+from featgeom_core.errors import FeatgeomError, StaleResult
 
 log = logging.getLogger("featgeom.ui")
 
@@ -16,8 +17,21 @@ def render_safely(render: Callable[[], None]) -> None:
     """Run a page body; a FeatgeomError shows its message, anything else a short error (traceback to the server log)."""
     try:
         render()
+    except StaleResult as exc:
+        st.error(str(exc))
+        if exc.job_id is not None:
+            offer_recompute(exc.job_id)
     except FeatgeomError as exc:
         st.error(str(exc))
     except Exception as exc:  # noqa: BLE001  (a page must not leak a traceback)
         log.exception("page failed")
         st.error(f"Something went wrong ({type(exc).__name__}): {exc}. Nothing already computed was lost; the details are in the server log.")
+
+
+def offer_recompute(job_id: str) -> None:
+    """A button that recomputes a job whose stored result this featgeom cannot read (same id, same
+    params; the page follows it as any other job)."""
+    if st.button("Recompute it", key=f"recompute_{job_id}", type="primary"):
+        record = jobs.status(job_id)
+        jobs.submit(record.kind, record.params, recompute=True)
+        st.rerun()

@@ -12,7 +12,8 @@ import time
 import uuid
 from typing import Any, Mapping
 
-from featgeom_core.errors import FeatgeomError
+from featgeom_core import __version__
+from featgeom_core.errors import FeatgeomError, StaleResult
 from featgeom_core.jobs import records
 from featgeom_core.jobs.backend import get_client
 from featgeom_core.jobs.protocol import job_kind
@@ -32,8 +33,9 @@ def job_id_for(kind: str, params: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json({"kind": kind, "params": dict(params)}).encode()).hexdigest()[:20]
 
 
-def submit(kind: str, params: Mapping[str, Any], store: Store | None = None) -> str:
-    """Validate and submit a job; returns its id. Invalid params raise before any worker is used."""
+def submit(kind: str, params: Mapping[str, Any], store: Store | None = None, recompute: bool = False) -> str:
+    """Validate and submit a job; returns its id. Invalid params raise before any worker is used.
+    A job already done returns at once unless its result is gone or unreadable, or ``recompute``."""
     spec = job_kind(kind)
     normalised = spec.validate(params)
     job_id = job_id_for(kind, normalised)
@@ -43,7 +45,8 @@ def submit(kind: str, params: Mapping[str, Any], store: Store | None = None) -> 
     with _lock:
         existing = records.load(job_id, store.root)
         if existing is not None:
-            if existing.status == "done" and existing.result_key and store.contains(existing.result_key):
+            if (existing.status == "done" and not recompute and existing.result_key and store.contains(existing.result_key)
+                    and store.entry_format(existing.result_key).readable):
                 return job_id
             if job_id in _futures and (_futures[job_id] is None or not _futures[job_id].done()):
                 return job_id  # in flight (or being submitted) in this process
@@ -196,7 +199,10 @@ def result(job_id: str, store: Store | None = None):
     record = status(job_id, store)
     if record.status != "done" or record.result_key is None:
         raise FeatgeomError(f"job {job_id} is {record.status}, not done" + (f": {record.error}" if record.error else ""))
-    stored = store.get(record.result_key)
+    try:
+        stored = store.get(record.result_key)
+    except StaleResult as exc:
+        raise StaleResult(f"job {job_id}: {exc}", job_id) from exc
     if stored is None:
         raise FeatgeomError(f"job {job_id}'s result is no longer in the store at {store.root}")
     return stored
@@ -205,7 +211,12 @@ def result(job_id: str, store: Store | None = None):
 def load_result(job_id: str, store: Store | None = None) -> Any:
     """The job's primary result as its kind's result type (e.g. an EnergyFitResult)."""
     stored = result(job_id, store)
-    return job_kind(status(job_id, store).kind).load_result(stored.arrays, stored.meta)
+    kind = status(job_id, store).kind
+    try:
+        return job_kind(kind).load_result(stored.arrays, stored.meta)
+    except (KeyError, ValueError, TypeError, IndexError) as exc:  # a layout from another featgeom version
+        raise StaleResult(f"job {job_id}'s stored {kind} result has a layout featgeom {__version__} cannot read "
+                          f"({type(exc).__name__}: {exc}); recompute it", job_id) from exc
 
 
 def list_jobs(store: Store | None = None) -> list[JobRecord]:

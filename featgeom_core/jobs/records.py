@@ -7,7 +7,7 @@ import os
 import socket
 import tempfile
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -61,8 +61,10 @@ def save(record: JobRecord, root: Path | None = None) -> None:
 def load(job_id: str, root: Path | None = None) -> JobRecord | None:
     """The record, or None when there is none (or it is unreadable)."""
     try:
-        return JobRecord(**json.loads((jobs_dir(root) / f"{job_id}.json").read_text()))
-    except (FileNotFoundError, json.JSONDecodeError, TypeError):
+        data = json.loads((jobs_dir(root) / f"{job_id}.json").read_text())
+        known = {f.name for f in fields(JobRecord)}
+        return JobRecord(**{k: v for k, v in data.items() if k in known})  # fields a newer featgeom added are dropped
+    except (FileNotFoundError, json.JSONDecodeError, TypeError, AttributeError):
         return None
 
 

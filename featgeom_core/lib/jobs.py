@@ -204,7 +204,7 @@ class LoadedModel:
 def _trained(kind: JobKind, params: Params, report: Report, store: Store) -> tuple[TrainedModel, StoreEntry | None]:
     normalised = params.normalised()
     key = result_key(kind.PREFIX + kind.name, normalised, {})
-    cached = store.get(key)
+    cached = store.get(key, stale_as_missing=True)
     if cached is not None:
         report(1.0, "using the stored trained model")
         return TrainedModel.from_store(cached.arrays, cached.meta), None

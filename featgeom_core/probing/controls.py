@@ -90,11 +90,11 @@ def shuffled_label_directions(
             if store is None:
                 continue
             if seed == params.label_seed:
-                entry = store.get(probe_key(model, feature_set, layer, params))
+                entry = store.get(probe_key(model, feature_set, layer, params), stale_as_missing=True)
                 if entry is not None:
                     found[(layer, seed)] = entry.arrays["shuffled_directions"]
                     continue
-            entry = store.get(_shuffled_key(model, feature_set, layer, params, seed))
+            entry = store.get(_shuffled_key(model, feature_set, layer, params, seed), stale_as_missing=True)
             if entry is not None:
                 found[(layer, seed)] = entry.arrays["directions"]
     missing_seeds = [seed for seed in seeds if any((layer, seed) not in found for layer in layers)]

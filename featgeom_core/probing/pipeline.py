@@ -177,7 +177,7 @@ def feature_geometry(
     per_layer: dict[int, dict[str, np.ndarray]] = {}
     if store is not None:
         for layer in layers:
-            cached = store.get(keys[layer])
+            cached = store.get(keys[layer], stale_as_missing=True)
             if cached is not None:
                 per_layer[layer] = cached.arrays
     from_cache = tuple(per_layer)
