@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from featgeom_core.access import configured_token, require_store_access
+from featgeom_core.config import cache_dir
 from featgeom_core.errors import FeatgeomError
 
 
@@ -354,6 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``featgeom`` console script."""
     args = build_parser().parse_args(argv)
     try:
+        require_store_access(cache_dir(), configured_token())
         return int(args.func(args))
     except FeatgeomError as exc:
         print(f"featgeom: error: {exc}", file=sys.stderr)
