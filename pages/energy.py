@@ -12,12 +12,14 @@ from featgeom_core import jobs
 from featgeom_core.energy import ReoptConfig, reoptimize
 from featgeom_core.energy.controls import TARGETS, control_summary, unit_values
 from featgeom_core.energy.jobs import EnergyFitJob, EnergyFitResult
+from featgeom_core.params import field_spec
 from ui import params as widgets
 from ui.controls import HOW_TO_READ, control_settings, summary_table
 from ui.errors import render_safely
 from ui.jobs import follow, job_from_url
 from ui.plots import control_points, feature_scatter, objective_trace, psm_heatmap, weights_bar
-from ui.state import require_selection
+from ui.report import chart
+from ui.state import adopt_fields, one_of, publish_fields, require_selection
 from ui.targets import EnergyTarget, choose_target
 
 CONTROL_DRAWS = 5  # noise draws per target in the controls comparison
@@ -29,8 +31,17 @@ NORM_NOTE = {
 }
 
 
+FIT_FIELDS = {  # widget key -> URL parser
+    "energy_kernel": one_of(field_spec(EnergyFitJob, "kernel").choices), "energy_similarity": one_of(field_spec(EnergyFitJob, "similarity").choices),
+    "energy_dim": int, "energy_lambda_d": float, "energy_weights": one_of(field_spec(EnergyFitJob, "weights").choices),
+    "energy_ratio": float, "energy_s": float, "energy_restarts": int,
+}
+REOPT_FIELDS = {"energy_lambda_x": float, "energy_sigma": float}
+
+
 def fit_settings(n: int) -> dict:
     """The joint configuration from the page's widgets (bounds and help from ``EnergyFitJob``)."""
+    adopt_fields(FIT_FIELDS)
     c1, c2, c3, c4 = st.columns(4)
     kernel = widgets.selectbox(EnergyFitJob, "kernel", "Kernel", "energy_kernel", container=c1)
     similarity = widgets.selectbox(EnergyFitJob, "similarity", "Similarity", "energy_similarity", container=c2)
@@ -42,6 +53,7 @@ def fit_settings(n: int) -> dict:
     s = widgets.number_input(EnergyFitJob, "s", "Riesz s", "energy_s", container=c7, disabled=kernel != "riesz")
     restarts = widgets.number_input(EnergyFitJob, "restarts", "restarts", "energy_restarts", container=c8)
     st.caption(NORM_NOTE[similarity])
+    publish_fields(FIT_FIELDS)
     return {"dim": int(dim), "similarity": similarity, "kernel": kernel, "lambda_d": float(lambda_d), "s": float(s) if kernel == "riesz" else 1.0,
             "weights": weights, "weight_ratio": float(ratio), "restarts": int(restarts)}
 
@@ -63,9 +75,9 @@ def show_controls(target: EnergyTarget, fit: EnergyFitResult, lambda_x: float, s
     present = [t for t in TARGETS if any(r["target"] == t for r in rows)]
     left, right = st.columns(2)
     errors = {t: [r["joint_error"] for r in rows if r["target"] == t] for t in present}
-    left.plotly_chart(control_points(errors, "joint fit: error per feature pair (one point per seed)"), key="energy_control_errors")
+    chart(left, control_points(errors, "joint fit: error per feature pair (one point per seed)"), key="energy_control_errors")
     distances = {t: unit_values(rows, t) for t in present}
-    right.plotly_chart(control_points(distances, f"after re-optimisation (σ = {sigma:g}): distance to target"), key="energy_control_distances")
+    chart(right, control_points(distances, f"after re-optimisation (σ = {sigma:g}): distance to target"), key="energy_control_distances")
     (summary,) = control_summary(rows)
     st.dataframe(summary_table([summary]).drop(columns=["layer", "similarity"]), hide_index=True)
     st.caption(f"Sweep job {job_id} · {len(rows)} targets × {CONTROL_DRAWS} noise draws. {HOW_TO_READ}")
@@ -78,24 +90,26 @@ def show_fit(job_id: str, fit: EnergyFitResult, params: dict, target: EnergyTarg
     names = fit.feature_names or [str(i) for i in range(len(joint.target))]
     similarity, kernel, dim = joint.config.similarity, joint.config.kernel, joint.config.dim
     left, middle, right = st.columns(3)
-    left.plotly_chart(psm_heatmap(joint.target, names, f"target ({similarity})", similarity), key="energy_target")
-    middle.plotly_chart(psm_heatmap(joint.psm, names, f"abstract · error per pair {joint.error:.2e}", similarity), key="energy_abstract")
-    right.plotly_chart(psm_heatmap(fit.reference_psm, names, f"reference {kernel} minimum (N={len(names)}, dim={dim}) · matched, "
+    chart(left, psm_heatmap(joint.target, names, f"target ({similarity})", similarity), key="energy_target")
+    chart(middle, psm_heatmap(joint.psm, names, f"abstract · error per pair {joint.error:.2e}", similarity), key="energy_abstract")
+    chart(right, psm_heatmap(fit.reference_psm, names, f"reference {kernel} minimum (N={len(names)}, dim={dim}) · matched, "
                                    f"{fit.reference_distance:.2e}", "cosine"), key="energy_reference")
 
     a, b = st.columns([2, 1])
-    a.plotly_chart(feature_scatter(joint.features, names, f"abstract features in R^{dim}"), key="energy_scatter")
-    b.plotly_chart(weights_bar(names, joint.weights), key="energy_weights_bar")
-    b.plotly_chart(objective_trace(joint.trace), key="energy_trace")
+    chart(a, feature_scatter(joint.features, names, f"abstract features in R^{dim}"), key="energy_scatter")
+    chart(b, weights_bar(names, joint.weights), key="energy_weights_bar")
+    chart(b, objective_trace(joint.trace), key="energy_trace")
     st.caption(f"job {job_id} · energy {joint.energy:.6g} · objective {joint.objective:.6g} · best of {len(joint.objectives)} restarts "
                f"(spread {np.ptp(joint.objectives):.3g})")
 
     st.subheader("Re-optimisation")
     r1, r2 = st.columns(2)
+    adopt_fields(REOPT_FIELDS)
     lambda_x = widgets.number_input(ReoptConfig, "lambda_x", "λ_x", "energy_lambda_x", container=r1)
     sigma = widgets.number_input(ReoptConfig, "perturbation_scale", "perturbation scale σ", "energy_sigma", container=r2)
+    publish_fields(REOPT_FIELDS)
     again = reoptimize(joint, float(lambda_x), float(sigma))
-    st.plotly_chart(psm_heatmap(again.psm, names, f"after re-optimisation · distance to target {again.distance:.2e}", similarity), key="energy_reopt")
+    chart(st, psm_heatmap(again.psm, names, f"after re-optimisation · distance to target {again.distance:.2e}", similarity), key="energy_reopt")
 
     summary = {**params, "target": fit.label, "features": names, "error": joint.error, "energy": joint.energy, "weights": joint.weights.tolist(),
                "lambda_x": float(lambda_x), "sigma": float(sigma), "reopt_distance": again.distance}

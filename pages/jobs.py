@@ -13,7 +13,7 @@ from featgeom_core.errors import FeatgeomError, StaleResult
 from featgeom_core.jobs.records import ACTIVE
 from ui.errors import offer_recompute, render_safely
 from ui.jobs import open_result_link
-from ui.state import require_selection
+from ui.state import adopt_fields, keep_valid, list_of, one_of, publish_fields, require_selection
 
 STATUSES = ["queued", "running", "done", "failed", "cancelled", "interrupted"]
 
@@ -70,8 +70,10 @@ def render() -> None:
     info = jobs.backend_info()
     st.caption(f"Backend: {info.mode}" + (f" · {info.workers} workers · {info.threads} threads · {info.gpus:g} GPUs" if info.started else " · starts with the first job"))
     left, right = st.columns(2)
+    adopt_fields({"jobs_kind_filter": list_of(one_of(jobs.job_kinds())), "jobs_status_filter": list_of(one_of(STATUSES)), "jobs_selected": str})
     kinds = left.multiselect("Kind", sorted(jobs.job_kinds()), key="jobs_kind_filter")
     statuses = right.multiselect("Status", STATUSES, key="jobs_status_filter")
+    publish_fields(["jobs_kind_filter", "jobs_status_filter"])
 
     @st.fragment(run_every=2.0)
     def live() -> None:
@@ -83,7 +85,9 @@ def render() -> None:
             _table(records), hide_index=True, width="stretch",
             column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent")},
         )
+        keep_valid("jobs_selected", [r.job_id for r in records])
         chosen = st.selectbox("Job", [r.job_id for r in records], format_func=lambda j: f"{j} · {next(r.kind for r in records if r.job_id == j)}", key="jobs_selected")
+        publish_fields(["jobs_selected"])
         record = next(r for r in records if r.job_id == chosen)
         a, b, c = st.columns([1, 1, 3])
         a.button("Cancel", disabled=record.status not in ACTIVE, key="jobs_cancel", on_click=_act, args=(jobs.cancel, chosen))

@@ -14,12 +14,14 @@ import streamlit as st
 from featgeom_core import jobs
 from featgeom_core.energy.controls import CONTROLS, control_summary, distance_bands, joint_error_bands, real_below_control_bands
 from featgeom_core.energy.jobs import EnergySweepJob, SweepJobResult
+from featgeom_core.params import field_spec
 from ui import params as widgets
 from ui.controls import HOW_TO_READ, control_settings, summary_table
 from ui.errors import render_safely
 from ui.jobs import follow, job_from_url, show_when_done
 from ui.plots import TARGET_LABEL, best_error_by_layer, distance_by_layer, perturbation_plot, psm_heatmap
-from ui.state import require_selection
+from ui.report import chart
+from ui.state import adopt_fields, adopt_url, keep_valid, list_of, one_of, publish_fields, require_selection
 from ui.targets import choose_targets
 
 
@@ -27,9 +29,20 @@ LAMBDA_MENU = (1.0, 10.0, 100.0, 1000.0)
 SIGMA_MENU = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 
 
+GRID_FIELDS = {  # widget key -> URL parser
+    "pert_kernels": list_of(one_of(field_spec(EnergySweepJob, "kernels").choices)),
+    "pert_sims": list_of(one_of(field_spec(EnergySweepJob, "similarities").choices)),
+    "pert_dims": list_of(int), "pert_ld": list_of(float), "pert_lx": list_of(float), "pert_sigmas": list_of(float),
+    "pert_restarts": int, "pert_repeats": int,
+}
+
+
 def grid_params(n_min: int) -> dict:
     """The sweep grid from the page's widgets (bounds, defaults and help from ``EnergySweepJob``;
     dims limited by the smallest layer's N)."""
+    adopt_fields(GRID_FIELDS)
+    for key, menu in (("pert_dims", range(1, n_min)), ("pert_ld", LAMBDA_MENU), ("pert_lx", LAMBDA_MENU), ("pert_sigmas", SIGMA_MENU)):
+        keep_valid(key, menu)
     c1, c2, c3 = st.columns(3)
     kernels = widgets.multiselect(EnergySweepJob, "kernels", "Kernels", "pert_kernels", container=c1)
     similarities = widgets.multiselect(EnergySweepJob, "similarities", "Similarities", "pert_sims", container=c2)
@@ -41,6 +54,7 @@ def grid_params(n_min: int) -> dict:
     c7, c8 = st.columns(2)
     restarts = widgets.number_input(EnergySweepJob, "restarts", "restarts", "pert_restarts", container=c7)
     repeats = widgets.number_input(EnergySweepJob, "repeats", "noise draws per σ", "pert_repeats", container=c8)
+    publish_fields(GRID_FIELDS)
     return {"kernels": kernels, "similarities": similarities, "dims": dims, "lambda_d": lambda_d, "lambda_x": lambda_x,
             "sigmas": sigmas, "restarts": int(restarts), "repeats": int(repeats)}
 
@@ -49,7 +63,11 @@ def _best_fit_views(sweep: SweepJobResult, layer: int | None) -> None:
     """The best abstract PSM per (similarity, kernel) beside its target, for one target's first seed."""
     st.subheader("Best abstract PSM per (layer, similarity, kernel)")
     present = [t for t in ("real", *CONTROLS) if any(b["target"] == t for b in sweep.best)]
-    target_name = st.segmented_control("Target", present, default="real", key="pert_best_target", format_func=lambda t: TARGET_LABEL[t]) or "real"
+    adopt_url("pert_best_target", str)
+    keep_valid("pert_best_target", present)
+    target_name = st.segmented_control("Target", present, default=None if "pert_best_target" in st.session_state else "real",
+                                       key="pert_best_target", format_func=lambda t: TARGET_LABEL[t]) or "real"
+    publish_fields(["pert_best_target"])
     shown = [b for b in sweep.best if b["layer"] == layer and b["target"] == target_name and b.get("replicate", 0) == 0]
     names = sweep.names.get(str(layer))
     for similarity in sorted({b["similarity"] for b in shown}):
@@ -57,11 +75,11 @@ def _best_fit_views(sweep: SweepJobResult, layer: int | None) -> None:
         columns = st.columns(len(chosen) + 1)
         target = sweep.arrays[f"target_{chosen[0]['best_index']}"]
         labels = names or [str(i) for i in range(len(target))]
-        columns[0].plotly_chart(psm_heatmap(target, labels, f"{TARGET_LABEL[target_name]} target ({similarity})", similarity, height=300),
+        chart(columns[0], psm_heatmap(target, labels, f"{TARGET_LABEL[target_name]} target ({similarity})", similarity, height=300),
                                 key=f"pert_target_{similarity}")
         for column, b in zip(columns[1:], chosen):
             title = f"{b['kernel']} · dim {b['dim']} · λ_d {b['lambda_d']:g} · error {b['joint_error']:.2e}"
-            column.plotly_chart(psm_heatmap(sweep.arrays[f"psm_{b['best_index']}"], labels, title, similarity, height=300),
+            chart(column, psm_heatmap(sweep.arrays[f"psm_{b['best_index']}"], labels, title, similarity, height=300),
                                 key=f"pert_best_{similarity}_{b['kernel']}")
 
 
@@ -75,11 +93,15 @@ def show_sweep(job_id: str) -> None:
     layers = sorted({r["layer"] for r in sweep.rows}, key=lambda l: (l is None, l))
     layer = layers[0]
     if len(layers) > 1:
-        layer = st.segmented_control("Layer shown", layers, default=layers[0], key="pert_layer_shown", format_func=lambda l: f"layer {l}")
+        adopt_url("pert_layer_shown", int)
+        keep_valid("pert_layer_shown", layers)
+        layer = st.segmented_control("Layer shown", layers, default=None if "pert_layer_shown" in st.session_state else layers[0],
+                                     key="pert_layer_shown", format_func=lambda l: f"layer {l}")
+        publish_fields(["pert_layer_shown"])
         layer = layers[0] if layer is None else layer  # a deselected segment
     similarities = sorted(rows["similarity"].unique())
     for similarity in similarities:
-        st.plotly_chart(perturbation_plot(distance_bands(sweep.rows, similarity, layer), similarity), key=f"pert_plot_{similarity}")
+        chart(st, perturbation_plot(distance_bands(sweep.rows, similarity, layer), similarity), key=f"pert_plot_{similarity}")
         below = real_below_control_bands(sweep.rows, similarity, layer)
         st.caption(f"Layer {layer}, {similarity}: the real curve lies below the band of "
                    + ", ".join(f"{TARGET_LABEL[c]}: {'yes' if v else 'no'}" for c, v in below.items()) + " (at every kernel and σ).")
@@ -92,8 +114,8 @@ def show_sweep(job_id: str) -> None:
     st.dataframe(summary_table(summary), hide_index=True)
     if len(layers) > 1:
         for similarity in similarities:
-            st.plotly_chart(distance_by_layer(summary, similarity), key=f"pert_by_layer_{similarity}")
-        st.plotly_chart(best_error_by_layer(joint_error_bands(sweep.best)), key="pert_error_by_layer")
+            chart(st, distance_by_layer(summary, similarity), key=f"pert_by_layer_{similarity}")
+        chart(st, best_error_by_layer(joint_error_bands(sweep.best)), key="pert_error_by_layer")
 
     _best_fit_views(sweep, layer)
 

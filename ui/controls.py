@@ -9,6 +9,7 @@ from featgeom_core.energy.controls import CONTROLS
 from featgeom_core.probing.controls import ControlParams
 from ui import params as widgets
 from ui.plots import TARGET_LABEL
+from ui.state import adopt_fields, flag, publish_fields
 
 HOW_TO_READ = (
     "**How to read this.** Each target's PSM is fitted by low-dimensional abstract features, perturbed by σ and "
@@ -23,14 +24,19 @@ HOW_TO_READ = (
 )
 
 
+CONTROL_FIELDS = {"ctl_shuffled": flag, "ctl_perm_seeds": int, "ctl_label_seeds": int}  # widget key -> URL parser
+
+
 def control_settings() -> ControlParams:
     """The controls expander (shared by the energy pages: the same keys)."""
+    adopt_fields(CONTROL_FIELDS)
     with st.expander("Controls: shuffled-label and permuted, with seeds"):
         c1, c2, c3 = st.columns(3)
         st.session_state.setdefault("ctl_shuffled", True)
         shuffled = c1.toggle("Shuffled-label control", key="ctl_shuffled", help=widgets.help_text(ControlParams, "shuffled_labels"))
         permutation_seeds = widgets.number_input(ControlParams, "permutation_seeds", "permuted seeds", "ctl_perm_seeds", container=c2)
         seeds = widgets.number_input(ControlParams, "label_seeds", "label-shuffle seeds", "ctl_label_seeds", container=c3, disabled=not shuffled)
+    publish_fields(CONTROL_FIELDS)
     return ControlParams(shuffled_labels=shuffled, permutation_seeds=int(permutation_seeds), label_seeds=int(seeds))
 
 

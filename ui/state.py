@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Mapping
 
 import streamlit as st
 
@@ -33,10 +33,24 @@ class Selection:
     error: str | None = None
     background: bool = False
 
+    def fingerprints(self) -> dict[str, str]:
+        """The model's and the feature set's fingerprints (what a report records)."""
+        found = {"model": self.model_id}
+        if self.model is not None:
+            found["model fingerprint"] = self.model.fingerprint
+        found["feature set"] = self.feature_set_name
+        if self.feature_set is not None:
+            found["feature set fingerprint"] = self.feature_set.fingerprint()
+        return found
+
 
 def set_query(**values: str) -> None:
-    """Mirror choices in the URL, remembering what we wrote so our own writes are not read back as navigation."""
-    st.query_params.update(values)
+    """Mirror choices in the URL, remembering what we wrote so our own writes are not read back as
+    navigation. Only changed values are written: a write replaces the browser's query string, and
+    one sent while a page's URL-bound widgets are still registering drops their values."""
+    changed = {key: value for key, value in values.items() if st.query_params.get(key) != value}
+    if changed:
+        st.query_params.update(changed)
     st.session_state["_last_query"] = dict(st.query_params.to_dict())
 
 
@@ -78,6 +92,58 @@ def adopt_url(key: str, parse: Callable[[str], Any], state_key: str | None = Non
         st.session_state[state_key or key] = parse(raw)
     except (ValueError, TypeError, KeyError):
         pass
+
+
+def adopt_fields(fields: Mapping[str, Callable[[str], Any]]) -> None:
+    """Before a page draws its widgets: adopt each URL value (keyed by the widget's key) into the
+    widget state, parsed; see :func:`adopt_url`."""
+    for key, parse in fields.items():
+        adopt_url(key, parse)
+
+
+def publish_fields(keys: Iterable[str]) -> None:
+    """After a page drew its widgets: mirror their values in the URL (under the widget keys)."""
+    values = {key: url_text(st.session_state[key]) for key in keys if st.session_state.get(key) is not None}
+    set_query(**values)
+
+
+def url_text(value: Any) -> str:
+    """A widget value as URL text that the parsers below read back (lists comma-separated)."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float):
+        return f"{value:.12g}"
+    if isinstance(value, (list, tuple)):
+        return ",".join(url_text(item) for item in value)
+    return str(value)
+
+
+def keep_valid(key: str, options: Iterable[Any]) -> None:
+    """Drop a select widget's state (one value or a list) that is not among ``options``: a value
+    from a link to another dataset, which Streamlit would refuse with an exception."""
+    if key not in st.session_state:
+        return
+    allowed = list(options)
+    value = st.session_state[key]
+    if isinstance(value, list):
+        kept = [item for item in value if item in allowed]
+        if kept != value:
+            st.session_state[key] = kept
+    elif value not in allowed:
+        del st.session_state[key]
+
+
+def flag(value: str) -> bool:
+    """A URL parser for a toggle ("1"/"0", "true"/"false")."""
+    lowered = value.strip().lower()
+    if lowered not in {"1", "0", "true", "false"}:
+        raise ValueError(f"{value!r} is not a flag")
+    return lowered in {"1", "true"}
+
+
+def list_of(parse: Callable[[str], Any]) -> Callable[[str], list[Any]]:
+    """A URL parser for a comma-separated list, each item parsed by ``parse`` (an empty text is [])."""
+    return lambda value: [parse(item) for item in value.split(",") if item.strip()]
 
 
 def one_of(options: Any) -> Callable[[str], str]:

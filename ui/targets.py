@@ -10,6 +10,7 @@ import streamlit as st
 from featgeom_core.probing import GeometryParams
 from featgeom_core.probing.controls import ControlParams, LayerControls, controls_by_layer
 from ui.resources import cached_store
+from ui.state import adopt_url, keep_valid, list_of, publish_fields
 
 MIN_FEATURES = 3
 
@@ -56,7 +57,10 @@ def choose_target(selection, controls: ControlParams) -> EnergyTarget | None:
     """Layer picker + that layer's target."""
     if not _have_selection(selection):
         return None
+    adopt_url("energy_layer", int)
+    keep_valid("energy_layer", selection.layers)
     layer = st.selectbox("Layer", selection.layers, key="energy_layer", format_func=lambda l: f"layer {l}")
+    publish_fields(["energy_layer"])
     found = layer_targets(selection, [layer], controls)
     return found[0] if found else None
 
@@ -65,7 +69,11 @@ def choose_targets(selection, controls: ControlParams) -> list[EnergyTarget]:
     """Layers picker (default: every layer chosen in the sidebar) + one target per layer."""
     if not _have_selection(selection):
         return []
-    layers = st.multiselect("Layers", selection.layers, default=selection.layers, key="energy_layers", format_func=lambda l: f"layer {l}")
+    adopt_url("energy_layers", list_of(int))
+    keep_valid("energy_layers", selection.layers)
+    layers = st.multiselect("Layers", selection.layers, default=None if "energy_layers" in st.session_state else selection.layers,
+                            key="energy_layers", format_func=lambda l: f"layer {l}")
+    publish_fields(["energy_layers"])
     if not layers:
         st.info("Choose at least one layer.")
         return []
