@@ -11,6 +11,7 @@ import streamlit as st
 from featgeom_core import jobs
 from featgeom_core.errors import FeatgeomError
 from ui.errors import render_safely
+from ui.report import chart
 from ui.sparsity_plots import decomposition_bar, histogram, token_in_context
 from ui.state import adopt_url, one_of, require_selection, set_query
 
@@ -75,7 +76,7 @@ def show_atom(result, activation_set, atom: int, by_text) -> None:
             st.markdown("\n\n".join(f"`{v:.3f}` &nbsp; {_token_context(result, r, by_text)}" for r, v in rows), unsafe_allow_html=True)
     column = activation_set.code.codes.tocsc()[:, [atom]].data
     counts, edges = np.histogram(column, bins=30)
-    right.plotly_chart(histogram(counts, edges, f"atom {atom}: its non-zero coefficients"), key="dx_atom_hist")
+    chart(right, histogram(counts, edges, f"atom {atom}: its non-zero coefficients"), key="dx_atom_hist")
 
 
 def show_decomposition(result, activation_set, by_text) -> None:
@@ -100,7 +101,7 @@ def show_decomposition(result, activation_set, by_text) -> None:
     if not embeddings:
         st.markdown(_token_context(result, row, by_text), unsafe_allow_html=True)
     labels = [_atom_label(result, activation_set, int(a)) for a in atoms]
-    st.plotly_chart(decomposition_bar(list(map(int, atoms)), list(map(float, values)), labels,
+    chart(st, decomposition_bar(list(map(int, atoms)), list(map(float, values)), labels,
                                       f"{strings[row]}: {len(atoms)} atoms, largest first"), key="dx_decomposition")
 
 

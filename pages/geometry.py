@@ -13,6 +13,7 @@ from ui.errors import render_safely
 from ui.links import link
 from ui.params import help_text, slider
 from ui.plots import psm_heatmap
+from ui.report import chart
 from ui.resources import cached_store
 from ui.state import require_selection, set_query
 
@@ -137,7 +138,7 @@ def render() -> None:
     for kind in KINDS:
         for column, control in zip(st.columns(3), CONTROLS):
             matrix = result.psms[(kind, control)][i][kept[i]][:, kept[i]]
-            column.plotly_chart(
+            chart(column, 
                 psm_heatmap(matrix, names, f"layer {layer} · {kind} · {CONTROL_TITLES[control]}", kind),
                 width="stretch", key=f"psm-{kind}-{control}",
             )

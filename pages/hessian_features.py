@@ -21,6 +21,7 @@ from ui.errors import render_safely
 from ui.hessian_jobs import follow_with_losses
 from ui.hessian_plots import contexts_html, direction_figure, interference_figure, loss_figure, spectrum_figure
 from ui.jobs import adopt_job_from_url
+from ui.report import chart
 from ui.resources import cached_model
 from ui.state import adopt_url, require_selection, set_query
 
@@ -207,7 +208,7 @@ def show(job_id: str) -> None:
                f"· {features.steps_done} steps · {sum(result.timings.values()):.1f} s")
     if features.stopped_reason:
         st.warning(f"The fit stopped early: {features.stopped_reason}")
-    st.plotly_chart(loss_figure(list(range(1, features.steps_done + 1)), features.steep_loss, features.interference_loss), key="hx_losses")
+    chart(st, loss_figure(list(range(1, features.steps_done + 1)), features.steep_loss, features.interference_loss), key="hx_losses")
     adopt_url("feature", int, "hx_feature")
     adopt_url("set", str, "hx_set")
     sets = result.sample_sets()
@@ -236,10 +237,10 @@ def show(job_id: str) -> None:
                                    for r in rows]), hide_index=True)
     curvatures = result.curvatures(which)
     left, right = st.columns(2)
-    left.plotly_chart(spectrum_figure(curvatures, int(feature), result.sample_labels(which)), key="hx_spectrum")
-    right.plotly_chart(interference_figure(result.interference(which)), key="hx_interference")
+    chart(left, spectrum_figure(curvatures, int(feature), result.sample_labels(which)), key="hx_spectrum")
+    chart(right, interference_figure(result.interference(which)), key="hx_interference")
     direction = {name: tensor.numpy() for name, tensor in features.direction(int(feature)).items()}
-    st.plotly_chart(direction_figure(direction, f"Direction u of feature {feature} in the block's shape"), key="hx_direction")
+    chart(st, direction_figure(direction, f"Direction u of feature {feature} in the block's shape"), key="hx_direction")
     a, b, c = st.columns(3)
     a.download_button("U (NPZ)", _u_npz(result), "hessian_U.npz", "application/octet-stream", key="hx_dl_u")
     b.download_button(f"Per-sample curvatures, {which} (CSV)", _curvatures_csv(result, which), "hessian_curvatures.csv", "text/csv", key="hx_dl_curv")

@@ -18,6 +18,7 @@ from ui import params as widgets
 from ui.errors import render_safely
 from ui.jobs import adopt_job_from_url, show_when_done
 from ui.lib_plots import bisect_figure, layered_graph, node_ablation_figure, training_figure
+from ui.report import chart
 from ui.state import adopt_url, one_of, set_query
 
 MODELS = {"modadd": "modular-addition transformer (p = 113)", "digits": "digits MLP (scikit-learn's 8x8 digits)",
@@ -48,7 +49,7 @@ def settings() -> dict | None:
             st.session_state.pop("ig_train_job", None)
         train_job = st.selectbox("Training job", done, key="ig_train_job")
         checkpoint = "job:" + train_job
-        st.plotly_chart(training_figure(jobs.load_result(train_job).history, train_job), key="ig_training")
+        chart(st, training_figure(jobs.load_result(train_job).history, train_job), key="ig_training")
     elif source == "upload":
         upload = st.file_uploader("State dict (torch.save of model.state_dict(); read with weights_only=True)", type=["pt", "pth", "bin"], key="ig_upload")
         if upload is None:
@@ -163,15 +164,15 @@ def show(job_id: str) -> None:
     columns = st.columns(len(result.results))
     for column, (kind, r) in zip(columns, result.results.items()):
         title = f"{kind.upper()}: " + " / ".join(str(n) for n in r.edges_required().values()) + " edges required" if r.bisect else kind.upper()
-        column.plotly_chart(layered_graph(r.graph, modules[kind][0], int(top_k), title, r.fourier), key=f"ig_graph_{kind}")
+        chart(column, layered_graph(r.graph, modules[kind][0], int(top_k), title, r.fourier), key=f"ig_graph_{kind}")
     curves = {kind: r.node_curves for kind, r in result.results.items() if r.node_curves}
     bisects = {kind: r.bisect for kind, r in result.results.items() if r.bisect}
     tolerance = float(jobs.status(job_id).params["ablation"]["tolerance"])
     left, right = st.columns(2)
     if curves:
-        left.plotly_chart(node_ablation_figure(curves, result.metric, result.base_score), key="ig_nodes")
+        chart(left, node_ablation_figure(curves, result.metric, result.base_score), key="ig_nodes")
     if bisects:
-        right.plotly_chart(bisect_figure(bisects, result.metric, result.base_score, tolerance), key="ig_bisect")
+        chart(right, bisect_figure(bisects, result.metric, result.base_score, tolerance), key="ig_bisect")
     a, b, c = st.columns(3)
     a.download_button("Edges (CSV)", _edges_csv(result), "interaction_edges.csv", "text/csv", key="ig_dl_edges")
     b.download_button("Modules (CSV)", _modules_csv(result, modules), "interaction_modules.csv", "text/csv", key="ig_dl_modules")

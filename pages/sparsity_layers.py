@@ -14,8 +14,9 @@ from featgeom_core import jobs
 from featgeom_core.sparsity.params import ModelSparsityParams, SparseCodingParams
 from ui import params as widgets
 from ui.errors import render_safely
-from ui.links import link
 from ui.jobs import adopt_job_from_url, show_when_done
+from ui.links import link
+from ui.report import chart
 from ui.sparsity_plots import metric_by_layer
 from ui.state import adopt_url, one_of, require_selection, set_query
 
@@ -86,11 +87,11 @@ def show(job_id: str) -> None:
                "(the paper reports the first and last layers as the sparsest)." if inner else ".")
         )
     left, right = st.columns(2)
-    left.plotly_chart(metric_by_layer(shown, "normalized_loss", result.calibration), key="sl_lnorm")
-    right.plotly_chart(metric_by_layer(shown, "s_p", result.calibration), key="sl_sp")
+    chart(left, metric_by_layer(shown, "normalized_loss", result.calibration), key="sl_lnorm")
+    chart(right, metric_by_layer(shown, "s_p", result.calibration), key="sl_sp")
     left, right = st.columns(2)
-    left.plotly_chart(metric_by_layer(shown, "explained_variance"), key="sl_ev")
-    right.plotly_chart(metric_by_layer(shown, "n0"), key="sl_n0")
+    chart(left, metric_by_layer(shown, "explained_variance"), key="sl_ev")
+    chart(right, metric_by_layer(shown, "n0"), key="sl_n0")
     table = _table(result)
     st.dataframe(table, hide_index=True)
     st.caption("Dead atoms: used by no held-out token; always-on: used by more than half. 'Like sparse-linear a': the a whose "

@@ -11,6 +11,7 @@ from featgeom_core.sparsity.params import CONTROLS, SparseCodingParams, Syntheti
 from ui import params as widgets
 from ui.errors import render_safely
 from ui.jobs import adopt_job_from_url, show_when_done
+from ui.report import chart
 from ui.sparsity_plots import METRIC_LABELS, datasets_strip, metric_against_a
 from ui.state import adopt_url, one_of, require_selection, set_query
 
@@ -85,10 +86,10 @@ def show(job_id: str) -> None:
                 "(dotted) exceeds a/2. L_norm also carries the unreconstructed noise (σ), so it sits above S₁.")
     left, right = st.columns(2)
     for k, metric in enumerate(METRICS):
-        (left if k % 2 == 0 else right).plotly_chart(metric_against_a(rows, metric, overlay, labels), key=f"sv_against_a_{metric}")
+        chart(left if k % 2 == 0 else right, metric_against_a(rows, metric, overlay, labels), key=f"sv_against_a_{metric}")
     left, right = st.columns(2)
-    left.plotly_chart(datasets_strip(rows, "normalized_loss"), key="sv_strip_lnorm")
-    right.plotly_chart(datasets_strip(rows, "s_p"), key="sv_strip_sp")
+    chart(left, datasets_strip(rows, "normalized_loss"), key="sv_strip_lnorm")
+    chart(right, datasets_strip(rows, "s_p"), key="sv_strip_sp")
     table = pd.DataFrame([{k: v for k, v in r.items() if k not in ("histogram", "histogram_edges")} for r in rows])
     st.dataframe(table, hide_index=True, column_config={name: st.column_config.NumberColumn(format="%.4g") for name in table.columns
                                                         if table[name].dtype.kind == "f"})

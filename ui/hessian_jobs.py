@@ -8,6 +8,7 @@ from featgeom_core import jobs
 from featgeom_core.hessian.jobs import parse_loss_message
 from ui.hessian_plots import loss_figure
 from ui.jobs import follow
+from ui.report import chart
 
 
 def _record_losses(job_id: str, message: str) -> dict[int, tuple[float, float]]:
@@ -30,7 +31,7 @@ def _losses_and_cancel(current: jobs.JobRecord) -> None:
         st.rerun()
     if history:
         steps = sorted(history)
-        st.plotly_chart(loss_figure(steps, [history[s][0] for s in steps], [history[s][1] for s in steps],
+        chart(st, loss_figure(steps, [history[s][0] for s in steps], [history[s][1] for s in steps],
                                     "Training losses, live (sampled at each poll)"), key=f"hx_live_chart_{job_id}")
     else:
         st.caption("The loss curve appears with the first optimisation step (after the eigenvector start).")
