@@ -70,6 +70,14 @@ def test_readme_and_dockerfile_use_the_same_commands() -> None:
     assert "bash scripts/test.sh" in (REPO_ROOT / ".ci" / "run").read_text()
 
 
+def test_app_py_imported_by_a_spawned_dask_worker_draws_nothing() -> None:
+    """Dask's local workers are spawned processes that run app.py as __mp_main__; drawing the app
+    there once failed the workers' start ('Nanny failed to start')."""
+    result = subprocess.run([os.sys.executable, "-c", "import runpy; runpy.run_path('app.py', run_name='__mp_main__')"],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 def test_dockerfile_passes_hadolint() -> None:
     hadolint = shutil.which("hadolint") or str(Path(os.sys.executable).parent / "hadolint")
     result = subprocess.run([hadolint, str(REPO_ROOT / "Dockerfile")], capture_output=True, text=True)
@@ -133,3 +141,86 @@ def test_jobs_page_in_a_real_browser(app_url: str, browser, output_dir: Path) ->
     page.get_by_text("Backend: local").wait_for(timeout=120_000)
     page.screenshot(path=str(output_dir / "jobs_page.png"))
     _assert_no_exception(page)
+
+
+def _settle(page, timeout_ms: int = 240_000) -> None:
+    """Wait until the app has drawn the page and its script has stopped running."""
+    page.get_by_text("Copy link to this view").wait_for(timeout=timeout_ms)
+    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
+    page.wait_for_timeout(1000)
+    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
+
+
+def _copied_link(page) -> str:
+    page.get_by_text("Copy link to this view").click()
+    code = page.locator('[data-testid="stCode"]').last
+    code.wait_for(timeout=30_000)
+    link = code.inner_text().strip()
+    page.keyboard.press("Escape")
+    return link
+
+
+TINY = "model=tiny-native&features=art_type&layers=0"
+SHARED_VIEWS = [  # page path, a view with settings away from the defaults, the settings the link must carry
+    ("", TINY, ["model=tiny-native"]),
+    ("geometry", f"{TINY}&dedup=1&threshold=0.9", ["dedup=1", "threshold=0.9"]),
+    ("energy", f"{TINY}&energy_kernel=riesz&energy_dim=2&ctl_perm_seeds=2", ["energy_kernel=riesz", "energy_dim=2", "ctl_perm_seeds=2"]),
+    ("perturbation", f"{TINY}&pert_kernels=riesz&pert_repeats=2", ["pert_kernels=riesz", "pert_repeats=2"]),
+    ("sparsity_validation", f"{TINY}&method=fista&a=1,5", ["method=fista", "a=1,5"]),
+    ("sparsity_layers", f"{TINY}&method=fista&tokens=3000", ["method=fista", "tokens=3000"]),
+    ("dictionary_explorer", TINY, ["features=art_type"]),
+    ("interaction_graph", f"{TINY}&net=digits&tolerance=0.05", ["net=digits", "tolerance=0.05"]),
+    ("hessian_features", f"{TINY}&hmodel=tms&k=3&steps=50", ["hmodel=tms", "k=3", "steps=50"]),
+    ("jobs", f"{TINY}&jobs_status_filter=done", ["jobs_status_filter=done"]),
+]
+
+
+@pytest.mark.parametrize("path,query,carried", SHARED_VIEWS, ids=[v[0] or "home" for v in SHARED_VIEWS])
+def test_each_pages_copied_link_reproduces_its_view_in_a_fresh_context(app_url: str, browser, path: str, query: str,
+                                                                      carried: list[str]) -> None:
+    """The view's link (from 'Copy link to this view') carries its settings, and opened in a fresh
+    browser context (no cookies, no session) it shows the same view: the same link again."""
+    first = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = first.new_page()
+    page.goto(f"{app_url}/{path}?{query}", timeout=60_000)
+    _settle(page)
+    _assert_no_exception(page)
+    link = _copied_link(page)
+    first.close()
+    from urllib.parse import unquote
+
+    assert link.startswith(f"{app_url.replace('127.0.0.1', 'localhost')}/{path}") or link.startswith(f"{app_url}/{path}"), link
+    assert all(setting in unquote(link) for setting in carried), (link, carried)
+    fresh = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = fresh.new_page()
+    page.goto(link, timeout=60_000)
+    _settle(page)
+    _assert_no_exception(page)
+    again = _copied_link(page)
+    fresh.close()
+    assert sorted(unquote(again).split("?", 1)[1].split("&")) == sorted(unquote(link).split("?", 1)[1].split("&"))
+
+
+def test_an_exported_report_opens_offline_with_the_same_numbers(app_url: str, browser, tmp_path: Path) -> None:
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.goto(f"{app_url}/energy?{TINY}&energy_dim=2", timeout=60_000)
+    page.wait_for_selector(".js-plotly-plot .heatmaplayer", timeout=240_000)
+    _settle(page)
+    titles = page.locator(".js-plotly-plot .gtitle").all_text_contents()
+    error_title = next(t for t in titles if "error per pair" in t)
+    page.get_by_text("Export this view").click()
+    with page.expect_download(timeout=120_000) as download:
+        page.get_by_role("button", name="Report (HTML)").click()
+    report = tmp_path / "report.html"
+    download.value.save_as(report)
+    context.close()
+    offline = browser.new_context(offline=True)
+    opened = offline.new_page()
+    opened.goto(report.as_uri())
+    opened.wait_for_selector(".js-plotly-plot .main-svg", timeout=30_000)
+    assert opened.locator(".js-plotly-plot").count() == len(titles)
+    assert error_title in opened.locator(".js-plotly-plot .gtitle").all_text_contents()
+    body = opened.locator("body").inner_text()
+    assert "energy_dim" in body and "model fingerprint" in body and "featgeom 0." in body
+    offline.close()

@@ -17,7 +17,7 @@ class PageInfo:
     path: str
     title: str
     icon: str
-    url_path: str
+    url_path: str  # the file's stem: a fresh server serves its first request in the pages/-directory mode, which knows only stems
 
 
 PAGES: tuple[PageInfo, ...] = (
@@ -25,11 +25,11 @@ PAGES: tuple[PageInfo, ...] = (
     PageInfo("pages/geometry.py", "Feature geometry", ":material/scatter_plot:", "geometry"),
     PageInfo("pages/energy.py", "Energy", ":material/bolt:", "energy"),
     PageInfo("pages/perturbation.py", "Perturbation", ":material/ssid_chart:", "perturbation"),
-    PageInfo("pages/sparsity_validation.py", "Sparsity — validation", ":material/grain:", "sparsity-validation"),
-    PageInfo("pages/sparsity_layers.py", "Sparsity — by layer", ":material/stacked_line_chart:", "sparsity-layers"),
-    PageInfo("pages/dictionary_explorer.py", "Dictionary explorer", ":material/search:", "dictionary"),
-    PageInfo("pages/interaction_graph.py", "Interaction graph", ":material/hub:", "interaction-graph"),
-    PageInfo("pages/hessian_features.py", "Hessian features", ":material/blur_on:", "hessian"),
+    PageInfo("pages/sparsity_validation.py", "Sparsity — validation", ":material/grain:", "sparsity_validation"),
+    PageInfo("pages/sparsity_layers.py", "Sparsity — by layer", ":material/stacked_line_chart:", "sparsity_layers"),
+    PageInfo("pages/dictionary_explorer.py", "Dictionary explorer", ":material/search:", "dictionary_explorer"),
+    PageInfo("pages/interaction_graph.py", "Interaction graph", ":material/hub:", "interaction_graph"),
+    PageInfo("pages/hessian_features.py", "Hessian features", ":material/blur_on:", "hessian_features"),
     PageInfo("pages/jobs.py", "Jobs", ":material/list:", "jobs"),
 )
 BY_PATH = {page.path: page for page in PAGES}
