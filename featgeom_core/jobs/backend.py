@@ -1,4 +1,5 @@
-"""The Dask client: a local cluster started on first use, or FEATGEOM_SCHEDULER's cluster."""
+"""The Dask client: a local cluster started on first use, or FEATGEOM_SCHEDULER's cluster (over
+mutual TLS when FEATGEOM_TLS_CA_FILE, FEATGEOM_TLS_CERT and FEATGEOM_TLS_KEY are set)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from featgeom_core.errors import FeatgeomError
+
+TLS_VARIABLES = ("FEATGEOM_TLS_CA_FILE", "FEATGEOM_TLS_CERT", "FEATGEOM_TLS_KEY")
 
 _lock = threading.Lock()
 _client: Any = None
@@ -43,7 +47,7 @@ def get_client() -> Any:
         address = scheduler_address()
         try:
             if address:
-                _client = Client(address, timeout="10s")
+                _client = Client(address, timeout="10s", security=scheduler_security(address))
             else:
                 _cluster = LocalCluster(
                     n_workers=local_worker_count(),
@@ -58,6 +62,46 @@ def get_client() -> Any:
             raise FeatgeomError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
         atexit.register(shutdown)
         return _client
+
+
+def tls_security() -> Any:
+    """A ``distributed.security.Security`` for mutual TLS from the PEM files named by
+    ``$FEATGEOM_TLS_CA_FILE``, ``$FEATGEOM_TLS_CERT`` and ``$FEATGEOM_TLS_KEY``, or None when none
+    is set. FeatgeomError when only some are set, a file is missing, or they do not load."""
+    paths = {name: os.environ.get(name, "").strip() for name in TLS_VARIABLES}
+    if not any(paths.values()):
+        return None
+    unset = [name for name, path in paths.items() if not path]
+    if unset:
+        raise FeatgeomError(f"TLS needs all of {', '.join(TLS_VARIABLES)}; {' and '.join(unset)} "
+                            f"{'is' if len(unset) == 1 else 'are'} not set (unset all three for no TLS)")
+    missing = [f"{name}={path}" for name, path in paths.items() if not Path(path).is_file()]
+    if missing:
+        raise FeatgeomError(f"TLS file not found: {', '.join(missing)}")
+    from distributed.security import Security
+
+    security = Security(
+        tls_ca_file=paths["FEATGEOM_TLS_CA_FILE"], tls_client_cert=paths["FEATGEOM_TLS_CERT"],
+        tls_client_key=paths["FEATGEOM_TLS_KEY"], require_encryption=True,
+    )
+    try:
+        security.get_connection_args("client")  # loads the files now, not at the first connection
+    except (OSError, ValueError) as exc:
+        raise FeatgeomError(f"the TLS files do not load ({', '.join(f'{n}={p}' for n, p in paths.items())}): {exc}") from exc
+    return security
+
+
+def scheduler_security(address: str) -> Any:
+    """The Security to reach ``address`` with: TLS settings for a tls:// address, None for tcp://;
+    FeatgeomError when the address and the TLS settings disagree."""
+    security = tls_security()
+    uses_tls = address.startswith("tls://")
+    if security is not None and not uses_tls:
+        raise FeatgeomError(f"FEATGEOM_TLS_* are set, but FEATGEOM_SCHEDULER={address} is not a tls:// address")
+    if security is None and uses_tls:
+        raise FeatgeomError(f"FEATGEOM_SCHEDULER={address} uses TLS: set {', '.join(TLS_VARIABLES)} "
+                            "to the CA, certificate and key files")
+    return security
 
 
 def local_worker_count() -> int:
