@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from featgeom_core.config import cache_dir
 from featgeom_core.data import FeatureSet, load_feature_set
 from featgeom_core.models import LoadedModel, load_model
 from featgeom_core.store import Store
@@ -21,7 +22,12 @@ def cached_feature_set(name: str, model_id: str) -> FeatureSet:
     return load_feature_set(name, tokenizer=cached_model(model_id).tokenizer)
 
 
-@st.cache_resource
 def cached_store() -> Store:
-    """The on-disk result store at FEATGEOM_CACHE_DIR (default cache/)."""
-    return Store()
+    """The on-disk result store at FEATGEOM_CACHE_DIR (default cache/), one per directory: a store
+    cached once per process kept serving the first directory after the variable changed."""
+    return _store_at(str(cache_dir()))
+
+
+@st.cache_resource
+def _store_at(root: str) -> Store:
+    return Store(root)
