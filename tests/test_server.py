@@ -275,3 +275,33 @@ def test_the_token_gate_in_a_real_browser(browser, tmp_path: Path) -> None:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
+
+
+SMALL_SWEEP = ("pert_kernels=riesz&pert_sims=cosine&pert_dims=1&pert_ld=10&pert_lx=10&pert_sigmas=0.1&pert_restarts=2&pert_repeats=1"
+               "&ctl_perm_seeds=1&ctl_label_seeds=1")
+ANALYSES = [  # page, its settings (small), the button that submits the job (None: reads the previous one's result), figures drawn
+    ("perturbation", f"{TINY}&{SMALL_SWEEP}", "Run the sweep as a job", 3),
+    ("sparsity_validation", f"{TINY}&ablation=d%20%3D%2064&a=2&controls=gaussian&method=greedy", "Run as a job", 2),
+    ("sparsity_layers", f"{TINY}&tokens=512&dict=2", "Run as a job", 4),
+    ("dictionary_explorer", TINY, None, 1),  # the sparsity_layers case's result, opened by default
+    ("hessian_features", f"{TINY}&hmodel=xor&k=3&steps=60", "Learn the features as a job", 4),
+    ("interaction_graph", f"{TINY}&net=digits&tolerance=0.01", "Build as a job", 4),
+]
+
+
+@pytest.mark.parametrize("path,query,button,figures", ANALYSES, ids=[a[0] for a in ANALYSES])
+def test_an_analysis_runs_on_the_deployments_workers_from_its_page(app_url: str, browser, path: str, query: str,
+                                                                   button: str | None, figures: int) -> None:
+    """A job-backed analysis started from its page in Chromium is computed on the deployment's
+    workers (no disk shared with the app) and drawn. (Geometry and Energy run in the tests above.)"""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.goto(f"{app_url}/{path}?{query}", timeout=60_000)
+    _settle(page)
+    if button is not None:
+        page.get_by_role("button", name=button).click()
+    page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {figures}", timeout=300_000)
+    _settle(page)
+    _assert_no_exception(page)
+    assert page.locator('[data-testid="stAlertContentError"]').count() == 0, page.locator('[data-testid="stAlertContentError"]').all_inner_texts()
+    context.close()
