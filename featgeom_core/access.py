@@ -17,6 +17,7 @@ import secrets
 from pathlib import Path
 
 from featgeom_core.errors import AccessDenied, InvalidParameter
+from featgeom_core.store import private_directory
 
 ACCESS_FILE = "access.json"
 _ITERATIONS = 200_000
@@ -53,7 +54,7 @@ def protect_store(root: Path, token: str) -> None:
     replaced when the deployment's token changed (whoever starts the app sets the token)."""
     if (root / ACCESS_FILE).is_file() and store_accepts(root, token):
         return
-    root.mkdir(parents=True, exist_ok=True)
+    private_directory(root)
     salt = secrets.token_bytes(16)
     temporary = root / f".{ACCESS_FILE}.{os.getpid()}"
     temporary.write_text(json.dumps({"salt": salt.hex(), "pbkdf2_sha256": _digest(token, salt), "iterations": _ITERATIONS}))

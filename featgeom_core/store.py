@@ -161,6 +161,7 @@ class Store:
 
     def put(self, key: str, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> StoredResult:
         """Write a result atomically (temp dir + rename); an existing result is kept as is."""
+        private_directory(self.root)
         final = self.path(key)
         final.parent.mkdir(parents=True, exist_ok=True)
         temporary = Path(tempfile.mkdtemp(prefix=".tmp-", dir=final.parent))
@@ -214,6 +215,14 @@ class Store:
             shutil.rmtree(stray, ignore_errors=True)
             removed += 1
         return removed
+
+
+def private_directory(path: Path) -> None:
+    """Create ``path`` (and missing parents) readable by its owner only (mode 0700): results and
+    uploads of a shared machine's users stay theirs. An existing directory is left as it is."""
+    if not path.exists():
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.chmod(0o700)  # mkdir's mode passes through the umask
 
 
 def _fsync_dir(directory: Path) -> None:

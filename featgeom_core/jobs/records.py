@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from featgeom_core.config import cache_dir
+from featgeom_core.store import private_directory
 
 Status = Literal["queued", "running", "done", "failed", "cancelled", "interrupted"]
 ACTIVE: tuple[str, ...] = ("queued", "running")
@@ -51,6 +52,7 @@ def jobs_dir(root: Path | None = None) -> Path:
 def save(record: JobRecord, root: Path | None = None) -> None:
     """Write a record atomically (temp file + rename)."""
     directory = jobs_dir(root)
+    private_directory(directory.parent)
     directory.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     with os.fdopen(handle, "w") as file:
