@@ -280,15 +280,15 @@ def _wait_and_report(ids: Sequence[str]) -> int:
 def cmd_store(args: argparse.Namespace) -> int:
     """What an upgrade must recompute: entries of a store format this featgeom does not read, and
     the jobs whose results they are."""
+    from collections import Counter
+
     from featgeom_core import jobs
     from featgeom_core.store import Store
 
     store = Store()
     stamps = store.audit()
     unreadable = [stamp for stamp in stamps if not stamp.readable]
-    formats: dict[int, int] = {}
-    for stamp in stamps:
-        formats[stamp.format] = formats.get(stamp.format, 0) + 1
+    formats = Counter(stamp.format for stamp in stamps)
     print(f"{store.root}: {len(stamps)} results, by store format: " + ", ".join(f"{f}: {n}" for f, n in sorted(formats.items())))
     by_key = {stamp.key: stamp for stamp in unreadable}
     for record in jobs.list_jobs(store):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 
@@ -65,3 +67,16 @@ def store(tmp_path):
 def output_dir() -> Path:
     OUTPUT_DIR.mkdir(exist_ok=True)
     return OUTPUT_DIR
+
+
+def poll_until(condition: Callable[[], Any], timeout: float = 60.0, poll: float = 0.05,
+               failure: Callable[[], str] = lambda: "condition not met in time") -> Any:
+    """Call ``condition`` every ``poll`` s until it returns something truthy (returned); fail with
+    ``failure()`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(failure())

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator
 import pytest
 import yaml
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, poll_until
 from featgeom_core import jobs
 from featgeom_core.errors import FeatgeomError
 from featgeom_core.jobs.backend import TLS_VARIABLES, scheduler_security, tls_security
@@ -267,13 +267,7 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
 
 def wait_until(condition: Callable[[], Any], what: str, processes: Processes, timeout: float = 60.0, poll: float = 0.2) -> Any:
     """Poll ``condition`` until it returns something truthy; fail with every process's log."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s\n{processes.logs()}")
+    return poll_until(condition, timeout, poll, lambda: f"{what}: not within {timeout:.0f} s\n{processes.logs()}")
 
 
 def healthy(check: list[str], processes: Processes) -> bool:

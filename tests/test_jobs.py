@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import poll_until
 from featgeom_core import jobs
 from featgeom_core.errors import InvalidParameter
 from featgeom_core.jobs import records
@@ -38,16 +39,6 @@ def local_backend():
     jobs.get_client()
     yield
     jobs.shutdown()
-
-
-def wait_for(condition, timeout: float = 60.0, poll: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError("condition not met in time")
 
 
 def test_local_cluster_runs_a_geometry_job_end_to_end(local_backend, cache: Path, tiny_native) -> None:
@@ -111,7 +102,7 @@ def test_two_sessions_submitting_the_same_job_get_one_computation(local_backend,
 
 def test_cancel_a_queued_and_a_running_job(local_backend, cache: Path) -> None:
     running = [jobs.submit("diagnostic.spin", dict(LONG_SPIN, tag=f"busy{i}")) for i in range(2)]  # both workers busy
-    wait_for(lambda: all(jobs.status(j).status == "running" for j in running))
+    poll_until(lambda: all(jobs.status(j).status == "running" for j in running))
     queued = jobs.submit("diagnostic.spin", dict(LONG_SPIN, tag="queued"))
     assert jobs.status(queued).status == "queued"
     assert jobs.cancel(queued).status == "cancelled"
@@ -147,7 +138,7 @@ def test_a_client_killed_with_a_job_in_flight_leaves_it_interrupted(cache: Path)
     finally:
         os.killpg(child.pid, signal.SIGKILL)
         child.wait()
-    wait_for(lambda: not records.owner_alive(records.load(job_id).owner), timeout=10)
+    poll_until(lambda: not records.owner_alive(records.load(job_id).owner), timeout=10)
     record = jobs.status(job_id)
     assert record.status == "interrupted" and "stopped" in record.message
     assert [r.status for r in jobs.list_jobs()] == ["interrupted"]
@@ -175,8 +166,8 @@ def external_cluster(monkeypatch: pytest.MonkeyPatch):
     jobs.shutdown()
     monkeypatch.setenv("FEATGEOM_SCHEDULER", address)
     try:
-        client = wait_for(lambda: _connect(), timeout=60, poll=0.5)
-        wait_for(lambda: len(client.scheduler_info(n_workers=-1)["workers"]) == 1, timeout=60, poll=0.2)
+        client = poll_until(lambda: _connect(), timeout=60, poll=0.5)
+        poll_until(lambda: len(client.scheduler_info(n_workers=-1)["workers"]) == 1, timeout=60, poll=0.2)
         yield client
     finally:
         jobs.shutdown()
@@ -200,7 +191,7 @@ def test_external_scheduler_runs_jobs_and_survives_a_killed_worker(external_clus
     kept_key = jobs.status(first).result_key
 
     victim = jobs.submit("diagnostic.spin", {"iterations": 60_000_000, "steps": 200, "tag": "victim"})
-    wait_for(lambda: jobs.status(victim).progress > 0.05, timeout=60)
+    poll_until(lambda: jobs.status(victim).progress > 0.05, timeout=60)
     worker_pids = external_cluster.run(os.getpid)
     for pid in worker_pids.values():
         os.kill(pid, signal.SIGKILL)  # the worker process dies; its nanny starts a fresh one

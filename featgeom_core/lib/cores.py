@@ -66,9 +66,10 @@ class Positionwise:
         set to exactly zero. Such zeros are common: a ReLU layer's output is often exactly zero on a
         whole block of the next layer's inputs, and read back through a basis (x = f C, A = C^+ W)
         the zero comes back as +-1e-16, whose sign would otherwise choose the slope (and with it the
-        constant direction's edges) at random."""
+        constant direction's edges) at random. The rounding bound n eps max|x| sum|A| bounds
+        n eps |x| @ |A| without a second matrix product on this hot path."""
         pre = x @ A
-        rounding = (x.abs() @ A.abs()) * (4 * x.shape[-1] * torch.finfo(pre.dtype).eps)
+        rounding = x.abs().amax(-1, keepdim=True) * A.abs().sum(0) * (4 * x.shape[-1] * torch.finfo(pre.dtype).eps)
         pre = torch.where(pre.abs() <= rounding, torch.zeros((), dtype=pre.dtype), pre)
         return sum(weight * self.derivative(alpha * pre) for alpha, weight in points)
 
