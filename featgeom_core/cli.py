@@ -226,7 +226,10 @@ def parse_assignments(pairs: Sequence[str]) -> dict[str, Any]:
         except OSError as exc:
             raise FeatgeomError(f"cannot read the value of {key}: {exc}") from exc
         except yaml.YAMLError as exc:
-            raise FeatgeomError(f"cannot parse the value of {key}: {exc}") from exc
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at column {mark.column + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise FeatgeomError(f"cannot parse the value of {key} as YAML: {problem}{where}") from exc
     return params
 
 

@@ -10,6 +10,7 @@ is allowed.
 
 from __future__ import annotations
 
+import functools
 import math
 import types
 import typing
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Mapping, TypeVar
 
 import annotated_types
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from featgeom_core.errors import InvalidParameter
 
@@ -49,9 +50,47 @@ class Params(BaseModel):
         except ValidationError as exc:
             raise InvalidParameter(describe_errors(cls, exc)) from None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_early(cls, data: Any) -> Any:
+        # pydantic reads true as 1; a flag in a number's place (seed=true on the CLI, a JSON typo) is a mistake.
+        # A list over its length limit is refused before its items are validated one by one.
+        if isinstance(data, Mapping):
+            numeric, longest = _numeric_fields(cls), _length_limits(cls)
+            for name, value in data.items():
+                if isinstance(value, (list, tuple)) and name in longest and len(value) > longest[name]:
+                    raise ValueError(f"{name}: {len(value)} items given, at most {longest[name]} allowed")
+                values = value if isinstance(value, (list, tuple)) else [value]
+                if name in numeric and any(isinstance(item, bool) for item in values):
+                    raise ValueError(f"{name} = {_short(value)}: a number is expected, not true/false")
+        return data
+
     def normalised(self) -> dict[str, Any]:
         """The JSON-able dict of every field (tuples as lists): what job ids and cache keys hash."""
         return self.model_dump(mode="json")
+
+
+@functools.cache
+def _numeric_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The fields of ``model`` that hold a number or a list of numbers (optional or not)."""
+    return frozenset(name for name, info in model.model_fields.items() if _holds_numbers(info.annotation))
+
+
+@functools.cache
+def _length_limits(model: type[BaseModel]) -> dict[str, int]:
+    """{field: max_length} of the list fields of ``model`` that declare one."""
+    return {name: item.max_length for name, info in model.model_fields.items() for item in info.metadata
+            if isinstance(item, annotated_types.MaxLen)}
+
+
+def _holds_numbers(annotation: Any) -> bool:
+    base, _ = _unwrap(annotation)
+    origin = typing.get_origin(base)
+    if origin in (typing.Union, types.UnionType):
+        return any(_holds_numbers(arg) for arg in typing.get_args(base) if arg is not type(None))
+    if origin in (list, tuple):
+        return _holds_numbers(_element_type(base))
+    return base in (int, float)
 
 
 def _comma_separated(value: Any) -> Any:

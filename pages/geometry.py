@@ -15,19 +15,14 @@ from ui.params import help_text, slider
 from ui.plots import psm_heatmap
 from ui.report import chart
 from ui.resources import cached_store
-from ui.state import require_selection, set_query
+from ui.state import adopt_url, flag, keep_valid, require_selection, set_query
 
 CONTROL_TITLES = {"real": "probe directions", "permuted": "permuted control", "shuffled_labels": "shuffled-label control"}
 
 
 def _dedup_controls() -> float | None:
-    if "_url_dedup" in st.session_state:
-        st.session_state["dedup"] = st.session_state.pop("_url_dedup") == "1"
-    if "_url_threshold" in st.session_state:
-        try:
-            st.session_state["threshold"] = float(st.session_state.pop("_url_threshold"))
-        except ValueError:
-            pass
+    adopt_url("dedup", flag)
+    adopt_url("threshold", float)
     st.session_state.setdefault("dedup", False)
     left, right = st.columns([1, 3])
     enabled = left.toggle("De-duplicate", key="dedup", help=help_text(DedupParams, "threshold"))
@@ -38,11 +33,8 @@ def _dedup_controls() -> float | None:
 
 def _layer_picker(layers: tuple[int, ...]) -> int:
     """One layer's heatmaps at a time (drawing every layer's 6 charts made a cached view slow)."""
-    if "_url_layer" in st.session_state:
-        try:
-            st.session_state["view_layer"] = int(st.session_state.pop("_url_layer"))
-        except ValueError:
-            pass
+    adopt_url("layer", int, "view_layer")
+    keep_valid("view_layer", layers)
     if st.session_state.get("view_layer") not in layers:
         st.session_state["view_layer"] = layers[0]
     layer = st.segmented_control("Layer", layers, key="view_layer", format_func=lambda l: f"layer {l}") or layers[0]

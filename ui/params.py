@@ -9,6 +9,7 @@ import streamlit as st
 from pydantic import BaseModel
 
 from featgeom_core.params import field_spec
+from ui.state import note_if_clamped
 
 
 def _clamp(value: float, lowest: float | None, highest: float | None) -> float:
@@ -30,7 +31,9 @@ def number_input(model: type[BaseModel], field: str, label: str, key: str, *, co
     value = _clamp(spec.default if default is None else default, lowest, highest)
     current = st.session_state.get(key)
     if current is not None and _clamp(current, lowest, highest) != current:
-        # a data-dependent bound moved under the user's value: restart the widget at the nearest allowed one
+        # a link's value out of bounds, or a data-dependent bound moved under the user's value:
+        # restart the widget at the nearest allowed one
+        note_if_clamped(key, _clamp(current, lowest, highest), spec.describe_bounds())
         del st.session_state[key]
         value = _clamp(current, lowest, highest)
     if spec.is_int:
@@ -46,7 +49,9 @@ def slider(model: type[BaseModel], field: str, label: str, key: str, *, containe
     spec = field_spec(model, field)
     lowest, highest = spec.lowest(), spec.highest()
     if key in st.session_state:
-        st.session_state[key] = _clamp(float(st.session_state[key]), lowest, highest)
+        clamped = _clamp(float(st.session_state[key]), lowest, highest)
+        note_if_clamped(key, clamped, spec.describe_bounds())
+        st.session_state[key] = clamped
     else:
         st.session_state[key] = spec.default
     return container.slider(label, lowest, highest, key=key, help=spec.description, **kwargs)

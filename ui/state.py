@@ -69,29 +69,54 @@ def _sync_from_url() -> None:
         if value:
             st.session_state[state_key] = value
     if st.session_state.get("hook") not in HOOKS:
+        if st.session_state.get("hook"):
+            link_value_unusable("hook", st.session_state["hook"], f"not one of {', '.join(HOOKS)}")
         st.session_state["hook"] = "mlp_post"
     if current.get("model"):
         st.session_state["custom_model"] = ""
     try:
         st.session_state["_url_layers"] = [int(x) for x in current.get("layers", "").split(",") if x.strip()]
     except ValueError:
+        link_value_unusable("layers", current["layers"], "not a comma-separated list of layer numbers")
         st.session_state["_url_layers"] = []
     for key, value in current.items():  # everything else is a page's: it adopts what it knows (adopt_url)
         if key not in SIDEBAR_KEYS:
             st.session_state[f"_url_{key}"] = value
 
 
+def link_value_unusable(key: str, raw: str, reason: str, instead: str = "the default is shown instead") -> None:
+    """Say, on the page, that a link's value was dropped and why."""
+    shown = raw if len(raw) <= 60 else raw[:59] + "…"
+    st.warning(f"The link's {key}={shown!r} is not usable ({reason}); {instead}.")
+
+
+def note_if_clamped(key: str, clamped: Any, bounds: str) -> None:
+    """After a numeric widget moved a link's value into its bounds: say so (no-op for other values)."""
+    from_url = st.session_state.get("_from_url", {}).pop(key, None)
+    if from_url is not None and st.session_state.get(key) != clamped:
+        link_value_unusable(*from_url, f"allowed: {bounds}", f"{clamped:g} is used instead")
+
+
 def adopt_url(key: str, parse: Callable[[str], Any], state_key: str | None = None) -> None:
     """Move the URL's value for ``key`` (pending since the session started or the URL changed) into
-    the widget state ``state_key`` (default ``key``), parsed; a value that does not parse is dropped,
-    so a hand-edited link cannot break the page."""
+    the widget state ``state_key`` (default ``key``), parsed; a value that does not parse is dropped
+    with a warning naming it, so a hand-edited link cannot break the page."""
     raw = st.session_state.pop(f"_url_{key}", None)
     if raw is None:
         return
     try:
         st.session_state[state_key or key] = parse(raw)
-    except (ValueError, TypeError, KeyError):
-        pass
+    except (ValueError, TypeError, KeyError) as exc:
+        link_value_unusable(key, raw, _reason(exc))
+    else:
+        st.session_state.setdefault("_from_url", {})[state_key or key] = (key, raw)
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc)
+    if "could not convert" in text or "invalid literal" in text:
+        return "not a number"
+    return text if len(text) <= 120 else text[:119] + "…"
 
 
 def adopt_fields(fields: Mapping[str, Callable[[str], Any]]) -> None:
@@ -121,6 +146,7 @@ def url_text(value: Any) -> str:
 def keep_valid(key: str, options: Iterable[Any]) -> None:
     """Drop a select widget's state (one value or a list) that is not among ``options``: a value
     from a link to another dataset, which Streamlit would refuse with an exception."""
+    from_url = st.session_state.get("_from_url", {}).pop(key, None)
     if key not in st.session_state:
         return
     allowed = list(options)
@@ -131,6 +157,10 @@ def keep_valid(key: str, options: Iterable[Any]) -> None:
             st.session_state[key] = kept
     elif value not in allowed:
         del st.session_state[key]
+    else:
+        return
+    if from_url is not None:
+        link_value_unusable(*from_url, "not among this page's options")
 
 
 def flag(value: str) -> bool:
@@ -177,7 +207,10 @@ def sidebar() -> Selection:
         if error:
             st.error(error)
         n_layers = model.n_layers if model is not None else 1
-        url_layers = [layer for layer in st.session_state.pop("_url_layers", []) if 0 <= layer < n_layers]
+        asked = st.session_state.pop("_url_layers", [])
+        url_layers = [layer for layer in asked if 0 <= layer < n_layers]
+        if model is not None and len(url_layers) < len(asked):
+            link_value_unusable("layers", ",".join(map(str, asked)), f"this model has layers 0 to {n_layers - 1}")
         if url_layers:
             st.session_state["layers"] = url_layers
         st.session_state["layers"] = [layer for layer in st.session_state.get("layers", list(range(n_layers))) if layer < n_layers] or list(range(n_layers))
@@ -221,6 +254,8 @@ def _feature_set_picker(model_id: str | None) -> tuple[str, FeatureSet | None]:
     if "_select_upload" in st.session_state:  # a widget's value can only be set before it is drawn
         st.session_state["feature_set_name"] = st.session_state.pop("_select_upload")
     if st.session_state.get("feature_set_name") not in names:
+        if st.session_state.get("feature_set_name"):
+            link_value_unusable("features", st.session_state["feature_set_name"], "not a feature set here")
         st.session_state["feature_set_name"] = DEFAULT_FEATURE_SET
     st.selectbox("Feature set", names, key="feature_set_name")
     with st.expander("Upload a CSV feature set"):

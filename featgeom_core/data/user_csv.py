@@ -11,6 +11,7 @@ from featgeom_core.data.knowledge import multiclass_feature_set
 from featgeom_core.errors import DataError
 
 MAX_ROWS = 100_000
+MAX_BYTES = 50 * 2**20  # the server's upload cap (.streamlit/config.toml), also for CSVs read elsewhere
 
 
 def feature_set_from_csv(content: bytes | str, name: str = "uploaded") -> FeatureSet:
@@ -19,6 +20,8 @@ def feature_set_from_csv(content: bytes | str, name: str = "uploaded") -> Featur
     Columns: ``text`` (non-empty), ``label`` (at least two distinct values), optional integer
     ``position`` (token index in the encoded text with special tokens; -1 = last real token).
     """
+    if len(content) > MAX_BYTES:
+        raise DataError(f"the file is {len(content) / 2**20:.0f} MB; the limit is {MAX_BYTES // 2**20} MB")
     try:
         raw = content.decode("utf-8-sig") if isinstance(content, bytes) else content
     except UnicodeDecodeError as exc:

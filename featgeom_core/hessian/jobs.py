@@ -23,6 +23,7 @@ from featgeom_core.hessian.params import HessianParams
 from featgeom_core.hessian.reading import interference_matrix, single_input_samples, token_context, top_indices
 from featgeom_core.hessian.result import HessianFeatures
 from featgeom_core.jobs.protocol import JobKind, JobOutput, Report, register
+from featgeom_core.models.ids import check_model_id
 from featgeom_core.params import Params
 
 TOYS: dict[str, str] = {"xor": "the XOR net (2 inputs, 2 GELU units, summed)", "tms": "the toy model of superposition (5 features, 2 dims)"}
@@ -66,7 +67,12 @@ class HessianJob(Params):
             data["fit"] = {**(LANGUAGE_FIT if language else {}), **(fit or {}), "positions": "each" if language else "sum"}
         return data
 
-    @field_validator("model", "block")
+    @field_validator("model")
+    @classmethod
+    def _model_id(cls, value: str) -> str:
+        return check_model_id(value, own=tuple(TOYS))
+
+    @field_validator("block")
     @classmethod
     def _strip(cls, value: str) -> str:
         return value.strip()

@@ -46,7 +46,7 @@ def run_echo(params: EchoParams, report: Report) -> JobOutput:
 class SpinParams(Params):
     """Busy work holding one core."""
 
-    iterations: int = Field(..., ge=1, description="number of sin() evaluations (pure Python, one core)")
+    iterations: int = Field(..., ge=1, le=10**12, description="number of sin() evaluations (pure Python, one core)")
     steps: int = Field(20, ge=1, le=1_000_000, description="progress reports (and cancellation checks) over the run")
     tag: str = Field("", max_length=200, description="free text, to tell otherwise equal runs apart")
 

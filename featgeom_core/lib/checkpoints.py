@@ -24,7 +24,8 @@ def read_state_dict(source: str | Path | bytes) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(handle, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001  (UnpicklingError, zip errors, truncation: all mean "not a plain state dict")
-        raise DataError(f"{name} is not a plain state dict of tensors (read with weights_only=True): {str(exc).splitlines()[0][:200]}") from None
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise DataError(f"{name} is not a plain state dict of tensors (read with weights_only=True): {reason}") from None
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise DataError(f"{name} holds no state dict of tensors")
     return dict(state)

@@ -28,6 +28,7 @@ from featgeom_core.lib.digits import DigitsTrainParams, digits_data, load_digits
 from featgeom_core.lib.graph import InteractionGraph, build_graph
 from featgeom_core.lib.modadd import ModAddTrainParams, load_modular_addition, modular_addition_data, train_modular_addition
 from featgeom_core.lib.params import AblationParams, GraphParams
+from featgeom_core.models.ids import check_model_id
 from featgeom_core.params import Params
 from featgeom_core.store import Store, result_key
 
@@ -125,6 +126,27 @@ class LibGraphJob(Params):
     def is_language_model(self) -> bool:
         return self.model not in OWN_MODELS
 
+    @field_validator("model")
+    @classmethod
+    def _model_id(cls, value: str) -> str:
+        return check_model_id(value, own=OWN_MODELS)
+
+    @field_validator("checkpoint")
+    @classmethod
+    def _checkpoint_reference(cls, value: str) -> str:
+        value = value.strip()
+        if value == "trained" or value.startswith(JOB_PREFIX):
+            return value
+        if value.startswith(UPLOAD_PREFIX):
+            digest = value[len(UPLOAD_PREFIX):]
+            if not (digest and all(c in "0123456789abcdef" for c in digest)):
+                raise ValueError(f"checkpoint {value[:80]!r}: an upload is named by the hex digest of its content")
+            return value
+        if not _is_existing_file(value):
+            raise ValueError(f"checkpoint {value[:80]!r} is not 'trained', 'job:<training job id>', 'upload:<sha256>' "
+                             f"or an existing file")
+        return value
+
     @field_validator("bases")
     @classmethod
     def _distinct(cls, value: list[str]) -> list[str]:
@@ -211,6 +233,13 @@ def _trained(kind: JobKind, params: Params, report: Report, store: Store) -> tup
     output = kind.run(params, report)
     arrays, meta = output.result.to_store()
     return output.result, (key, arrays, meta)
+
+
+def _is_existing_file(path: str) -> bool:
+    try:
+        return Path(path).expanduser().is_file()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        return False
 
 
 def _state_from_checkpoint(checkpoint: str, store: Store) -> tuple[str, Any]:

@@ -30,8 +30,7 @@ import torch
 from featgeom_core.config import resolve_device
 from featgeom_core.errors import ModelUnavailable
 
-DEFAULT_MODEL_ID = "minilm"
-TINY_NATIVE_ID = "tiny-native"
+from featgeom_core.models.ids import DEFAULT_MODEL_ID, MAX_MODEL_ID_LENGTH, TINY_NATIVE_ID, is_local_directory, looks_like_hub_id
 
 _TINY_NATIVE_CONFIG: dict[str, Any] = {
     "d_model": 64,
@@ -101,19 +100,21 @@ def load_model(model_id: str = DEFAULT_MODEL_ID, device: str = "auto") -> Loaded
     """Load a model by id (see module docstring). Raises ``ModelUnavailable`` with advice."""
     torch_device = resolve_device(device)
     model_id = model_id.strip()
+    if len(model_id) > MAX_MODEL_ID_LENGTH:
+        raise ModelUnavailable(f"a model id has at most {MAX_MODEL_ID_LENGTH} characters, got {len(model_id)}")
     if model_id == DEFAULT_MODEL_ID:
         return _load_transformers_dir(minilm_dir(), DEFAULT_MODEL_ID, torch_device, _package_fingerprint())
     if model_id == TINY_NATIVE_ID:
         return _load_tiny_native(torch_device)
     local = Path(model_id).expanduser()
-    if local.is_dir():
+    if is_local_directory(model_id):
         if not (local / "config.json").is_file():
             raise ModelUnavailable(f"{model_id!r} is a directory but holds no config.json; point at a Hugging Face checkpoint directory")
         return _load_transformers_dir(local.resolve(), str(local.resolve()), torch_device, _dir_fingerprint(local))
-    if _looks_like_hub_id(model_id):
+    if looks_like_hub_id(model_id):
         return _load_hub_id(model_id, torch_device)
     known = ", ".join(m.model_id for m in list_models())
-    raise ModelUnavailable(f"unknown model {model_id!r}: use one of {known}, or a local checkpoint directory")
+    raise ModelUnavailable(f"unknown model {model_id[:80]!r}: use one of {known}, or a local checkpoint directory")
 
 
 @lru_cache(maxsize=2)
@@ -205,11 +206,6 @@ def _dir_fingerprint(directory: Path) -> str:
         if path.is_file():
             digest.update(f"{path.relative_to(directory)}:{path.stat().st_size}:{path.stat().st_mtime_ns}".encode())
     return f"dir:{digest.hexdigest()[:16]}"
-
-
-def _looks_like_hub_id(model_id: str) -> bool:
-    parts = model_id.split("/")
-    return len(parts) == 2 and all(parts) and " " not in model_id
 
 
 def _in_hf_cache(model_id: str) -> bool:

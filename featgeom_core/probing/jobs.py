@@ -9,6 +9,8 @@ from typing import Any, ClassVar, Mapping
 import numpy as np
 from pydantic import Field, field_validator
 
+from featgeom_core.models.ids import check_model_id
+
 from featgeom_core.jobs.protocol import JobKind, JobOutput, Report, register
 from featgeom_core.params import LayerIndices, Params
 from featgeom_core.probing.pipeline import GeometryParams, HookField, LabelSeed, assemble_geometry, probe_key, train_layer_probes
@@ -27,6 +29,11 @@ class FeatureGeometryJob(Params):
     C: InverseRegularisation = 1.0
     seed: Seed = 0
     label_seed: LabelSeed = 1
+
+    @field_validator("model")
+    @classmethod
+    def _model_id(cls, value: str) -> str:
+        return check_model_id(value)
 
     @field_validator("layers")
     @classmethod

@@ -20,7 +20,7 @@ from pydantic import Field
 
 from featgeom_core.config import resolve_device
 from featgeom_core.data.feature_set import FeatureSet
-from featgeom_core.errors import InvalidParameter
+from featgeom_core.errors import DataError, InvalidParameter
 from featgeom_core.params import Params
 
 InverseRegularisation = Annotated[float, Field(gt=0, le=1e6, description="C, the inverse L2 strength of the probes (scikit-learn's C; the thesis uses 1)")]
@@ -76,6 +76,20 @@ def balanced_sample_weights(labels: np.ndarray, member: np.ndarray) -> np.ndarra
     return np.where(labels, w_pos, w_neg) * member
 
 
+def check_probe_activations(X: np.ndarray, layer: int, n_samples: int) -> None:
+    """Refuse one layer's activations (n, d) that cannot be probed: another number of rows than
+    samples, NaN/inf (a diverged checkpoint), or every sample the same (nothing to separate)."""
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[0] != n_samples:
+        raise DataError(f"layer {layer}: activations of shape {X.shape} for {n_samples} samples")
+    finite = np.isfinite(X).all(axis=1)
+    if not finite.all():
+        raise DataError(f"layer {layer}: activations hold NaN or infinite values in {int((~finite).sum())} of {n_samples} samples "
+                        "(a diverged or damaged checkpoint?)")
+    if not np.any(X.max(axis=0) > X.min(axis=0)):
+        raise DataError(f"layer {layer}: every sample has the same activations; there is nothing for a probe to separate")
+
+
 def train_probes(
     activations: Mapping[int, np.ndarray],
     feature_set: FeatureSet,
@@ -86,6 +100,8 @@ def train_probes(
     layers = tuple(sorted(activations))
     if not layers:
         raise InvalidParameter("no layers to probe")
+    for layer in layers:
+        check_probe_activations(activations[layer], layer, feature_set.labels.shape[0])
     torch_device = resolve_device(device)
     train_rows = split_rows(feature_set, params.train_fraction, params.seed)
     train_member = feature_set.mask & train_rows[:, None]

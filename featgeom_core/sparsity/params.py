@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Callable, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from featgeom_core.models.ids import check_model_id
 
 from featgeom_core.errors import DataError, InvalidParameter
 from featgeom_core.params import LayerIndices, Params
@@ -139,6 +141,18 @@ class ModelSparsityParams(Params):
     calibration_a: list[Annotated[float, Field(gt=0)]] = Field([1.0, 2.0, 5.0, 10.0, 20.0], max_length=12,
                                                                 description="a values of the calibration curve")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of the text order and the coding")
+
+    @field_validator("model")
+    @classmethod
+    def _model_id(cls, value: str) -> str:
+        return check_model_id(value)
+
+    @field_validator("layers")
+    @classmethod
+    def _some_layers(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and not value:
+            raise ValueError("give at least one layer, or leave layers out to measure them all")
+        return value
 
     def chosen_layers(self, n_layers: int) -> list[int]:
         """The layers to measure, checked against the model."""

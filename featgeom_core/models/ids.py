@@ -1,0 +1,40 @@
+"""What a model id may be, checked without loading anything (job params validate with this, so a
+mistyped id is refused at submission rather than on a worker minutes later)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Collection
+
+DEFAULT_MODEL_ID = "minilm"
+TINY_NATIVE_ID = "tiny-native"
+BUILTIN_MODEL_IDS = (DEFAULT_MODEL_ID, TINY_NATIVE_ID)
+MAX_MODEL_ID_LENGTH = 500
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def looks_like_hub_id(model_id: str) -> bool:
+    """True for ``owner/name`` (letters, digits, ``_.-``), the shape of a Hugging Face hub id."""
+    return _HUB_ID.fullmatch(model_id) is not None
+
+
+def is_local_directory(model_id: str) -> bool:
+    """True when ``model_id`` names an existing directory (an over-long or malformed path is not one)."""
+    try:
+        return Path(model_id).expanduser().is_dir()
+    except (OSError, ValueError):  # e.g. a name longer than the file system allows, a NUL byte
+        return False
+
+
+def check_model_id(model_id: str, own: Collection[str] = ()) -> str:
+    """``model_id`` stripped, when it can name a model: one of ``own`` (an analysis's own toys), a
+    built-in id, an existing local directory or a hub id. Raises ValueError naming it otherwise."""
+    value = model_id.strip()
+    if len(value) > MAX_MODEL_ID_LENGTH:
+        raise ValueError(f"a model id has at most {MAX_MODEL_ID_LENGTH} characters, got {len(value)}")
+    if value in own or value in BUILTIN_MODEL_IDS or is_local_directory(value) or looks_like_hub_id(value):
+        return value
+    known = ", ".join([*own, *BUILTIN_MODEL_IDS])
+    raise ValueError(f"unknown model {value[:80]!r}: use one of {known}, an existing local checkpoint directory, "
+                     f"or a hub id such as EleutherAI/pythia-70m-deduped")
