@@ -80,7 +80,8 @@ def extract(
                 found[layer] = cached.arrays["activations"]
     missing = [layer for layer in layers if layer not in found]
     if missing:
-        computed = _compute(model, feature_set, missing, hook, batch_size, max_tokens, engine, progress)
+        with model.forward_lock:
+            computed = _compute(model, feature_set, missing, hook, batch_size, max_tokens, engine, progress)
         for layer, values in computed.items():
             if store is not None:
                 store.put(keys[layer], {"activations": values}, {"model": model.name, "layer": layer, "hook": hook, "feature_set": feature_set.name})
@@ -285,6 +286,12 @@ def token_activations(
 ) -> TokenActivations:
     """One forward pass per batch of texts for all ``layers``; texts are tokenised and run a batch
     at a time, in order, until ``max_total_tokens`` real tokens are collected (all texts when None)."""
+    with model.forward_lock:
+        return _token_activations(model, texts, layers, hook, batch_size, max_tokens, max_total_tokens, engine)
+
+
+def _token_activations(model: LoadedModel, texts: Sequence[str], layers: Sequence[int], hook: Hook, batch_size: int,
+                       max_tokens: int, max_total_tokens: int | None, engine: Engine) -> TokenActivations:
     layers = sorted(set(int(layer) for layer in layers))
     bad = [layer for layer in layers if not 0 <= layer < model.n_layers]
     if not layers or bad:

@@ -76,3 +76,30 @@ def test_bad_layers_and_hooks_are_refused(minilm) -> None:
         extract(minilm, small_set(), [6])
     with pytest.raises(InvalidParameter, match="unknown hook"):
         extract(minilm, small_set(), [0], hook="attn")  # type: ignore[arg-type]
+
+
+def test_two_sessions_extracting_at_once_get_their_own_activations(minilm) -> None:
+    """One model object serves every session; its hooks are shared, so passes at once must not mix
+    (under load, two sessions' probes once read each other's activations)."""
+    import threading
+
+    texts = [f"sample {i} of a text about {'rivers' if i % 2 else 'mountains'}" for i in range(160)]
+    fs = multiclass_feature_set("concurrent", texts, ["a", "b"] * 80, None, "test")
+    alone = {layer: extract(minilm, fs, [layer], engine="plain")[layer] for layer in (0, 4)}
+    together: list[tuple[int, np.ndarray | Exception]] = []
+
+    def run(layer: int) -> None:
+        try:
+            together.append((layer, extract(minilm, fs, [layer], engine="plain", batch_size=8)[layer]))
+        except Exception as exc:  # noqa: BLE001  (reported below)
+            together.append((layer, exc))
+
+    threads = [threading.Thread(target=run, args=(layer,)) for layer in (0, 4, 0, 4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(together) == 4
+    for layer, values in together:
+        assert not isinstance(values, Exception), values
+        np.testing.assert_allclose(values, alone[layer], rtol=1e-5, atol=1e-5)

@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -319,3 +320,21 @@ def test_an_analysis_runs_on_the_deployments_workers_from_its_page(app_url: str,
     _assert_no_exception(page)
     assert page.locator('[data-testid="stAlertContentError"]').count() == 0, page.locator('[data-testid="stAlertContentError"]').all_inner_texts()
     context.close()
+
+
+LOAD_PATHS = ["", "geometry", "energy", "perturbation", "sparsity_validation", "sparsity_layers", "dictionary_explorer",
+              "interaction_graph", "hessian_features", "jobs"]
+
+
+def test_sessions_at_once_on_every_page_without_errors_or_crosstalk(app_url: str, browser) -> None:
+    """The short load run (the full one, 8 and 32 sessions on warm results: benchmarks/bench_load.py):
+    sessions open every page at the same moment, each with its own layer, and each page settles
+    with no error and keeps its own session's setting."""
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    from load import browse_at_once
+
+    sessions = int(os.environ.get("FEATGEOM_LOAD_SESSIONS", "2"))
+    report = browse_at_once(browser, app_url, sessions, LOAD_PATHS, "model=tiny-native&features=art_type", timeout_s=240)
+    print("\n".join(report.lines()))
+    assert report.errors == [] and report.crosstalk == []
+    assert sorted(report.seconds) == sorted(LOAD_PATHS) and all(len(v) == sessions for v in report.seconds.values())

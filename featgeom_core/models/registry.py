@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import socket
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -59,7 +60,8 @@ class LoadedModel:
     """A loaded model: the TransformerLens bridge, its tokenizer and its dimensions.
 
     ``plain_model`` is the same checkpoint as a plain torch module (no bridge hook machinery),
-    used by the fast extraction path; None for native models.
+    used by the fast extraction path; None for native models. ``forward_lock`` serialises hooked
+    forward passes (one model object serves every session of the app).
     """
 
     name: str
@@ -72,6 +74,9 @@ class LoadedModel:
     fingerprint: str
     plain_model: torch.nn.Module | None = None
     notes: list[str] = field(default_factory=list)
+    forward_lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+    """Held around every forward pass that hooks the model: hooks live on the shared modules, so two
+    sessions' passes at once would capture each other's activations (seen under load as an IndexError)."""
 
 
 def minilm_dir() -> Path:
