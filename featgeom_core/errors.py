@@ -27,5 +27,10 @@ class StaleResult(FeatgeomError):
         self.job_id = job_id
 
 
+class StoreUnwritable(FeatgeomError):
+    """The cache directory cannot be written (disk full, read-only, permissions): what was computed
+    is not kept, and everything stored before is untouched and still served."""
+
+
 class AccessDenied(FeatgeomError):
     """The deployment requires an access token and none (or a wrong one) was given."""

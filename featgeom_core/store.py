@@ -28,7 +28,7 @@ import numpy as np
 
 from featgeom_core import __version__
 from featgeom_core.config import cache_dir
-from featgeom_core.errors import StaleResult
+from featgeom_core.errors import StaleResult, StoreUnwritable
 
 FORMAT_VERSION = 1
 READABLE_FORMATS = frozenset({0, 1})
@@ -160,7 +160,15 @@ class Store:
         return StoredResult(key=key, arrays=arrays, meta=meta)
 
     def put(self, key: str, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> StoredResult:
-        """Write a result atomically (temp dir + rename); an existing result is kept as is."""
+        """Write a result atomically (temp dir + rename); an existing result is kept as is. A cache
+        that cannot be written (disk full, read-only) raises :class:`StoreUnwritable`."""
+        try:
+            return self._put(key, arrays, meta)
+        except OSError as exc:
+            raise StoreUnwritable(f"cannot write to the cache at {self.root} ({exc.strerror or exc}): this result was not kept; "
+                                  f"everything stored before is untouched. Free some space or fix the directory's permissions.") from exc
+
+    def _put(self, key: str, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> StoredResult:
         private_directory(self.root)
         final = self.path(key)
         final.parent.mkdir(parents=True, exist_ok=True)

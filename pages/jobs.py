@@ -10,6 +10,7 @@ import streamlit as st
 
 from featgeom_core import jobs
 from featgeom_core.errors import FeatgeomError, StaleResult
+from featgeom_core.jobs.manager import RESUBMITTABLE
 from featgeom_core.jobs.records import ACTIVE
 from ui.errors import offer_recompute, render_safely
 from ui.jobs import open_result_link
@@ -89,9 +90,11 @@ def render() -> None:
         chosen = st.selectbox("Job", [r.job_id for r in records], format_func=lambda j: f"{j} · {next(r.kind for r in records if r.job_id == j)}", key="jobs_selected")
         publish_fields(["jobs_selected"])
         record = next(r for r in records if r.job_id == chosen)
-        a, b, c = st.columns([1, 1, 3])
+        a, b, r, c = st.columns([1, 1, 1, 3])
         a.button("Cancel", disabled=record.status not in ACTIVE, key="jobs_cancel", on_click=_act, args=(jobs.cancel, chosen))
         b.button("Delete", key="jobs_delete", help="Forget the job; its stored results stay in the cache", on_click=_act, args=(jobs.delete, chosen))
+        r.button("Resubmit", disabled=record.status not in RESUBMITTABLE, key="jobs_resubmit", on_click=_act, args=(jobs.resubmit, chosen),
+                 help="Run an interrupted, failed or cancelled job again with the same settings")
         if st.session_state.get("_jobs_error"):
             st.error(st.session_state.pop("_jobs_error"))
         with c:

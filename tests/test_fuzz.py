@@ -91,7 +91,7 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import HARNESS, REPO_ROOT
 from featgeom_core import cli, jobs
-from featgeom_core.errors import DataError, FeatgeomError, InvalidParameter, ModelUnavailable
+from featgeom_core.errors import DataError, InvalidParameter, ModelUnavailable
 from featgeom_core.jobs import records
 from featgeom_core.params import field_spec
 from featgeom_core.store import Store

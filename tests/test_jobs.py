@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import socket
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import poll_until
+from conftest import REPO_ROOT, poll_until
 from featgeom_core import jobs
 from featgeom_core.errors import InvalidParameter
 from featgeom_core.jobs import records
@@ -116,11 +117,15 @@ def test_cancel_a_queued_and_a_running_job(local_backend, cache: Path) -> None:
 
 
 def test_a_client_killed_with_a_job_in_flight_leaves_it_interrupted(cache: Path) -> None:
+    """The app killed with a job in flight and started again: the job shows as interrupted, one
+    click on the Jobs page resubmits it, and a result finished before the kill still opens."""
     script = textwrap.dedent(
         f"""
         import sys, time
         from featgeom_core import jobs
         if __name__ == "__main__":
+            finished = jobs.submit("diagnostic.echo", {{"value": "finished before the kill"}})
+            assert jobs.wait(finished, timeout_s=120).status == "done"
             job_id = jobs.submit("diagnostic.spin", {LONG_SPIN!r})
             while jobs.status(job_id).status != "running":
                 time.sleep(0.05)
@@ -141,7 +146,48 @@ def test_a_client_killed_with_a_job_in_flight_leaves_it_interrupted(cache: Path)
     poll_until(lambda: not records.owner_alive(records.load(job_id).owner), timeout=10)
     record = jobs.status(job_id)
     assert record.status == "interrupted" and "stopped" in record.message
-    assert [r.status for r in jobs.list_jobs()] == ["interrupted"]
+    assert sorted(r.status for r in jobs.list_jobs()) == ["done", "interrupted"]
+    finished = next(r for r in jobs.list_jobs() if r.status == "done")
+    assert jobs.result(finished.job_id).meta == {"echo": "finished before the kill"}
+
+    from conftest import HARNESS
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(HARNESS, default_timeout=120)
+    at.query_params.update({"page": "pages/jobs.py", "model": "tiny-native", "jobs_selected": job_id})
+    at.run()
+    assert not at.exception and not at.button(key="jobs_resubmit").disabled
+    at.button(key="jobs_resubmit").click().run()  # one click: the same job, queued again on this process's backend
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    try:
+        assert jobs.status(job_id).status in ("queued", "running")
+    finally:
+        jobs.cancel(job_id)
+
+
+def test_a_hundred_jobs_at_once_on_two_workers_all_finish_with_live_progress(local_backend, cache: Path) -> None:
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    from load import queue_jobs
+
+    report = queue_jobs(100, tag="ci")
+    print(report.line())
+    assert report.statuses == {"done": 100} and report.results_stored == 100
+    assert report.progress_values_seen > 0 and report.longest_silence_s < 5.0
+
+
+def test_a_full_disk_fails_the_job_clearly_and_keeps_what_was_stored(local_backend, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kept = jobs.submit("diagnostic.echo", {"value": "stored before the disk filled"})
+    assert jobs.wait(kept, timeout_s=60).status == "done"
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("featgeom_core.store.tempfile.mkdtemp", disk_full)
+    lost = jobs.submit("diagnostic.echo", {"value": "computed after the disk filled"})
+    record = jobs.wait(lost, timeout_s=60)
+    assert record.status == "failed" and "cannot write to the cache" in record.error and "No space left on device" in record.error
+    assert jobs.result(kept).meta == {"echo": "stored before the disk filled"}  # what it had is still served
+    assert not list(Store().root.glob("*/.tmp-*"))
 
 
 def _free_port() -> int:

@@ -106,9 +106,10 @@ def _finish(job_id: str, future: Any, store: Store) -> None:
     outcome, entries, error = future.status, None, None
     try:
         if outcome == "finished":
-            entries = future.result()
-            for key, arrays, meta in entries:
+            computed = future.result()
+            for key, arrays, meta in computed:
                 store.put(key, arrays, meta)
+            entries = computed  # only once every entry is stored: a failed write is the job's failure, never "done"
         elif outcome != "cancelled":
             error = future.exception()
     except Exception as exc:  # noqa: BLE001  (a failure while collecting is the job's failure)
@@ -180,6 +181,19 @@ def cancel(job_id: str, store: Store | None = None) -> JobRecord:
         Event(cancel_event_name(job_id), client=future.client).set()
         future.cancel()
     return record
+
+
+RESUBMITTABLE = ("interrupted", "failed", "cancelled")
+
+
+def resubmit(job_id: str, store: Store | None = None) -> str:
+    """Run an interrupted, failed or cancelled job again with its recorded kind and params (the
+    same id); returns the id. A queued, running or finished job is left as it is."""
+    store = store or Store()
+    record = status(job_id, store)
+    if record.status not in RESUBMITTABLE:
+        raise FeatgeomError(f"job {job_id} is {record.status}; only an interrupted, failed or cancelled job is resubmitted")
+    return submit(record.kind, record.params, store)
 
 
 def delete(job_id: str, store: Store | None = None) -> None:
