@@ -23,10 +23,11 @@ from featgeom_core.hessian.params import HessianParams
 from featgeom_core.hessian.reading import interference_matrix, single_input_samples, token_context, top_indices
 from featgeom_core.hessian.result import HessianFeatures
 from featgeom_core.jobs.protocol import JobKind, JobOutput, Report, register
-from featgeom_core.models.ids import check_model_id
+from featgeom_core.models.ids import model_id_type
 from featgeom_core.params import Params
 
 TOYS: dict[str, str] = {"xor": "the XOR net (2 inputs, 2 GELU units, summed)", "tms": "the toy model of superposition (5 features, 2 dims)"}
+HessianModelId = model_id_type(tuple(TOYS))
 LANGUAGE_FIT: dict[str, Any] = {"k": 8, "steps": 300, "batch_size": 4, "restarts": 1, "init_iterations": 10, "curvature": "output_jvp"}
 """A language model's fit defaults: a few minutes for MiniLM's W_K on a 2-core CPU (fields given override them)."""
 TRAINING, HELD_OUT = "training", "held-out"
@@ -36,7 +37,7 @@ LOSS_MESSAGE = re.compile(r"step (\d+)/(\d+): L_steep (\S+), L_interference (\S+
 class HessianJob(Params):
     """Hessian features of one model's parameter block."""
 
-    model: str = Field("xor", min_length=1, max_length=500,
+    model: HessianModelId = Field("xor", min_length=1, max_length=500,
                        description="xor (the XOR net), tms (the toy model of superposition), or a language model: minilm (offline), "
                                    "a local Hugging Face checkpoint directory or a hub id")
     block: str = Field("", max_length=4000,
@@ -66,11 +67,6 @@ class HessianJob(Params):
         if fit is None or isinstance(fit, Mapping):
             data["fit"] = {**(LANGUAGE_FIT if language else {}), **(fit or {}), "positions": "each" if language else "sum"}
         return data
-
-    @field_validator("model")
-    @classmethod
-    def _model_id(cls, value: str) -> str:
-        return check_model_id(value, own=tuple(TOYS))
 
     @field_validator("block")
     @classmethod

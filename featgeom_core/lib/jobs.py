@@ -28,7 +28,7 @@ from featgeom_core.lib.digits import DigitsTrainParams, digits_data, load_digits
 from featgeom_core.lib.graph import InteractionGraph, build_graph
 from featgeom_core.lib.modadd import ModAddTrainParams, load_modular_addition, modular_addition_data, train_modular_addition
 from featgeom_core.lib.params import AblationParams, GraphParams
-from featgeom_core.models.ids import check_model_id
+from featgeom_core.models.ids import existing_path, model_id_type
 from featgeom_core.params import Params
 from featgeom_core.store import Store, result_key
 
@@ -95,6 +95,7 @@ def run_train_digits(params: DigitsTrainParams, report: Report) -> JobOutput:
 
 
 OWN_MODELS = ("modadd", "digits")
+LibModelId = model_id_type(OWN_MODELS)
 
 
 class LanguageBlockParams(Params):
@@ -109,7 +110,7 @@ class LanguageBlockParams(Params):
 class LibGraphJob(Params):
     """Interaction graphs of one model in several bases, with their ablations."""
 
-    model: str = Field("modadd", min_length=1, max_length=500,
+    model: LibModelId = Field("modadd", min_length=1, max_length=500,
                        description="modadd (the modular-addition transformer), digits (the digits MLP), or a language model id "
                                    "from the model registry (minilm offline, a hub id on a networked machine, a checkpoint directory)")
     language: LanguageBlockParams = Field(default_factory=LanguageBlockParams, description="the block and tokens, for a language model")
@@ -126,11 +127,6 @@ class LibGraphJob(Params):
     def is_language_model(self) -> bool:
         return self.model not in OWN_MODELS
 
-    @field_validator("model")
-    @classmethod
-    def _model_id(cls, value: str) -> str:
-        return check_model_id(value, own=OWN_MODELS)
-
     @field_validator("checkpoint")
     @classmethod
     def _checkpoint_reference(cls, value: str) -> str:
@@ -142,7 +138,8 @@ class LibGraphJob(Params):
             if not (digest and all(c in "0123456789abcdef" for c in digest)):
                 raise ValueError(f"checkpoint {value[:80]!r}: an upload is named by the hex digest of its content")
             return value
-        if not _is_existing_file(value):
+        path = existing_path(value)
+        if path is None or not path.is_file():
             raise ValueError(f"checkpoint {value[:80]!r} is not 'trained', 'job:<training job id>', 'upload:<sha256>' "
                              f"or an existing file")
         return value
@@ -233,13 +230,6 @@ def _trained(kind: JobKind, params: Params, report: Report, store: Store) -> tup
     output = kind.run(params, report)
     arrays, meta = output.result.to_store()
     return output.result, (key, arrays, meta)
-
-
-def _is_existing_file(path: str) -> bool:
-    try:
-        return Path(path).expanduser().is_file()
-    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
-        return False
 
 
 def _state_from_checkpoint(checkpoint: str, store: Store) -> tuple[str, Any]:

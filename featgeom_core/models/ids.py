@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Collection
+from typing import Annotated, Any, Collection
+
+from pydantic import AfterValidator
 
 DEFAULT_MODEL_ID = "minilm"
 TINY_NATIVE_ID = "tiny-native"
@@ -19,12 +21,20 @@ def looks_like_hub_id(model_id: str) -> bool:
     return _HUB_ID.fullmatch(model_id) is not None
 
 
-def is_local_directory(model_id: str) -> bool:
-    """True when ``model_id`` names an existing directory (an over-long or malformed path is not one)."""
+def existing_path(text: str) -> Path | None:
+    """``text`` as a path (``~`` expanded) when something exists there; None otherwise, and for text
+    no file system would take as a path (a name longer than it allows, a NUL byte)."""
     try:
-        return Path(model_id).expanduser().is_dir()
-    except (OSError, ValueError):  # e.g. a name longer than the file system allows, a NUL byte
-        return False
+        path = Path(text).expanduser()
+        return path if path.exists() else None
+    except (OSError, ValueError):
+        return None
+
+
+def is_local_directory(model_id: str) -> bool:
+    """True when ``model_id`` names an existing directory."""
+    path = existing_path(model_id)
+    return path is not None and path.is_dir()
 
 
 def check_model_id(model_id: str, own: Collection[str] = ()) -> str:
@@ -38,3 +48,13 @@ def check_model_id(model_id: str, own: Collection[str] = ()) -> str:
     known = ", ".join([*own, *BUILTIN_MODEL_IDS])
     raise ValueError(f"unknown model {value[:80]!r}: use one of {known}, an existing local checkpoint directory, "
                      f"or a hub id such as EleutherAI/pythia-70m-deduped")
+
+
+def model_id_type(own: Collection[str] = ()) -> Any:
+    """The type of a params field holding a model id: text checked by :func:`check_model_id`, with
+    ``own`` the analysis's own toy models."""
+    return Annotated[str, AfterValidator(lambda value: check_model_id(value, own))]
+
+
+ModelId = model_id_type()
+"""A model id of the registry: built-in, a local checkpoint directory or a hub id."""

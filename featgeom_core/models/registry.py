@@ -31,7 +31,7 @@ import torch
 from featgeom_core.config import resolve_device
 from featgeom_core.errors import ModelUnavailable
 
-from featgeom_core.models.ids import DEFAULT_MODEL_ID, MAX_MODEL_ID_LENGTH, TINY_NATIVE_ID, is_local_directory, looks_like_hub_id
+from featgeom_core.models.ids import DEFAULT_MODEL_ID, TINY_NATIVE_ID, check_model_id, is_local_directory
 
 _TINY_NATIVE_CONFIG: dict[str, Any] = {
     "d_model": 64,
@@ -104,9 +104,10 @@ def list_models() -> list[ModelInfo]:
 def load_model(model_id: str = DEFAULT_MODEL_ID, device: str = "auto") -> LoadedModel:
     """Load a model by id (see module docstring). Raises ``ModelUnavailable`` with advice."""
     torch_device = resolve_device(device)
-    model_id = model_id.strip()
-    if len(model_id) > MAX_MODEL_ID_LENGTH:
-        raise ModelUnavailable(f"a model id has at most {MAX_MODEL_ID_LENGTH} characters, got {len(model_id)}")
+    try:
+        model_id = check_model_id(model_id)
+    except ValueError as exc:
+        raise ModelUnavailable(str(exc)) from None
     if model_id == DEFAULT_MODEL_ID:
         return _load_transformers_dir(minilm_dir(), DEFAULT_MODEL_ID, torch_device, _package_fingerprint())
     if model_id == TINY_NATIVE_ID:
@@ -116,10 +117,7 @@ def load_model(model_id: str = DEFAULT_MODEL_ID, device: str = "auto") -> Loaded
         if not (local / "config.json").is_file():
             raise ModelUnavailable(f"{model_id!r} is a directory but holds no config.json; point at a Hugging Face checkpoint directory")
         return _load_transformers_dir(local.resolve(), str(local.resolve()), torch_device, _dir_fingerprint(local))
-    if looks_like_hub_id(model_id):
-        return _load_hub_id(model_id, torch_device)
-    known = ", ".join(m.model_id for m in list_models())
-    raise ModelUnavailable(f"unknown model {model_id[:80]!r}: use one of {known}, or a local checkpoint directory")
+    return _load_hub_id(model_id, torch_device)  # check_model_id let nothing else through
 
 
 @lru_cache(maxsize=2)

@@ -9,9 +9,8 @@ from typing import Any, ClassVar, Mapping
 import numpy as np
 from pydantic import Field, field_validator
 
-from featgeom_core.models.ids import check_model_id
-
 from featgeom_core.jobs.protocol import JobKind, JobOutput, Report, register
+from featgeom_core.models.ids import ModelId
 from featgeom_core.params import LayerIndices, Params
 from featgeom_core.probing.pipeline import GeometryParams, HookField, LabelSeed, assemble_geometry, probe_key, train_layer_probes
 from featgeom_core.probing.probes import InverseRegularisation, Seed
@@ -22,18 +21,13 @@ MAX_LAYERS = 256
 class FeatureGeometryJob(Params):
     """Probe a named feature set at some layers of a model (no model is loaded to validate)."""
 
-    model: str = Field(..., min_length=1, max_length=500, description="a model id (see `featgeom models`), a local checkpoint directory or a hub id")
+    model: ModelId = Field(..., min_length=1, max_length=500, description="a model id (see `featgeom models`), a local checkpoint directory or a hub id")
     feature_set: str = Field(..., description="a named feature set (see `featgeom feature-sets`)")
     layers: LayerIndices = Field(..., min_length=1, max_length=MAX_LAYERS, description="layer indices (0-based), e.g. [0, 2, 4] or '0,2,4'")
     hook: HookField = "mlp_post"
     C: InverseRegularisation = 1.0
     seed: Seed = 0
     label_seed: LabelSeed = 1
-
-    @field_validator("model")
-    @classmethod
-    def _model_id(cls, value: str) -> str:
-        return check_model_id(value)
 
     @field_validator("layers")
     @classmethod

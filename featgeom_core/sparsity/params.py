@@ -6,9 +6,8 @@ from typing import Annotated, Callable, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from featgeom_core.models.ids import check_model_id
-
 from featgeom_core.errors import DataError, InvalidParameter
+from featgeom_core.models.ids import ModelId
 from featgeom_core.params import LayerIndices, Params
 
 Method = Literal["greedy", "fista"]
@@ -129,7 +128,7 @@ class SyntheticGridJob(Params):
 class ModelSparsityParams(Params):
     """Sparsity by layer of a model on real text (section 4): the token embeddings and each layer."""
 
-    model: str = Field("minilm", min_length=1, max_length=500, description="a model id, local checkpoint directory or hub id")
+    model: ModelId = Field("minilm", min_length=1, max_length=500, description="a model id, local checkpoint directory or hub id")
     hook: Hook = Field("resid_post", description="resid_post (the residual stream after each block) or mlp_post (the MLP's hidden activations)")
     layers: LayerIndices | None = Field(None, max_length=256, description="layers to measure (default: all), e.g. [0, 5] or '0,5'")
     embeddings: bool = Field(True, description="also measure the token embedding matrix (section 4.1)")
@@ -141,11 +140,6 @@ class ModelSparsityParams(Params):
     calibration_a: list[Annotated[float, Field(gt=0)]] = Field([1.0, 2.0, 5.0, 10.0, 20.0], max_length=12,
                                                                 description="a values of the calibration curve")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of the text order and the coding")
-
-    @field_validator("model")
-    @classmethod
-    def _model_id(cls, value: str) -> str:
-        return check_model_id(value)
 
     @field_validator("layers")
     @classmethod
