@@ -247,3 +247,55 @@ def test_external_scheduler_runs_jobs_and_survives_a_killed_worker(external_clus
     assert Store().get(kept_key).meta == {"echo": "kept"}  # other finished results are intact
     after = jobs.submit("diagnostic.echo", {"value": "next"})
     assert jobs.wait(after, timeout_s=120).status == "done"
+
+
+def _start_scheduler(port: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+
+
+def _start_worker(address: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+
+
+def test_a_restarted_scheduler_leaves_its_jobs_interrupted_and_the_app_reconnects(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scheduler stopped and started again with a job in flight: the job shows as interrupted
+    (not as cancelled by the user), a result finished before still opens, the app reconnects by
+    itself, and resubmitting the interrupted job runs it to the end on the new scheduler."""
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler, worker = _start_scheduler(port), _start_worker(address)
+    jobs.shutdown()
+    monkeypatch.setenv("FEATGEOM_SCHEDULER", address)
+    try:
+        client = poll_until(_connect, timeout=60, poll=0.5)
+        poll_until(lambda: len(client.scheduler_info(n_workers=-1)["workers"]) == 1, timeout=60, poll=0.2)
+        kept = jobs.submit("diagnostic.echo", {"value": "finished before the restart"})
+        assert jobs.wait(kept, timeout_s=60).status == "done"
+        in_flight = jobs.submit("diagnostic.spin", {"iterations": 20_000_000, "steps": 200, "tag": "restart"})
+        poll_until(lambda: jobs.status(in_flight).progress > 0.02, timeout=60)
+
+        os.killpg(scheduler.pid, signal.SIGKILL)
+        scheduler.wait()
+        record = jobs.wait(in_flight, timeout_s=60)
+        assert record.status == "interrupted" and "scheduler" in record.message, (record.status, record.message)
+        scheduler = _start_scheduler(port)  # the same address
+        # A Dask worker exits when its scheduler goes; compose.yaml's `restart: unless-stopped` starts it again.
+        assert worker.wait(timeout=60) is not None
+        worker = _start_worker(address)
+
+        assert jobs.result(kept).meta == {"echo": "finished before the restart"}
+        poll_until(lambda: (c := _connect()) is not None and len(c.scheduler_info(n_workers=-1)["workers"]) == 1, timeout=120, poll=0.5)
+        assert jobs.resubmit(in_flight) == in_flight
+        assert jobs.wait(in_flight, timeout_s=180).status == "done"
+        assert Store().contains(jobs.status(in_flight).result_key)
+    finally:
+        jobs.shutdown()
+        for process in (worker, scheduler):
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

@@ -45,6 +45,11 @@ def get_client() -> Any:
         from distributed import Client, LocalCluster
 
         address = scheduler_address()
+        if _client is not None:  # lost its scheduler (stopped or restarted; Dask cancelled its futures): start afresh
+            for stale in (_client, _cluster):
+                if stale is not None:
+                    _close_quietly(stale)
+            _client, _cluster = None, None
         try:
             if address:
                 _client = Client(address, timeout="10s", security=scheduler_security(address))
@@ -130,6 +135,13 @@ def backend_info(start: bool = False) -> BackendInfo:
         threads=sum(w.get("nthreads", 0) for w in workers.values()),
         gpus=sum(w.get("resources", {}).get("GPU", 0.0) for w in workers.values()),
     )
+
+
+def _close_quietly(client: Any) -> None:
+    try:
+        client.close(timeout=2)
+    except Exception:  # noqa: BLE001  (a client without a scheduler may fail to say goodbye)
+        pass
 
 
 def shutdown() -> None:

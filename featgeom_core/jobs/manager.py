@@ -26,6 +26,8 @@ _futures: dict[str, Any] = {}
 _live: dict[str, JobRecord] = {}  # in-flight jobs of this process, kept current by progress events
 _last_saved: dict[str, float] = {}
 SAVE_INTERVAL_S = 0.5  # progress is persisted at most this often (every change of status at once)
+LOST_SCHEDULER = ("the connection to the Dask scheduler was lost (the scheduler stopped or restarted) before the job "
+                  "finished; resubmit it")
 
 
 def job_id_for(kind: str, params: Mapping[str, Any]) -> str:
@@ -124,8 +126,10 @@ def _finish(job_id: str, future: Any, store: Store) -> None:
         if live is not None:
             record.started, record.progress, record.message = live.started, live.progress, live.message
         record.finished = time.time()
-        if outcome == "cancelled" or record.status == "cancelled" or isinstance(error, JobCancelled):
-            record.status = "cancelled"
+        if record.status == "cancelled" or isinstance(error, JobCancelled):
+            record.status = "cancelled"  # cancel() wrote the record before cancelling the future
+        elif outcome == "cancelled":  # not by the user: Dask cancels every future when its scheduler goes away
+            record.status, record.message = "interrupted", LOST_SCHEDULER
         elif entries is not None:
             record.status, record.progress, record.result_key, record.message = "done", 1.0, entries[0][0], "done"
         else:
