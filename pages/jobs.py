@@ -17,6 +17,11 @@ from ui.jobs import open_result_link
 from ui.state import adopt_fields, keep_valid, list_of, one_of, publish_fields, require_selection
 
 STATUSES = ["queued", "running", "done", "failed", "cancelled", "interrupted"]
+POLL_S = 2.0
+
+
+def _any_active(records: list[jobs.JobRecord]) -> bool:
+    return any(r.status in ACTIVE for r in records)
 
 
 def _table(records: list[jobs.JobRecord]) -> pd.DataFrame:
@@ -39,13 +44,19 @@ def _short(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+@st.cache_data(max_entries=64, show_spinner=False)
+def _summary(job_id: str, finished: float | None) -> dict:
+    """A finished job's result summary, read once per finish (``finished`` keys a recompute apart)."""
+    return jobs.load_result(job_id).summary()
+
+
 def _result_summary(record: jobs.JobRecord) -> None:
     """A finished job's result summary (from its kind's result type) and a link to its page."""
     if record.status != "done":
         return
     open_result_link(record)
     try:
-        summary = jobs.load_result(record.job_id).summary()
+        summary = _summary(record.job_id, record.finished)
     except StaleResult as exc:
         st.warning(str(exc))
         offer_recompute(record.job_id)
@@ -76,9 +87,19 @@ def render() -> None:
     statuses = right.multiselect("Status", STATUSES, key="jobs_status_filter")
     publish_fields(["jobs_kind_filter", "jobs_status_filter"])
 
-    @st.fragment(run_every=2.0)
+    # Poll only while a job is queued or running: an idle Jobs page open in many sessions would
+    # otherwise keep the server busy redrawing tables that do not change (32 sessions saturated 2 cores).
+    polling = _any_active(jobs.list_jobs())
+
+    @st.fragment(run_every=POLL_S if polling else None)
     def live() -> None:
-        records = [r for r in jobs.list_jobs() if (not kinds or r.kind in kinds) and (not statuses or r.status in statuses)]
+        every = jobs.list_jobs()
+        if _any_active(every) != polling:
+            st.rerun()  # the last active job ended, or one started (a resubmit here): poll, or stop polling
+        if not polling:
+            st.button("Refresh", key="jobs_refresh", icon=":material/refresh:",
+                      help="The table updates by itself while a job is queued or running")
+        records = [r for r in every if (not kinds or r.kind in kinds) and (not statuses or r.status in statuses)]
         if not records:
             st.info("No jobs yet. Turn on 'Long runs as background jobs' in the sidebar, or run `featgeom sweep`.")
             return

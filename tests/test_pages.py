@@ -116,6 +116,7 @@ def test_jobs_page_lists_jobs_and_deletes_one() -> None:
     assert "Backend: local" in at.caption[0].value
     table = at.dataframe[0].value
     assert done in list(table["job"]) and "done" in list(table["status"])
+    assert "jobs_refresh" in [b.key for b in at.button]  # nothing active: no polling, a Refresh button instead
     at.selectbox(key="jobs_selected").set_value(done).run()
     at.button(key="jobs_delete").click().run()
     assert_clean(at)
