@@ -54,19 +54,39 @@ def start_app(cache: Path) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("the app did not start")
 
 
+def log(line: str) -> None:
+    print(f"  [{time.strftime('%H:%M:%S')}] {line}", flush=True)
+
+
+def wait_for_idle_jobs(cache: Path, timeout_s: float = 900.0) -> None:
+    """Block until no job record under ``cache`` is queued or running."""
+    from featgeom_core.jobs import records
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        active = [r.job_id for r in records.load_all(cache) if r.status in records.ACTIVE]
+        if not active:
+            return
+        log(f"waiting for {len(active)} job(s) of the warm-up to finish")
+        time.sleep(5)
+    raise RuntimeError("the warm-up's jobs did not finish")
+
+
 def run_sessions(counts: list[int]) -> None:
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as tmp:
-        app, url = start_app(Path(tmp) / "cache")
+        cache = Path(tmp) / "cache"
+        app, url = start_app(cache)
         try:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
                                                      args=["--headless", "--no-sandbox", "--disable-gpu"])
-                warm = browse_at_once(browser, url, 2, PATHS, QUERY, timeout_s=600)  # computes and caches both layers' results
+                warm = browse_at_once(browser, url, 2, PATHS, QUERY, timeout_s=600, progress=log)  # computes and caches both layers' results
                 print("warm-up (cold results):", *warm.lines(), sep="\n", flush=True)
+                wait_for_idle_jobs(cache)  # jobs the warm-up started (sweeps after fits) must not share the cores
                 for n in counts:
-                    report = browse_at_once(browser, url, n, PATHS, QUERY, timeout_s=900)
+                    report = browse_at_once(browser, url, n, PATHS, QUERY, timeout_s=300, progress=log)
                     print(*report.lines(), *report.errors[:10], *report.crosstalk[:10], sep="\n", flush=True)
                 browser.close()
         finally:

@@ -2,7 +2,7 @@
 
 ``browse_at_once`` drives N sessions (one headless Chromium context each, so N Streamlit
 sessions) through the same pages at the same time and times each page from navigation to a
-settled app (its script stopped, the sidebar's link drawn). Sessions alternate between two
+settled app (its script run to the end once: the sidebar's link and export drawn). Sessions alternate between two
 settings (layer 0 / layer 1) and each must keep its own in its URL: a session that showed
 another's setting would be cross-talk. ``queue_jobs`` submits many small jobs at once and
 watches every one finish while progress stays live.
@@ -18,8 +18,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-SETTLED_JS = ("() => !document.querySelector('[data-testid=\"stStatusWidget\"]') && "
-              "[...document.querySelectorAll('button, p, span')].some(e => e.innerText === 'Copy link to this view')")
+# Settled: the app's script has run to its end once (the view's link and the export popover are
+# the last things app.py draws). The status widget is no test: a page with a polling fragment
+# (the Jobs page, every 2 s) shows it whenever the fragment reruns, and under load that is always.
+SETTLED_JS = ("() => ['Copy link to this view', 'Export this view'].every(label => "
+              "[...document.querySelectorAll('button, p, span')].some(e => e.innerText === label))")
 ERRORS_JS = ("() => [...document.querySelectorAll('[data-testid=\"stException\"], [data-testid=\"stAlertContentError\"]')]"
              ".map(e => e.innerText.slice(0, 200))")
 
@@ -57,19 +60,25 @@ def session_query(index: int, base_query: str) -> tuple[str, str]:
 
 
 def browse_at_once(browser: Any, base_url: str, sessions: int, paths: Sequence[str], base_query: str,
-                   timeout_s: float = 300.0, poll_s: float = 0.05) -> LoadReport:
-    """Open every path in ``sessions`` contexts at once (sync Playwright ``browser``); see module docstring."""
+                   timeout_s: float = 300.0, poll_s: float = 0.05,
+                   progress: Callable[[str], None] = lambda line: None) -> LoadReport:
+    """Open every path in ``sessions`` contexts at once (sync Playwright ``browser``); see module docstring.
+    ``progress`` gets one line per path as it settles (long runs say where they are)."""
     report = LoadReport(sessions)
     contexts = [browser.new_context(viewport={"width": 1280, "height": 900}) for _ in range(sessions)]
     pages = [context.new_page() for context in contexts]
     try:
         for path in paths:
             started: list[float] = []
+            pending = set(range(sessions))
             for i, page in enumerate(pages):
                 query, _ = session_query(i, base_query)
                 started.append(time.monotonic())
-                page.goto(f"{base_url}/{path}?{query}", wait_until="commit")
-            pending = set(range(sessions))
+                try:
+                    page.goto(f"{base_url}/{path}?{query}", wait_until="commit", timeout=timeout_s * 1000)
+                except Exception as exc:  # noqa: BLE001  (a server too busy to answer is a finding, not a crash)
+                    report.errors.append(f"/{path} session {i}: navigation failed: {str(exc).splitlines()[0]}")
+                    pending.discard(i)
             deadline = time.monotonic() + timeout_s
             while pending and time.monotonic() < deadline:
                 for i in sorted(pending):
@@ -78,6 +87,8 @@ def browse_at_once(browser: Any, base_url: str, sessions: int, paths: Sequence[s
                         pending.discard(i)
                 time.sleep(poll_s)
             report.errors += [f"/{path} session {i}: not settled in {timeout_s:.0f} s" for i in sorted(pending)]
+            done = report.seconds.get(path, [])
+            progress(f"/{path}: {len(done)}/{sessions} settled, slowest {max(done, default=float('nan')):.1f} s")
             for i, page in enumerate(pages):
                 page.wait_for_timeout(200)  # the app writes its URL after drawing
                 report.errors += [f"/{path} session {i}: {text}" for text in page.evaluate(ERRORS_JS)]
