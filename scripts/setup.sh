@@ -20,6 +20,8 @@ fi
 echo "featgeom: setting up .venv (first run takes a few minutes)…"
 [[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
 PIP=(.venv/bin/python -m pip --disable-pip-version-check --no-input -q)
+# The installer itself, pinned: a venv's bundled pip lags by years (3.11's 23.2 has known advisories).
+"${PIP[@]}" install pip==26.3
 TORCH_ARGS=()
 [[ -n "${FEATGEOM_TORCH_INDEX:-}" ]] && TORCH_ARGS=(--index-url "$FEATGEOM_TORCH_INDEX")
 "${PIP[@]}" install "${TORCH_ARGS[@]}" torch==2.13.0
