@@ -56,6 +56,7 @@ M3    model       a directory without config.json                              "
 M4    model       a directory whose config.json is not JSON                    "not a valid JSON file"
 M5    model       a directory with a config but no weights                     "could not load"
 M6    model       an id of 600 characters                                      "at most 500 characters"
+M7    model       a blank id (spaces), which Path would read as "."            "the model id is empty", at submission too
 D1    data        NaN activations (probes, sparse coding)                      names NaN and the rows
 D2    data        infinite activations                                         names the non-finite rows
 D3    data        all-constant activations                                     "nothing to code" / "nothing ... to separate"
@@ -509,6 +510,8 @@ def test_M_models_that_cannot_load(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     (weightless / "config.json").write_text(json.dumps({"model_type": "bert"}))
     refused(lambda: load_model(str(weightless)), ModelUnavailable, "could not load")  # M5
     refused(lambda: load_model("m" * 600), ModelUnavailable, "at most 500 characters")  # M6
+    refused(lambda: load_model("   "), ModelUnavailable, "the model id is empty")  # M7
+    refused(lambda: jobs.submit("sparsity.model", {"model": "   "}), InvalidParameter, "the model id is empty")
 
 
 # ---- data ----------------------------------------------------------------------------------------

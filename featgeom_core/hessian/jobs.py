@@ -37,7 +37,7 @@ LOSS_MESSAGE = re.compile(r"step (\d+)/(\d+): L_steep (\S+), L_interference (\S+
 class HessianJob(Params):
     """Hessian features of one model's parameter block."""
 
-    model: HessianModelId = Field("xor", min_length=1, max_length=500,
+    model: HessianModelId = Field("xor",
                        description="xor (the XOR net), tms (the toy model of superposition), or a language model: minilm (offline), "
                                    "a local Hugging Face checkpoint directory or a hub id")
     block: str = Field("", max_length=4000,

@@ -110,7 +110,7 @@ class LanguageBlockParams(Params):
 class LibGraphJob(Params):
     """Interaction graphs of one model in several bases, with their ablations."""
 
-    model: LibModelId = Field("modadd", min_length=1, max_length=500,
+    model: LibModelId = Field("modadd",
                        description="modadd (the modular-addition transformer), digits (the digits MLP), or a language model id "
                                    "from the model registry (minilm offline, a hub id on a networked machine, a checkpoint directory)")
     language: LanguageBlockParams = Field(default_factory=LanguageBlockParams, description="the block and tokens, for a language model")

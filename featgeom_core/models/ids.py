@@ -41,6 +41,8 @@ def check_model_id(model_id: str, own: Collection[str] = ()) -> str:
     """``model_id`` stripped, when it can name a model: one of ``own`` (an analysis's own toys), a
     built-in id, an existing local directory or a hub id. Raises ValueError naming it otherwise."""
     value = model_id.strip()
+    if not value:  # not the current directory, which Path("") would name
+        raise ValueError("the model id is empty")
     if len(value) > MAX_MODEL_ID_LENGTH:
         raise ValueError(f"a model id has at most {MAX_MODEL_ID_LENGTH} characters, got {len(value)}")
     if value in own or value in BUILTIN_MODEL_IDS or is_local_directory(value) or looks_like_hub_id(value):
@@ -51,8 +53,8 @@ def check_model_id(model_id: str, own: Collection[str] = ()) -> str:
 
 
 def model_id_type(own: Collection[str] = ()) -> Any:
-    """The type of a params field holding a model id: text checked by :func:`check_model_id`, with
-    ``own`` the analysis's own toy models."""
+    """The type of a params field holding a model id: text checked by :func:`check_model_id` (which
+    also bounds its length), with ``own`` the analysis's own toy models."""
     return Annotated[str, AfterValidator(lambda value: check_model_id(value, own))]
 
 

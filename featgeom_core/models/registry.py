@@ -31,7 +31,7 @@ import torch
 from featgeom_core.config import resolve_device
 from featgeom_core.errors import ModelUnavailable
 
-from featgeom_core.models.ids import DEFAULT_MODEL_ID, TINY_NATIVE_ID, check_model_id, is_local_directory
+from featgeom_core.models.ids import DEFAULT_MODEL_ID, TINY_NATIVE_ID, check_model_id, existing_path
 
 _TINY_NATIVE_CONFIG: dict[str, Any] = {
     "d_model": 64,
@@ -112,8 +112,8 @@ def load_model(model_id: str = DEFAULT_MODEL_ID, device: str = "auto") -> Loaded
         return _load_transformers_dir(minilm_dir(), DEFAULT_MODEL_ID, torch_device, _package_fingerprint())
     if model_id == TINY_NATIVE_ID:
         return _load_tiny_native(torch_device)
-    local = Path(model_id).expanduser()
-    if is_local_directory(model_id):
+    local = existing_path(model_id)
+    if local is not None and local.is_dir():
         if not (local / "config.json").is_file():
             raise ModelUnavailable(f"{model_id!r} is a directory but holds no config.json; point at a Hugging Face checkpoint directory")
         return _load_transformers_dir(local.resolve(), str(local.resolve()), torch_device, _dir_fingerprint(local))

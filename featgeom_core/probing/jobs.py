@@ -21,7 +21,7 @@ MAX_LAYERS = 256
 class FeatureGeometryJob(Params):
     """Probe a named feature set at some layers of a model (no model is loaded to validate)."""
 
-    model: ModelId = Field(..., min_length=1, max_length=500, description="a model id (see `featgeom models`), a local checkpoint directory or a hub id")
+    model: ModelId = Field(..., description="a model id (see `featgeom models`), a local checkpoint directory or a hub id")
     feature_set: str = Field(..., description="a named feature set (see `featgeom feature-sets`)")
     layers: LayerIndices = Field(..., min_length=1, max_length=MAX_LAYERS, description="layer indices (0-based), e.g. [0, 2, 4] or '0,2,4'")
     hook: HookField = "mlp_post"

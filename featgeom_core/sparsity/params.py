@@ -128,7 +128,7 @@ class SyntheticGridJob(Params):
 class ModelSparsityParams(Params):
     """Sparsity by layer of a model on real text (section 4): the token embeddings and each layer."""
 
-    model: ModelId = Field("minilm", min_length=1, max_length=500, description="a model id, local checkpoint directory or hub id")
+    model: ModelId = Field("minilm", description="a model id, local checkpoint directory or hub id")
     hook: Hook = Field("resid_post", description="resid_post (the residual stream after each block) or mlp_post (the MLP's hidden activations)")
     layers: LayerIndices | None = Field(None, max_length=256, description="layers to measure (default: all), e.g. [0, 5] or '0,5'")
     embeddings: bool = Field(True, description="also measure the token embedding matrix (section 4.1)")
