@@ -23,12 +23,8 @@ import urllib.request
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
-from load import browse_at_once, queue_jobs  # noqa: E402
-
-PATHS = ["", "geometry", "energy", "perturbation", "sparsity_validation", "sparsity_layers", "dictionary_explorer",
-         "interaction_graph", "hessian_features", "jobs"]
-QUERY = "model=tiny-native&features=art_type"
+sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "benchmarks")]
+from load import SMALL_MODEL_QUERY, browse_at_once, every_page, queue_jobs  # noqa: E402
 
 
 def _free_port() -> int:
@@ -82,11 +78,11 @@ def run_sessions(counts: list[int]) -> None:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
                                                      args=["--headless", "--no-sandbox", "--disable-gpu"])
-                warm = browse_at_once(browser, url, 2, PATHS, QUERY, timeout_s=600, progress=log)  # computes and caches both layers' results
+                warm = browse_at_once(browser, url, 2, every_page(), SMALL_MODEL_QUERY, timeout_s=600, progress=log)  # computes and caches both layers' results
                 print("warm-up (cold results):", *warm.lines(), sep="\n", flush=True)
                 wait_for_idle_jobs(cache)  # jobs the warm-up started (sweeps after fits) must not share the cores
                 for n in counts:
-                    report = browse_at_once(browser, url, n, PATHS, QUERY, timeout_s=300, progress=log)
+                    report = browse_at_once(browser, url, n, every_page(), SMALL_MODEL_QUERY, timeout_s=300, progress=log)
                     print(*report.lines(), *report.errors[:10], *report.crosstalk[:10], sep="\n", flush=True)
                 browser.close()
         finally:

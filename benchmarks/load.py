@@ -27,6 +27,16 @@ ERRORS_JS = ("() => [...document.querySelectorAll('[data-testid=\"stException\"]
              ".map(e => e.innerText.slice(0, 200))")
 
 
+SMALL_MODEL_QUERY = "model=tiny-native&features=art_type"  # a small model: the load measured is the app's, not the model's
+
+
+def every_page() -> list[str]:
+    """The URL path of every page of the app (``ui/links.py``'s PAGES, home first as ``""``)."""
+    from ui.links import PAGES
+
+    return [page.url_path for page in PAGES]
+
+
 @dataclass
 class LoadReport:
     """Seconds from navigation to a settled page, by page path; the errors and cross-talk seen."""

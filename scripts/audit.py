@@ -25,13 +25,17 @@ AUDIT_VENV = REPO_ROOT / ".audit-venv"
 PIP_AUDIT = "pip-audit==2.10.1"
 
 
+def site_packages() -> Path:
+    """.venv's site-packages directory."""
+    return next((REPO_ROOT / ".venv" / "lib").glob("python3*/site-packages"))
+
+
 def run_pip_audit() -> dict:
     """pip-audit's JSON report of .venv's packages."""
     if not (AUDIT_VENV / "bin" / "pip-audit").exists():
         subprocess.run([sys.executable, "-m", "venv", str(AUDIT_VENV)], check=True)
         subprocess.run([str(AUDIT_VENV / "bin" / "pip"), "install", "-q", PIP_AUDIT], check=True)
-    site = next((REPO_ROOT / ".venv" / "lib").glob("python3*/site-packages"))
-    done = subprocess.run([str(AUDIT_VENV / "bin" / "pip-audit"), "--path", str(site), "--progress-spinner", "off", "-f", "json"],
+    done = subprocess.run([str(AUDIT_VENV / "bin" / "pip-audit"), "--path", str(site_packages()), "--progress-spinner", "off", "-f", "json"],
                           capture_output=True, text=True)
     return json.loads(done.stdout or "{}")
 
@@ -57,7 +61,7 @@ def main() -> int:
     if skipped:
         print(f"  NOT AUDITED by pip-audit: {len(skipped)} (first reason: {skipped[0]['skip_reason']})")
         print("fallback: each project's JSON (advisories of its latest release; pins behind the latest)")
-        installed = {dist.metadata["Name"].lower(): dist.version for dist in metadata.distributions(path=[str(p) for p in (REPO_ROOT / ".venv" / "lib").glob("python3*/site-packages")])}
+        installed = {dist.metadata["Name"].lower(): dist.version for dist in metadata.distributions(path=[str(site_packages())])}
         behind, unreachable = [], []
         for name, version in sorted(installed.items()):
             data = project_json(name)

@@ -11,7 +11,9 @@ import sys
 import textwrap
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -197,30 +199,59 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def external_cluster(monkeypatch: pytest.MonkeyPatch):
-    """A `dask scheduler` process and a `dask worker` process on loopback."""
-    port = _free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    scheduler = subprocess.Popen(
+def _start_scheduler(port: int) -> subprocess.Popen:
+    return subprocess.Popen(
         [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
-    worker = subprocess.Popen(
+
+
+def _start_worker(address: str) -> subprocess.Popen:
+    return subprocess.Popen(
         [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
+
+
+@dataclass
+class ExternalCluster:
+    """A `dask scheduler` and a `dask worker` process on loopback, and this process's client of them."""
+
+    port: int
+    scheduler: subprocess.Popen
+    worker: subprocess.Popen
+    client: Any = None
+
+    @property
+    def address(self) -> str:
+        return f"tcp://127.0.0.1:{self.port}"
+
+    def wait_for_one_worker(self, timeout: float = 60.0) -> None:
+        """Until the app's client (connecting afresh if it must) sees the worker."""
+        def ready() -> bool:
+            self.client = _connect()
+            return self.client is not None and len(self.client.scheduler_info(n_workers=-1)["workers"]) == 1
+        poll_until(ready, timeout=timeout, poll=0.5)
+
+    def stop(self) -> None:
+        for process in (self.worker, self.scheduler):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture
+def external_cluster(monkeypatch: pytest.MonkeyPatch):
+    port = _free_port()
+    cluster = ExternalCluster(port, _start_scheduler(port), _start_worker(f"tcp://127.0.0.1:{port}"))
     jobs.shutdown()
-    monkeypatch.setenv("FEATGEOM_SCHEDULER", address)
+    monkeypatch.setenv("FEATGEOM_SCHEDULER", cluster.address)
     try:
-        client = poll_until(lambda: _connect(), timeout=60, poll=0.5)
-        poll_until(lambda: len(client.scheduler_info(n_workers=-1)["workers"]) == 1, timeout=60, poll=0.2)
-        yield client
+        cluster.wait_for_one_worker()
+        yield cluster
     finally:
         jobs.shutdown()
-        for process in (worker, scheduler):
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        cluster.stop()
 
 
 def _connect():
@@ -239,7 +270,7 @@ def test_external_scheduler_runs_jobs_and_survives_a_killed_worker(external_clus
 
     victim = jobs.submit("diagnostic.spin", {"iterations": 60_000_000, "steps": 200, "tag": "victim"})
     poll_until(lambda: jobs.status(victim).progress > 0.05, timeout=60)
-    worker_pids = external_cluster.run(os.getpid)
+    worker_pids = external_cluster.client.run(os.getpid)
     for pid in worker_pids.values():
         os.kill(pid, signal.SIGKILL)  # the worker process dies; its nanny starts a fresh one
 
@@ -250,53 +281,27 @@ def test_external_scheduler_runs_jobs_and_survives_a_killed_worker(external_clus
     assert jobs.wait(after, timeout_s=120).status == "done"
 
 
-def _start_scheduler(port: int) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-
-
-def _start_worker(address: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-
-
-def test_a_restarted_scheduler_leaves_its_jobs_interrupted_and_the_app_reconnects(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_restarted_scheduler_leaves_its_jobs_interrupted_and_the_app_reconnects(external_cluster, cache: Path) -> None:
     """The scheduler stopped and started again with a job in flight: the job shows as interrupted
     (not as cancelled by the user), a result finished before still opens, the app reconnects by
     itself, and resubmitting the interrupted job runs it to the end on the new scheduler."""
-    port = _free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    scheduler, worker = _start_scheduler(port), _start_worker(address)
-    jobs.shutdown()
-    monkeypatch.setenv("FEATGEOM_SCHEDULER", address)
-    try:
-        client = poll_until(_connect, timeout=60, poll=0.5)
-        poll_until(lambda: len(client.scheduler_info(n_workers=-1)["workers"]) == 1, timeout=60, poll=0.2)
-        kept = jobs.submit("diagnostic.echo", {"value": "finished before the restart"})
-        assert jobs.wait(kept, timeout_s=60).status == "done"
-        in_flight = jobs.submit("diagnostic.spin", {"iterations": 20_000_000, "steps": 200, "tag": "restart"})
-        poll_until(lambda: jobs.status(in_flight).progress > 0.02, timeout=60)
+    cluster = external_cluster
+    kept = jobs.submit("diagnostic.echo", {"value": "finished before the restart"})
+    assert jobs.wait(kept, timeout_s=60).status == "done"
+    in_flight = jobs.submit("diagnostic.spin", {"iterations": 20_000_000, "steps": 200, "tag": "restart"})
+    poll_until(lambda: jobs.status(in_flight).progress > 0.02, timeout=60)
 
-        os.killpg(scheduler.pid, signal.SIGKILL)
-        scheduler.wait()
-        record = jobs.wait(in_flight, timeout_s=60)
-        assert record.status == "interrupted" and "scheduler" in record.message, (record.status, record.message)
-        scheduler = _start_scheduler(port)  # the same address
-        # A Dask worker exits when its scheduler goes; compose.yaml's `restart: unless-stopped` starts it again.
-        assert worker.wait(timeout=60) is not None
-        worker = _start_worker(address)
+    os.killpg(cluster.scheduler.pid, signal.SIGKILL)
+    cluster.scheduler.wait()
+    record = jobs.wait(in_flight, timeout_s=60)
+    assert record.status == "interrupted" and "scheduler" in record.message, (record.status, record.message)
+    cluster.scheduler = _start_scheduler(cluster.port)  # the same address
+    # A Dask worker exits when its scheduler goes; compose.yaml's `restart: unless-stopped` starts it again.
+    assert cluster.worker.wait(timeout=60) is not None
+    cluster.worker = _start_worker(cluster.address)
 
-        assert jobs.result(kept).meta == {"echo": "finished before the restart"}
-        poll_until(lambda: (c := _connect()) is not None and len(c.scheduler_info(n_workers=-1)["workers"]) == 1, timeout=120, poll=0.5)
-        assert jobs.resubmit(in_flight) == in_flight
-        assert jobs.wait(in_flight, timeout_s=180).status == "done"
-        assert Store().contains(jobs.status(in_flight).result_key)
-    finally:
-        jobs.shutdown()
-        for process in (worker, scheduler):
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    assert jobs.result(kept).meta == {"echo": "finished before the restart"}
+    cluster.wait_for_one_worker(timeout=120)
+    assert jobs.resubmit(in_flight) == in_flight
+    assert jobs.wait(in_flight, timeout_s=180).status == "done"
+    assert Store().contains(jobs.status(in_flight).result_key)

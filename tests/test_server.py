@@ -322,19 +322,16 @@ def test_an_analysis_runs_on_the_deployments_workers_from_its_page(app_url: str,
     context.close()
 
 
-LOAD_PATHS = ["", "geometry", "energy", "perturbation", "sparsity_validation", "sparsity_layers", "dictionary_explorer",
-              "interaction_graph", "hessian_features", "jobs"]
-
-
 def test_sessions_at_once_on_every_page_without_errors_or_crosstalk(app_url: str, browser) -> None:
     """The short load run (the full one, 8 and 32 sessions on warm results: benchmarks/bench_load.py):
     sessions open every page at the same moment, each with its own layer, and each page settles
     with no error and keeps its own session's setting."""
     sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
-    from load import browse_at_once
+    from load import SMALL_MODEL_QUERY, browse_at_once, every_page
 
     sessions = int(os.environ.get("FEATGEOM_LOAD_SESSIONS", "2"))
-    report = browse_at_once(browser, app_url, sessions, LOAD_PATHS, "model=tiny-native&features=art_type", timeout_s=240)
+    paths = every_page()
+    report = browse_at_once(browser, app_url, sessions, paths, SMALL_MODEL_QUERY, timeout_s=240)
     print("\n".join(report.lines()))
     assert report.errors == [] and report.crosstalk == []
-    assert sorted(report.seconds) == sorted(LOAD_PATHS) and all(len(v) == sessions for v in report.seconds.values())
+    assert sorted(report.seconds) == sorted(paths) and all(len(v) == sessions for v in report.seconds.values())

@@ -137,10 +137,10 @@ def backend_info(start: bool = False) -> BackendInfo:
     )
 
 
-def _close_quietly(client: Any) -> None:
+def _close_quietly(client_or_cluster: Any) -> None:
     try:
-        client.close(timeout=2)
-    except Exception:  # noqa: BLE001  (a client without a scheduler may fail to say goodbye)
+        client_or_cluster.close(timeout=2)
+    except Exception:  # noqa: BLE001  (one without a scheduler may fail to say goodbye)
         pass
 
 
