@@ -65,7 +65,7 @@ def _sync_from_url() -> None:
     st.session_state["_last_query"] = current
     defaults = {"model": DEFAULT_MODEL_ID, "features": DEFAULT_FEATURE_SET, "hook": "mlp_post"} if first else {}
     for url_key, state_key in (("model", "model_id"), ("features", "feature_set_name"), ("hook", "hook")):
-        value = current.get(url_key) or defaults.get(url_key)
+        value = current.get(url_key, "").strip() or defaults.get(url_key)  # a blank value is a missing one
         if value:
             st.session_state[state_key] = value
     if st.session_state.get("hook") not in HOOKS:
