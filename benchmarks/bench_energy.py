@@ -23,8 +23,8 @@ from scipy.optimize import minimize
 
 from featgeom_core.config import resolve_device
 from featgeom_core.energy import SweepGrid, minimize_energy, run_sweep
-from featgeom_core.energy.params import SWEEP_SOLVER
-from featgeom_core.energy.joint import HUBER_WIDTH, JointConfig, solve_joint
+from featgeom_core.energy.joint import HUBER_WIDTH
+from featgeom_core.energy.params import SWEEP_SOLVER, JointConfig
 from featgeom_core.probing import psm
 
 KERNEL_FUNCS = {

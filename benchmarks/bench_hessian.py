@@ -38,7 +38,12 @@ import time
 import numpy as np
 import torch
 
-from featgeom_core.hessian import directional_curvature, reference_curvature, toy_superposition, xor_net
+from featgeom_core.hessian import (
+    directional_curvature,
+    reference_curvature,
+    toy_superposition,
+    xor_net,
+)
 
 METHODS = ("ours", "ours_output_jvp", "double_backward", "jacrev_jacrev")
 MAX_JACREV_BLOCK = 2048

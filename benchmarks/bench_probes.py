@@ -19,7 +19,8 @@ import numpy as np  # noqa: E402
 from featgeom_core.activations import extract  # noqa: E402
 from featgeom_core.data import load_feature_set  # noqa: E402
 from featgeom_core.models import load_model  # noqa: E402
-from featgeom_core.probing.probes import ProbeParams, train_probes, train_probes_sklearn  # noqa: E402
+from featgeom_core.probing.params import ProbeParams
+from featgeom_core.probing.probes import train_probes, train_probes_sklearn
 
 
 def main() -> None:

@@ -25,7 +25,12 @@ import time
 
 import numpy as np
 
-from featgeom_core.sparsity import SparseCodingParams, SyntheticGridJob, sparse_code, sparse_linear_data
+from featgeom_core.sparsity import (
+    SparseCodingParams,
+    SyntheticGridParams,
+    sparse_code,
+    sparse_linear_data,
+)
 from featgeom_core.sparsity.coding import average_max
 
 LAYER_SWEEP = """
@@ -33,9 +38,9 @@ import json, resource, time
 from featgeom_core import jobs
 kind = jobs.job_kind("sparsity.model")
 start = time.perf_counter()
-entries = kind.execute(kind.validate({"model": "minilm"}), lambda f, m: None)
+entries = kind.execute(kind.validate({"model": "minilm"}), lambda f, m, *_: None)
 seconds = time.perf_counter() - start
-result = kind.load_result(entries[0][1], entries[0][2])
+result = kind.decode(entries[0][1], entries[0][2])
 print(json.dumps({"seconds": seconds, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "summary": result.summary()}))
 """
 
@@ -89,10 +94,10 @@ def main() -> None:
         print(f"ratio: {fit_seconds / ours:.1f}x faster than the baseline's fit ({(fit_seconds + transform_seconds) / ours:.1f}x fit + codes; "
               f"{62.6 / ours:.1f}x the issue's 62.6 s); EV {'>=' if ev >= bev else '<'} baseline; |S1 - a/2| {abs(s1 - truth):.3f} vs {abs(bs1 - truth):.3f}")
     if not args.skip_grid:
-        from featgeom_core.sparsity.jobs import run_synthetic
+        from featgeom_core.sparsity.run import run_synthetic
 
         start = time.perf_counter()
-        run_synthetic(SyntheticGridJob(), lambda f, m: None)
+        run_synthetic(SyntheticGridParams(), lambda f, m, *_: None)
         print(f"validation page default grid (6 values of a, 3 controls), one process: {time.perf_counter() - start:6.1f} s (target < 120 s)")
     if not args.skip_layers:
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss

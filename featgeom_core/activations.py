@@ -20,12 +20,12 @@ import torch
 from featgeom_core.data.feature_set import LAST_REAL_TOKEN, FeatureSet
 from featgeom_core.errors import DataError, InvalidParameter
 from featgeom_core.models import LoadedModel
+from featgeom_core.progress import Progress
 from featgeom_core.store import Store, result_key
 from featgeom_core.tokens import DEFAULT_MAX_TOKENS, encode
 
 Hook = Literal["mlp_post", "resid_post"]
 Engine = Literal["auto", "bridge", "plain"]
-Progress = Callable[[float, str], None]
 HOOK_TEMPLATES: dict[str, str] = {"mlp_post": "blocks.{layer}.mlp.hook_post", "resid_post": "blocks.{layer}.hook_resid_post"}
 
 

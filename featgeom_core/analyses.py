@@ -9,6 +9,6 @@ JOB_KIND_MODULES: tuple[str, ...] = (
     "featgeom_core.probing.jobs",
     "featgeom_core.energy.jobs",
     "featgeom_core.sparsity.jobs",
-    "featgeom_core.lib.jobs",
+    "featgeom_core.interaction.jobs",
     "featgeom_core.hessian.jobs",
 )

@@ -9,18 +9,16 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from featgeom_core.access import configured_token, require_store_access
 from featgeom_core.config import cache_dir
 from featgeom_core.errors import FeatgeomError
+from featgeom_core.params import Params, field_spec
+from featgeom_core.progress import Progress, silent
 
-
-def _parse_layers(text: str) -> list[int]:
-    try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError as exc:
-        raise FeatgeomError(f"--layers takes comma-separated integers like 0,2,4, got {text!r}") from exc
+if TYPE_CHECKING:
+    from featgeom_core.jobs.records import JobRecord
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -40,20 +38,17 @@ def cmd_feature_sets(args: argparse.Namespace) -> int:
 
 
 def cmd_psm(args: argparse.Namespace) -> int:
-    params = {"model": args.model, "feature_set": args.features, "layers": _parse_layers(args.layers), "hook": args.hook, "seed": args.seed}
-    if args.job:
-        from featgeom_core import jobs
+    from featgeom_core.probing.jobs import FEATURE_GEOMETRY
 
-        job_id = jobs.submit("feature_geometry", params)
-        print(job_id)
-        return _wait_and_report([job_id]) if args.wait else 0
+    checked = FEATURE_GEOMETRY.parse({"model": args.model, "feature_set": args.features, "layers": args.layers, "hook": args.hook,
+                                      "seed": args.seed})
+    if args.job:
+        return _run_job(FEATURE_GEOMETRY.name, checked.normalised(), wait=args.wait, quiet=args.quiet, as_json=False)
     from featgeom_core.data import load_feature_set
     from featgeom_core.models import load_model
     from featgeom_core.probing import feature_geometry
-    from featgeom_core.probing.jobs import FeatureGeometryJob
     from featgeom_core.store import Store
 
-    checked = FeatureGeometryJob.parse(params)
     model = load_model(checked.model)
     feature_set = load_feature_set(checked.feature_set, tokenizer=model.tokenizer)
     progress = _stderr_progress() if not args.quiet else None
@@ -73,33 +68,36 @@ def cmd_psm(args: argparse.Namespace) -> int:
 def cmd_perturbation(args: argparse.Namespace) -> int:
     """The Perturbation page headless: probes and controls of a feature set at some layers, the
     default sweep grid over every target, and the per-layer summary against the controls."""
-    from featgeom_core import jobs
     from featgeom_core.data import load_feature_set
     from featgeom_core.energy.controls import CONTROLS, control_summary
+    from featgeom_core.energy.jobs import ENERGY_SWEEP
+    from featgeom_core.energy.params import SweepGrid
     from featgeom_core.models import load_model
-    from featgeom_core.probing import GeometryParams
-    from featgeom_core.probing.controls import ControlParams, controls_by_layer
+    from featgeom_core.probing import ControlParams, GeometryParams
+    from featgeom_core.probing.controls import controls_by_layer
+    from featgeom_core.probing.jobs import FEATURE_GEOMETRY
     from featgeom_core.store import Store
 
-    controls = ControlParams(shuffled_labels=not args.no_shuffled, permutation_seeds=args.seeds, label_seeds=args.seeds)
-    similarities = [part.strip() for part in args.similarities.split(",") if part.strip()]
-    model = load_model(args.model)
-    feature_set = load_feature_set(args.features, tokenizer=model.tokenizer)
+    checked = FEATURE_GEOMETRY.parse({"model": args.model, "feature_set": args.features, "layers": args.layers, "hook": args.hook})
+    controls = ControlParams.parse({"shuffled_labels": not args.no_shuffled, "permutation_seeds": args.seeds, "label_seeds": args.seeds})
+    similarities = list(SweepGrid.parse({"similarities": [part.strip() for part in args.similarities.split(",") if part.strip()]}).similarities)
+    model = load_model(checked.model)
+    feature_set = load_feature_set(checked.feature_set, tokenizer=model.tokenizer)
     progress = _stderr_progress() if not args.quiet else None
-    _, by_layer, _ = controls_by_layer(model, feature_set, _parse_layers(args.layers), GeometryParams(hook=args.hook), controls,
+    _, by_layer, _ = controls_by_layer(model, feature_set, checked.layers, GeometryParams(hook=checked.hook), controls,
                                        store=Store(), progress=progress)
-    params = jobs.job_kind("energy.sweep").validate({
+    params = ENERGY_SWEEP.validate({
         "targets": [spec for layer in by_layer for spec in layer.sweep_targets(similarities)], "similarities": similarities,
-        "label": f"{args.model} · {args.features} · layers {args.layers} · {args.hook}",
+        "label": f"{checked.model} · {checked.feature_set} · layers {','.join(map(str, checked.layers))} · {checked.hook}",
     })
-    job_id = jobs.submit("energy.sweep", params)
-    record = jobs.wait(job_id, timeout_s=24 * 3600)
+    record = _finish_job(ENERGY_SWEEP.name, params, quiet=args.quiet)
     if progress is not None:
         print(file=sys.stderr)
+    job_id = record.job_id
     if record.status != "done":
         print(f"featgeom: sweep {job_id} {record.status}: {record.error or record.message}", file=sys.stderr)
         return 1
-    summary = control_summary(jobs.load_result(job_id).rows)
+    summary = control_summary(ENERGY_SWEEP.load(job_id).rows)
     if args.json:
         print(json.dumps({"job": job_id, "summary": summary}))
         return 0
@@ -117,8 +115,8 @@ def cmd_perturbation(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stderr_progress():
-    def report(fraction: float, message: str) -> None:
+def _stderr_progress() -> Progress:
+    def report(fraction: float, message: str, metrics: Mapping[str, float] | None = None, /) -> None:
         print(f"\r[{fraction:4.0%}] {message[:70]:<70}", end="", file=sys.stderr, flush=True)
 
     return report
@@ -174,6 +172,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     from featgeom_core import jobs
     from featgeom_core.jobs import job_kind
+    from featgeom_core.jobs.backend import scheduler_address
 
     try:
         spec = yaml.safe_load(Path(args.file).read_text())
@@ -181,6 +180,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise FeatgeomError(f"cannot read sweep file {args.file}: {exc}") from exc
     kind, combos = expand_sweep(spec)
     validated = [job_kind(kind).validate(params) for params in combos]  # refuse the whole sweep before submitting any
+    if args.no_wait and not scheduler_address():
+        raise FeatgeomError("--no-wait needs a Dask scheduler (set FEATGEOM_SCHEDULER): without one the jobs run on a cluster that ends "
+                            "with this command; leave out --no-wait to run them to their end")
     ids = [jobs.submit(kind, params) for params in validated]
     print(f"submitted {len(ids)} {kind} job(s)", file=sys.stderr)
     for job_id in ids:
@@ -238,25 +240,37 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     kind = jobs.job_kind(args.kind)
     params = kind.validate(parse_assignments(args.params))
-    if args.inline:
-        from featgeom_core.store import Store
+    return _run_job(kind.name, params, wait=args.wait or args.inline, quiet=args.quiet, as_json=args.json, here=args.inline)
 
-        entries = kind.execute(params, _stderr_progress() if not args.quiet else (lambda f, m: None))
-        if not args.quiet:
+
+def _finish_job(kind: str, params: Mapping[str, Any], quiet: bool, here: bool = False) -> JobRecord:
+    """Run a job to its end and return its final record: in this process when no scheduler is
+    configured (or ``here``), with progress on stderr; otherwise on the scheduler's workers."""
+    from featgeom_core.jobs import manager
+    from featgeom_core.jobs.backend import scheduler_address
+
+    if here or not scheduler_address():
+        record = manager.run_here(kind, params, report=_stderr_progress() if not quiet else silent)
+        if not quiet:
             print(file=sys.stderr)
-        store = Store()
-        for key, arrays, meta in entries:
-            store.put(key, arrays, meta)
-        return _print_summary(kind.load_result(entries[0][1], entries[0][2]).summary(), entries[0][0], args.json)
-    job_id = jobs.submit(args.kind, params)
-    if not args.wait:
-        print(job_id)
+        return record
+    return manager.wait(manager.submit(kind, params), timeout_s=24 * 3600)
+
+
+def _run_job(kind: str, params: Mapping[str, Any], wait: bool, quiet: bool, as_json: bool, here: bool = False) -> int:
+    """Submit a job and, when asked to wait or when no scheduler would keep it after this command
+    exits, run it to its end: its summary, or one line saying why it failed (exit 1)."""
+    from featgeom_core.jobs import manager
+    from featgeom_core.jobs.backend import scheduler_address
+
+    if scheduler_address() and not wait and not here:
+        print(manager.submit(kind, params))
         return 0
-    record = jobs.wait(job_id, timeout_s=24 * 3600)
+    record = _finish_job(kind, params, quiet, here)
     if record.status != "done":
-        print(f"featgeom: job {job_id} {record.status}: {record.error or record.message}", file=sys.stderr)
+        print(f"featgeom: job {record.job_id} {record.status}: {record.error or record.message}", file=sys.stderr)
         return 1
-    return _print_summary(jobs.load_result(job_id).summary(), job_id, args.json)
+    return _print_summary(manager.load_result(record.job_id).summary(), record.job_id, as_json)
 
 
 def _print_summary(summary: dict[str, Any], reference: str, as_json: bool) -> int:
@@ -304,30 +318,42 @@ def cmd_store(args: argparse.Namespace) -> int:
     return 1 if unreadable else 0
 
 
+def _options(parser: argparse.ArgumentParser, model: type[Params], flags: Mapping[str, str], defaults: Mapping[str, Any] | None = None) -> None:
+    """Options ``--flag`` for fields of a params model: its choices, its default (or the command's
+    own in ``defaults``) and its description as help. Values are checked by the model, not here."""
+    for flag, name in flags.items():
+        spec = field_spec(model, name)
+        default = (defaults or {}).get(name, spec.default)
+        if isinstance(default, (list, tuple)):
+            default = ",".join(map(str, default))
+        choices = list(spec.choices) if spec.choices and not spec.is_list else None
+        bounds = spec.describe_bounds()
+        parser.add_argument(flag, default=default, choices=choices, type=int if spec.is_int and not spec.is_list else str,
+                            help=f"{spec.description}{f' ({bounds})' if bounds else ''}; default {default}")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from featgeom_core.energy.params import SweepGrid
+    from featgeom_core.probing.params import ControlParams, FeatureGeometryParams
+
     """The ``featgeom`` argument parser."""
     parser = argparse.ArgumentParser(prog="featgeom", description="featgeom analyses from the command line")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("models", help="list models usable offline and known hub ids").set_defaults(func=cmd_models)
     sub.add_parser("feature-sets", help="list feature sets").set_defaults(func=cmd_feature_sets)
     psm = sub.add_parser("psm", help="probe a feature set and print PSM summaries per layer")
-    psm.add_argument("--model", default="minilm")
-    psm.add_argument("--features", default="athlete_sport")
-    psm.add_argument("--layers", default="0")
-    psm.add_argument("--hook", default="mlp_post", choices=["mlp_post", "resid_post"], help="see `featgeom jobs kinds` (feature_geometry)")
-    psm.add_argument("--seed", type=int, default=0)
+    _options(psm, FeatureGeometryParams, {"--model": "model", "--features": "feature_set", "--layers": "layers", "--hook": "hook",
+                                          "--seed": "seed"}, {"model": "minilm", "feature_set": "athlete_sport", "layers": "0"})
     psm.add_argument("--csv", help="also write every PSM to this CSV file")
-    psm.add_argument("--job", action="store_true", help="run as a job on the Dask backend")
-    psm.add_argument("--wait", action="store_true", help="with --job: wait for it")
+    psm.add_argument("--job", action="store_true", help="run as a job (stored, on the Jobs page); without a scheduler it runs here to its end")
+    psm.add_argument("--wait", action="store_true", help="with --job and a scheduler: wait for it")
     psm.add_argument("--quiet", action="store_true")
     psm.set_defaults(func=cmd_psm)
     pert = sub.add_parser("perturbation", help="the perturbation analysis against both controls, per layer (as the Perturbation page)")
-    pert.add_argument("--model", default="minilm")
-    pert.add_argument("--features", default="world_country")
-    pert.add_argument("--layers", default="0")
-    pert.add_argument("--hook", default="mlp_post", choices=["mlp_post", "resid_post"])
-    pert.add_argument("--similarities", default="cosine,rbf")
-    pert.add_argument("--seeds", type=int, default=5, help="seeds per control (permuted and label-shuffle)")
+    _options(pert, FeatureGeometryParams, {"--model": "model", "--features": "feature_set", "--layers": "layers", "--hook": "hook"},
+             {"model": "minilm", "feature_set": "world_country", "layers": "0"})
+    _options(pert, SweepGrid, {"--similarities": "similarities"})
+    _options(pert, ControlParams, {"--seeds": "permutation_seeds"})
     pert.add_argument("--no-shuffled", action="store_true", help="leave out the shuffled-label control")
     pert.add_argument("--json", action="store_true")
     pert.add_argument("--quiet", action="store_true")
@@ -340,8 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run any job kind: featgeom run KIND key=value ... (see `featgeom jobs kinds`)")
     run.add_argument("kind")
     run.add_argument("params", nargs="*", help="key=value (value read as YAML) or key=@file")
-    run.add_argument("--wait", action="store_true", help="wait for the job and print its result summary")
-    run.add_argument("--inline", action="store_true", help="run in this process instead of on the Dask backend (implies waiting)")
+    run.add_argument("--wait", action="store_true", help="with a scheduler (FEATGEOM_SCHEDULER): wait for the job and print its summary "
+                     "(without one, a job always runs here to its end)")
+    run.add_argument("--inline", action="store_true", help="run in this process even when a scheduler is configured")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.add_argument("--quiet", action="store_true", help="no progress on stderr")
     run.set_defaults(func=cmd_run)

@@ -6,7 +6,12 @@ class FeatgeomError(Exception):
 
 
 class InvalidParameter(FeatgeomError, ValueError):
-    """A parameter value is out of range or inconsistent with the others."""
+    """A parameter value is out of range or inconsistent with the others. ``problems``: one line per
+    problem (the message joins them), so a params model nested in another names its fields from there."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = list(problems) if problems else [message]
 
 
 class ModelUnavailable(FeatgeomError):
@@ -34,3 +39,8 @@ class StoreUnwritable(FeatgeomError):
 
 class AccessDenied(FeatgeomError):
     """The deployment requires an access token and none (or a wrong one) was given."""
+
+
+class JobCancelled(FeatgeomError):
+    """Raised inside a running job's progress report once the job was cancelled: the computation
+    stops there and nothing it made is stored."""

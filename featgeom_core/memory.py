@@ -16,7 +16,7 @@ from typing import Iterator
 
 
 @lru_cache(maxsize=1)
-def _libc():  # type: ignore[no-untyped-def]
+def _libc() -> ctypes.CDLL | None:
     name = ctypes.util.find_library("c")
     try:
         library = ctypes.CDLL(name) if name else None

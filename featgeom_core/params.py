@@ -15,10 +15,18 @@ import math
 import types
 import typing
 from dataclasses import dataclass
-from typing import Annotated, Any, Mapping, TypeVar
+from typing import Annotated, Any, Literal, Mapping, TypeVar
 
 import annotated_types
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from featgeom_core.errors import InvalidParameter
 
@@ -34,7 +42,7 @@ class Params(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            raise InvalidParameter(describe_errors(type(self), exc)) from None
+            raise _invalid(type(self), exc) from None
 
     @classmethod
     def parse(cls: type[P], raw: Mapping[str, Any] | "Params" | None = None, **overrides: Any) -> P:
@@ -48,7 +56,7 @@ class Params(BaseModel):
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
-            raise InvalidParameter(describe_errors(cls, exc)) from None
+            raise _invalid(cls, exc) from None
 
     @model_validator(mode="before")
     @classmethod
@@ -99,13 +107,47 @@ def _comma_separated(value: Any) -> Any:
     return value
 
 
-LayerIndices = Annotated[list[Annotated[int, Field(ge=0)]], BeforeValidator(_comma_separated)]
-"""Layer indices (0-based), as a list or as text like '0,2,4'."""
+def _distinct(value: list[Any]) -> list[Any]:
+    repeated = sorted({item for item in value if value.count(item) > 1}, key=str)
+    if repeated:
+        raise ValueError(f"each value once; repeated: {', '.join(map(str, repeated))}")
+    return value
+
+
+LayerIndices = Annotated[list[Annotated[int, Field(ge=0)]], BeforeValidator(_comma_separated), AfterValidator(_distinct)]
+"""Layer indices (0-based), each once, as a list or as text like '0,2,4'."""
+
+CommaSeparated = BeforeValidator(_comma_separated)
+"""A list field that also takes comma-separated text (``Annotated[list[str], CommaSeparated]``)."""
+
+Similarity = Literal["cosine", "rbf"]
+"""How a PSM compares two feature directions: cosine, or an RBF kernel of their distance."""
+
+MAX_SEED = 2**31 - 1
+
+
+def seed_field(default: int = 0, description: str = "random seed (non-negative integer)") -> Any:
+    """A seed's field: an integer in [0, 2^31 - 1] with a default and a description."""
+    return Field(default, ge=0, le=MAX_SEED, description=description)
+
+
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED, description="random seed (non-negative integer)")]
+"""A seed field's type, for models that take a seed with the generic description."""
+
+
+def _invalid(model: type[BaseModel], error: ValidationError) -> InvalidParameter:
+    lines = problem_lines(model, error)
+    return InvalidParameter("; ".join(lines), lines)
 
 
 def describe_errors(model: type[BaseModel], error: ValidationError) -> str:
-    """One line per problem: ``field: value given -> what is allowed``."""
-    lines = []
+    """One line per problem, joined: ``field: value given -> what is allowed``."""
+    return "; ".join(problem_lines(model, error))
+
+
+def problem_lines(model: type[BaseModel], error: ValidationError) -> list[str]:
+    """One line per problem: ``field = value given: what is wrong`` (nested fields as ``a.b``)."""
+    lines: list[str] = []
     for problem in error.errors(include_url=False):
         location = ".".join(str(part) for part in problem["loc"]) or "(parameters)"
         field = str(problem["loc"][0]) if problem["loc"] else ""
@@ -117,12 +159,24 @@ def describe_errors(model: type[BaseModel], error: ValidationError) -> str:
             lines.append(f"missing parameter {location!r}: {_field_help(model, field)}")
         elif not problem["loc"]:  # a check across fields: its message says it all
             lines.append(problem["msg"].removeprefix("Value error, "))
+        elif isinstance(problem.get("ctx", {}).get("error"), InvalidParameter) and isinstance(problem.get("input"), Mapping):
+            # a nested params model refused its fields: name them from here (target.fit.k), not the whole input
+            parts = [str(part) for part in problem["loc"] if str(part) != problem["input"].get("kind")]  # a union's tag
+            lines.extend(_nested(".".join(parts), inner) for inner in problem["ctx"]["error"].problems)
         elif problem["type"] == "literal_error":
             lines.append(f"{location} = {given} is not allowed" + _allowed_suffix(model, field))
         else:
             message = problem["msg"].removeprefix("Value error, ")
             lines.append(f"{location} = {given}: {message}")
-    return "; ".join(lines)
+    return lines
+
+
+def _nested(prefix: str, line: str) -> str:
+    """A nested model's problem line, its field named from the outer model (``target.fit.k = ...``)."""
+    for lead in ("unknown parameter '", "missing parameter '"):
+        if line.startswith(lead):
+            return f"{lead}{prefix}.{line[len(lead):]}"
+    return f"{prefix}.{line}"
 
 
 def _allowed_suffix(model: type[BaseModel], field: str) -> str:

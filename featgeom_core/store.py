@@ -6,11 +6,17 @@ store format and the featgeom version that wrote it). It is written into a tempo
 directory and renamed into place, so a killed writer leaves nothing readable; stray temporaries are
 ignored by readers and swept by :meth:`Store.sweep_temporaries`.
 
+Results are typed: :meth:`Store.put_result` writes a result dataclass through
+:mod:`featgeom_core.codec` (its arrays by path, its metadata as JSON) and :meth:`Store.get_result`
+reads it back as its type.
+
 Upgrades: keys include the package version, so a newer featgeom computes its own results beside
 the old ones; what it reads of the old ones (a job's result, through the job's record) is checked
 against :data:`READABLE_FORMATS`, and an entry of another format raises :class:`StaleResult`
 naming what wrote it, never a crash. Entries written before formats were recorded are format 0,
-the same layout as format 1.
+the same files as format 1; formats 0 and 1 hold results in the hand-written layouts of featgeom
+0.1's result types, which :mod:`featgeom_core.migrations` turns into format 2's codec layout when
+they are read as a type (``featgeom store migrate`` rewrites them in place).
 """
 
 from __future__ import annotations
@@ -22,20 +28,22 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 
 import numpy as np
 
-from featgeom_core import __version__
+from featgeom_core import __version__, codec
 from featgeom_core.config import cache_dir
 from featgeom_core.errors import StaleResult, StoreUnwritable
 
-FORMAT_VERSION = 1
-READABLE_FORMATS = frozenset({0, 1})
+FORMAT_VERSION = 2
+READABLE_FORMATS = frozenset({0, 1, 2})
+CODEC_FORMAT = 2  # the first format whose results are written by featgeom_core.codec
 FORMAT_FILE = "format.json"
 
 Arrays = dict[str, np.ndarray]
 Meta = dict[str, Any]
+R = TypeVar("R")
 
 
 def canonical_json(value: Any) -> str:
@@ -101,6 +109,7 @@ class StoredResult:
     key: str
     arrays: Arrays
     meta: Meta
+    format: int = FORMAT_VERSION
 
 
 class Store:
@@ -157,7 +166,26 @@ class Store:
             return None
         except (ValueError, OSError) as exc:  # damaged files (a disk fault, an edit by hand)
             raise StaleResult(f"stored result {key[:12]} cannot be read ({type(exc).__name__}: {exc}): recompute it") from exc
-        return StoredResult(key=key, arrays=arrays, meta=meta)
+        return StoredResult(key=key, arrays=arrays, meta=meta, format=stamp.format)
+
+    def put_result(self, key: str, result: Any) -> None:
+        """Write a result dataclass (see :mod:`featgeom_core.codec`) atomically under ``key``."""
+        from featgeom_core import codec
+
+        arrays, meta = codec.encode(result)
+        self.put(key, arrays, meta)
+
+    def get_result(self, key: str, result_type: type[R], stale_as_missing: bool = True) -> R | None:
+        """The result stored under ``key`` as ``result_type``, or None when absent (and, with
+        ``stale_as_missing``, when it cannot be read as that type); an entry of an older format is
+        migrated on the way (see :mod:`featgeom_core.migrations`)."""
+        try:
+            stored = self.get(key)
+            return None if stored is None else decode_stored(stored, result_type)
+        except StaleResult:
+            if stale_as_missing:
+                return None
+            raise
 
     def put(self, key: str, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> StoredResult:
         """Write a result atomically (temp dir + rename); an existing result is kept as is. A cache
@@ -175,7 +203,7 @@ class Store:
         temporary = Path(tempfile.mkdtemp(prefix=".tmp-", dir=final.parent))
         try:
             if arrays:
-                np.savez(temporary / "arrays.npz", **{k: np.asarray(v) for k, v in arrays.items()})
+                codec.write_npz(temporary / "arrays.npz", arrays, compressed=False)
             (temporary / FORMAT_FILE).write_text(canonical_json({"format": FORMAT_VERSION, "featgeom": __version__}))
             # meta.json is written last: its presence marks a complete result.
             (temporary / "meta.json").write_text(canonical_json(dict(meta)))
@@ -223,6 +251,19 @@ class Store:
             shutil.rmtree(stray, ignore_errors=True)
             removed += 1
         return removed
+
+
+def decode_stored(stored: StoredResult, result_type: type[R]) -> R:
+    """A stored entry as ``result_type``: older formats migrated first; a layout the type does not
+    describe is a :class:`StaleResult` (recompute it)."""
+    from featgeom_core import codec, migrations
+
+    try:
+        arrays, meta = migrations.upgrade(result_type, stored.format, stored.arrays, stored.meta)
+        return codec.decode(result_type, arrays, meta)
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+        raise StaleResult(f"stored result {stored.key[:12]} has a layout featgeom {__version__} cannot read as a "
+                          f"{result_type.__name__} ({type(exc).__name__}: {exc}); recompute it") from exc
 
 
 def private_directory(path: Path) -> None:

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from featgeom_core import jobs
 from featgeom_core.errors import FeatgeomError
+from featgeom_core.sparsity.jobs import SPARSITY_MODEL
 from ui.errors import render_safely
 from ui.report import chart
 from ui.sparsity_plots import decomposition_bar, histogram, token_in_context
@@ -20,11 +20,11 @@ TOP_SHOWN = 12
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the dictionaries…")
 def _result(job_id: str):
-    return jobs.load_result(job_id)
+    return SPARSITY_MODEL.load(job_id)
 
 
 def _choose_job() -> str | None:
-    done = [r for r in jobs.list_jobs() if r.kind == "sparsity.model" and r.status == "done"]
+    done = SPARSITY_MODEL.finished()
     wanted = st.query_params.get("job")
     ids = [r.job_id for r in done]
     if wanted and wanted not in ids:

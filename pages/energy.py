@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
-import io
 import json
 
 import numpy as np
 import streamlit as st
 
-from featgeom_core import jobs
+from featgeom_core import codec, jobs
 from featgeom_core.energy import ReoptConfig, reoptimize
 from featgeom_core.energy.controls import TARGETS, control_summary, unit_values
-from featgeom_core.energy.jobs import EnergyFitJob, EnergyFitResult
+from featgeom_core.energy.jobs import ENERGY_FIT, ENERGY_SWEEP
+from featgeom_core.energy.params import EnergyFitParams
+from featgeom_core.energy.result import EnergyFitResult
 from featgeom_core.params import field_spec
 from ui import params as widgets
 from ui.controls import HOW_TO_READ, control_settings, summary_table
 from ui.errors import render_safely
 from ui.jobs import follow, job_from_url
-from ui.plots import control_points, feature_scatter, objective_trace, psm_heatmap, weights_bar
+from ui.plots import (
+    control_points,
+    feature_scatter,
+    objective_trace,
+    psm_heatmap,
+    weights_bar,
+)
 from ui.report import chart
 from ui.state import adopt_fields, one_of, publish_fields, require_selection
 from ui.targets import EnergyTarget, choose_target
@@ -32,26 +39,26 @@ NORM_NOTE = {
 
 
 FIT_FIELDS = {  # widget key -> URL parser
-    "energy_kernel": one_of(field_spec(EnergyFitJob, "kernel").choices), "energy_similarity": one_of(field_spec(EnergyFitJob, "similarity").choices),
-    "energy_dim": int, "energy_lambda_d": float, "energy_weights": one_of(field_spec(EnergyFitJob, "weights").choices),
+    "energy_kernel": one_of(field_spec(EnergyFitParams, "kernel").choices), "energy_similarity": one_of(field_spec(EnergyFitParams, "similarity").choices),
+    "energy_dim": int, "energy_lambda_d": float, "energy_weights": one_of(field_spec(EnergyFitParams, "weights").choices),
     "energy_ratio": float, "energy_s": float, "energy_restarts": int,
 }
 REOPT_FIELDS = {"energy_lambda_x": float, "energy_sigma": float}
 
 
 def fit_settings(n: int) -> dict:
-    """The joint configuration from the page's widgets (bounds and help from ``EnergyFitJob``)."""
+    """The joint configuration from the page's widgets (bounds and help from ``EnergyFitParams``)."""
     adopt_fields(FIT_FIELDS)
     c1, c2, c3, c4 = st.columns(4)
-    kernel = widgets.selectbox(EnergyFitJob, "kernel", "Kernel", "energy_kernel", container=c1)
-    similarity = widgets.selectbox(EnergyFitJob, "similarity", "Similarity", "energy_similarity", container=c2)
-    dim = widgets.number_input(EnergyFitJob, "dim", "dim", "energy_dim", container=c3, max_value=n - 1, default=min(3, n - 1))
-    lambda_d = widgets.number_input(EnergyFitJob, "lambda_d", "λ_d", "energy_lambda_d", container=c4)
+    kernel = widgets.selectbox(EnergyFitParams, "kernel", "Kernel", "energy_kernel", container=c1)
+    similarity = widgets.selectbox(EnergyFitParams, "similarity", "Similarity", "energy_similarity", container=c2)
+    dim = widgets.number_input(EnergyFitParams, "dim", "dim", "energy_dim", container=c3, max_value=n - 1, default=min(3, n - 1))
+    lambda_d = widgets.number_input(EnergyFitParams, "lambda_d", "λ_d", "energy_lambda_d", container=c4)
     c5, c6, c7, c8 = st.columns(4)
-    weights = widgets.selectbox(EnergyFitJob, "weights", "Weights", "energy_weights", container=c5)
-    ratio = widgets.number_input(EnergyFitJob, "weight_ratio", "max weight ratio", "energy_ratio", container=c6)
-    s = widgets.number_input(EnergyFitJob, "s", "Riesz s", "energy_s", container=c7, disabled=kernel != "riesz")
-    restarts = widgets.number_input(EnergyFitJob, "restarts", "restarts", "energy_restarts", container=c8)
+    weights = widgets.selectbox(EnergyFitParams, "weights", "Weights", "energy_weights", container=c5)
+    ratio = widgets.number_input(EnergyFitParams, "weight_ratio", "max weight ratio", "energy_ratio", container=c6)
+    s = widgets.number_input(EnergyFitParams, "s", "Riesz s", "energy_s", container=c7, disabled=kernel != "riesz")
+    restarts = widgets.number_input(EnergyFitParams, "restarts", "restarts", "energy_restarts", container=c8)
     st.caption(NORM_NOTE[similarity])
     publish_fields(FIT_FIELDS)
     return {"dim": int(dim), "similarity": similarity, "kernel": kernel, "lambda_d": float(lambda_d), "s": float(s) if kernel == "riesz" else 1.0,
@@ -68,10 +75,10 @@ def show_controls(target: EnergyTarget, fit: EnergyFitResult, lambda_x: float, s
         "lambda_d": [c.lambda_d], "lambda_x": [lambda_x], "sigmas": [sigma], "weights": c.weights, "weight_ratio": c.weight_ratio,
         "s": c.s, "repeats": CONTROL_DRAWS, "label": f"{target.label} · controls of one fit",
     }
-    job_id = jobs.submit("energy.sweep", params)
+    job_id = ENERGY_SWEEP.submit(params).job_id
     if not follow(job_id):
         return
-    rows = jobs.load_result(job_id).rows
+    rows = ENERGY_SWEEP.load(job_id).rows
     present = [t for t in TARGETS if any(r["target"] == t for r in rows)]
     left, right = st.columns(2)
     errors = {t: [r["joint_error"] for r in rows if r["target"] == t] for t in present}
@@ -113,10 +120,10 @@ def show_fit(job_id: str, fit: EnergyFitResult, params: dict, target: EnergyTarg
 
     summary = {**params, "target": fit.label, "features": names, "error": joint.error, "energy": joint.energy, "weights": joint.weights.tolist(),
                "lambda_x": float(lambda_x), "sigma": float(sigma), "reopt_distance": again.distance}
-    buffer = io.BytesIO()
-    np.savez(buffer, features=joint.features, weights=joint.weights, psm=joint.psm, target=joint.target, reoptimised=again.features)
+    npz = codec.arrays_npz({"features": joint.features, "weights": joint.weights, "psm": joint.psm, "target": joint.target,
+                            "reoptimised": again.features})
     d1, d2 = st.columns(2)
-    d1.download_button("Abstract features (NPZ)", buffer.getvalue(), "energy_fit.npz")
+    d1.download_button("Abstract features (NPZ)", npz, "energy_fit.npz")
     d2.download_button("Summary (JSON)", json.dumps(summary, indent=2, default=str), "energy_fit.json", "application/json")
     if target is not None and len(target.targets) > 1:
         show_controls(target, fit, float(lambda_x), float(sigma))
@@ -125,12 +132,12 @@ def show_fit(job_id: str, fit: EnergyFitResult, params: dict, target: EnergyTarg
 def render() -> None:
     selection = require_selection()
     st.title("Energy minimisation")
-    opened = job_from_url("energy.fit")
+    opened = job_from_url(ENERGY_FIT.name)
     if opened is not None:  # a stored fit, opened from the Jobs page or a shared link
         record = jobs.status(opened)
         st.caption(f"Stored fit · {record.params.get('label', '')} · {len(record.params['target'])} features")
         if follow(opened):
-            show_fit(opened, jobs.load_result(opened), {k: v for k, v in record.params.items() if k != "target"})
+            show_fit(opened, ENERGY_FIT.load(opened), {k: v for k, v in record.params.items() if k != "target"})
         return
     controls = control_settings()
     target = choose_target(selection, controls)
@@ -140,9 +147,9 @@ def render() -> None:
     st.caption(f"Target: {target.label} · {n} features")
     settings = fit_settings(n)
     params = {"target": target.real(settings["similarity"]).tolist(), "features": target.names, **settings, "label": target.label}
-    job_id = jobs.submit("energy.fit", params)  # content-addressed: a fit already made comes straight from the store
+    job_id = ENERGY_FIT.submit(params).job_id  # content-addressed: a fit already made comes straight from the store
     if follow(job_id):
-        show_fit(job_id, jobs.load_result(job_id), {k: v for k, v in params.items() if k != "target"}, target)
+        show_fit(job_id, ENERGY_FIT.load(job_id), {k: v for k, v in params.items() if k != "target"}, target)
 
 
 render_safely(render)

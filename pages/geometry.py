@@ -8,7 +8,16 @@ import pandas as pd
 import streamlit as st
 
 from featgeom_core import jobs
-from featgeom_core.probing import CONTROLS, KINDS, DedupParams, GeometryParams, GeometryResult, cached_layers, feature_geometry
+from featgeom_core.probing import (
+    CONTROLS,
+    KINDS,
+    DedupParams,
+    GeometryParams,
+    GeometryResult,
+    cached_layers,
+    feature_geometry,
+)
+from featgeom_core.probing.jobs import FEATURE_GEOMETRY
 from ui.errors import render_safely
 from ui.links import link
 from ui.params import help_text, slider
@@ -62,9 +71,9 @@ def _summary_table(result: GeometryResult) -> pd.DataFrame:
 
 def _follow_background_job(selection, missing: list[int]) -> None:
     """Submit the uncached layers as a job (idempotent) and show its progress until it is done."""
-    job_id = jobs.submit("feature_geometry", {
+    job_id = FEATURE_GEOMETRY.submit({
         "model": selection.model_id, "feature_set": selection.feature_set_name, "layers": missing, "hook": selection.hook,
-    })
+    }).job_id
     st.info(f"Layers {missing} are computing as background job `{job_id}`; keep using the app. "
             "This page shows the result when it is done.")
     link("pages/jobs.py", "See all jobs")
@@ -106,7 +115,7 @@ def render() -> None:
     progress = st.progress(0.0, "starting…")
     result = feature_geometry(
         selection.model, feature_set, selection.layers, params, store=cached_store(),
-        progress=lambda fraction, message: progress.progress(min(max(fraction, 0.0), 1.0), message),
+        progress=lambda fraction, message, *_: None if progress.progress(min(max(fraction, 0.0), 1.0), message) else None,
     )
     progress.empty()
 

@@ -4,29 +4,40 @@ with a live loss curve, then read through their top-activating samples."""
 
 from __future__ import annotations
 
-import io
 import json
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from featgeom_core import jobs
+from featgeom_core import codec, jobs
 from featgeom_core.errors import FeatgeomError
-from featgeom_core.hessian.jobs import TOYS, HessianJob, toy_parameter_shapes
-from featgeom_core.hessian.params import HessianParams
-from featgeom_core.hessian.toys import TOY_BLOCKS
+from featgeom_core.hessian.jobs import HESSIAN_FEATURES
+from featgeom_core.hessian.params import (
+    HessianParams,
+    LanguageFit,
+    LanguageTarget,
+    ToyFit,
+    ToyTarget,
+)
+from featgeom_core.hessian.toys import TOYS
 from ui import params as widgets
 from ui.errors import render_safely
 from ui.hessian_jobs import follow_with_losses
-from ui.hessian_plots import contexts_html, direction_figure, interference_figure, loss_figure, spectrum_figure
-from ui.jobs import adopt_job_from_url
+from ui.hessian_plots import (
+    contexts_html,
+    direction_figure,
+    interference_figure,
+    loss_figure,
+    spectrum_figure,
+)
+from ui.jobs import adopt_job_from_url, open_finished
 from ui.report import chart
 from ui.resources import cached_model
 from ui.state import adopt_url, require_selection, set_query
 
-KIND = "hessian.features"
-MODELS = {**TOYS, "minilm": "MiniLM (offline language model; its final hidden state at each token)", "other": "another language model (id or directory)"}
+KIND = HESSIAN_FEATURES.name
+MODELS = {**{name: spec.description for name, spec in TOYS.items()}, "minilm": "MiniLM (offline language model; its final hidden state at each token)", "other": "another language model (id or directory)"}
 KEY_BLOCK = "(the attention key weight of the layer)"
 URL_FIELDS = {"k": ("k", int), "lam": ("lambda_interference", float), "steps": ("steps", int)}
 
@@ -41,19 +52,19 @@ def _seed_from_job() -> None:
         return  # the job area says the job does not exist
     if record is None or record.kind != KIND:
         return
-    p, fit = record.params, record.params["fit"]
-    model = p["model"]
+    target = HESSIAN_FEATURES.parse(record.params).target
+    model = target.model
     st.session_state["hx_model"] = model if model in MODELS else "other"
     if model not in MODELS:
         st.session_state["hx_custom"] = model
-    if model in TOYS:
+    if isinstance(target, ToyTarget):
         st.session_state["hx_toy_model"] = model
-        st.session_state["hx_toy_block"] = [n for n in p["block"].split(",") if n] or list(TOY_BLOCKS[model][1])
+        st.session_state["hx_toy_block"] = list(target.block_names())
     else:
-        st.session_state["hx_layer"] = p["layer"]
-        st.session_state["hx_block_text"] = p["block"]
+        st.session_state["hx_layer"] = target.layer
+        st.session_state["hx_block_text"] = ",".join(target.block)
     for field in ("k", "lambda_interference", "steps"):
-        st.session_state[f"hx_{field}"] = fit[field]
+        st.session_state[f"hx_{field}"] = getattr(target.fit, field)
 
 
 def _checked_url_values() -> None:
@@ -81,7 +92,8 @@ def _checked_url_values() -> None:
 
 
 def _toy_block(model: str) -> tuple[list[str], int]:
-    names, default = TOY_BLOCKS[model]
+    spec = TOYS[model]
+    names, default = tuple(spec.parameters), spec.default_block
     text = st.session_state.pop("hx_block_text", None)
     if st.session_state.get("hx_toy_model") != model:  # a new toy: its default block
         st.session_state["hx_toy_block"] = list(default)
@@ -92,8 +104,7 @@ def _toy_block(model: str) -> tuple[list[str], int]:
     elif wanted:
         st.error(f"The link's block {text!r} is not made of the {model} toy's parameters ({', '.join(names)}); using its default block.")
     chosen = st.multiselect("Parameter block", list(names), key="hx_toy_block", help="the parameters whose Hessian is decomposed (concatenated)")
-    shapes = toy_parameter_shapes(model)
-    return chosen, sum(int(np.prod(shapes[n])) for n in chosen)
+    return chosen, spec.block_size(chosen)
 
 
 def _language_block(model_id: str) -> tuple[str, int]:
@@ -102,7 +113,7 @@ def _language_block(model_id: str) -> tuple[str, int]:
         raise FeatgeomError(f"{model_id!r} is a TransformerLens-native model with no Hugging Face module to differentiate; choose minilm, "
                             f"a local Hugging Face checkpoint directory or a hub id")
     c1, c2 = st.columns([1, 3])
-    layer = widgets.number_input(HessianJob, "layer", "Layer", "hx_layer", container=c1, max_value=loaded.n_layers - 1)
+    layer = widgets.number_input(LanguageTarget, "layer", "Layer", "hx_layer", container=c1, max_value=loaded.n_layers - 1)
     names = [name for name, p in loaded.plain_model.named_parameters() if p.is_floating_point()]
     text = st.session_state.pop("hx_block_text", None)
     if text is not None:
@@ -127,59 +138,58 @@ def settings() -> dict | None:
         if not model:
             st.info("Type a model id or directory.")
             return None
-    params: dict = {"model": model}
+    params: dict = {"kind": "language" if model not in TOYS else "toy", "model": model}
     language = model not in TOYS
+    fit_params = LanguageFit if language else ToyFit
     if language:
         try:
             block, layer = _language_block(model)
         except FeatgeomError as exc:
             st.error(str(exc))
             return None
-        params.update(block=block, layer=layer)
+        params.update(block=[block] if block else [], layer=layer)
         size_limit = None
     else:
         names, size_limit = _toy_block(model)
         if not names:
             st.info("Choose at least one parameter for the block.")
             return None
-        params["block"] = ",".join(names)
+        params["block"] = names
     c1, c2, c3 = st.columns(3)
-    k = widgets.number_input(HessianParams, "k", "Features k", "hx_k", container=c1, max_value=size_limit, default=8 if language else 3)
+    k = widgets.number_input(fit_params, "k", "Features k", "hx_k", container=c1, max_value=size_limit)
     lam = widgets.number_input(HessianParams, "lambda_interference", "λ (interference weight)", "hx_lambda_interference", container=c2)
     steps = widgets.number_input(HessianParams, "steps", "Steps", "hx_steps", container=c3)
     fit = {"k": int(k), "lambda_interference": float(lam), "steps": int(steps)}
     with st.expander("More settings"):
         a, b, c, d = st.columns(4)
         fit["learning_rate"] = float(widgets.number_input(HessianParams, "learning_rate", "Learning rate", "hx_lr", container=a))
-        fit["restarts"] = int(widgets.number_input(HessianParams, "restarts", "Starts", "hx_restarts", container=b, default=1 if language else 4))
-        fit["batch_size"] = int(widgets.number_input(HessianParams, "batch_size", "Samples (texts) per step", "hx_batch", container=c,
-                                                     default=4 if language else 256))
+        fit["restarts"] = int(widgets.number_input(fit_params, "restarts", "Starts", "hx_restarts", container=b))
+        fit["batch_size"] = int(widgets.number_input(fit_params, "batch_size", "Samples (texts) per step", "hx_batch", container=c))
         fit["seed"] = int(widgets.number_input(HessianParams, "seed", "Seed", "hx_seed", container=d))
         if language:
             a, b, c = st.columns(3)
-            params["n_texts"] = int(widgets.number_input(HessianJob, "n_texts", "Training texts", "hx_texts", container=a))
-            params["max_tokens"] = int(widgets.number_input(HessianJob, "max_tokens", "Tokens per text at most", "hx_tokens", container=b))
-            params["heldout_texts"] = int(widgets.number_input(HessianJob, "heldout_texts", "Held-out texts", "hx_heldout", container=c))
+            params["n_texts"] = int(widgets.number_input(LanguageTarget, "n_texts", "Training texts", "hx_texts", container=a))
+            params["max_tokens"] = int(widgets.number_input(LanguageTarget, "max_tokens", "Tokens per text at most", "hx_tokens", container=b))
+            params["heldout_texts"] = int(widgets.number_input(LanguageTarget, "heldout_texts", "Held-out texts", "hx_heldout", container=c))
     params["fit"] = fit
     set_query(hmodel=model, k=str(int(k)), lam=f"{lam:g}", steps=str(int(steps)),
-              **({"layer": str(params["layer"])} if language else {}), block=params["block"])
+              **({"layer": str(params["layer"])} if language else {}), block=",".join(params["block"]))
     if language:
         st.caption("Every real token of the training texts is a sample (padding never is). With the defaults MiniLM's layer-4 W_K "
                    "(147,456 numbers) takes about 3 minutes on a 2-core CPU.")
-    return params
+    return {"target": params}
 
 
 def _label(record: jobs.JobRecord) -> str:
-    p = record.params
-    return f"{p['model']} · {p['block'] or 'W_K of layer ' + str(p['layer'])} · k {p['fit']['k']} · λ {p['fit']['lambda_interference']:g} ({record.job_id[:8]})"
+    target = HESSIAN_FEATURES.parse(record.params).target
+    block = ", ".join(target.block) or (f"W_K of layer {target.layer}" if isinstance(target, LanguageTarget) else "default block")
+    return f"{target.model} · {block} · k {target.fit.k} · λ {target.fit.lambda_interference:g} ({record.job_id[:8]})"
 
 
 def _u_npz(result) -> bytes:
-    buffer = io.BytesIO()
     features = result.features
-    np.savez_compressed(buffer, U=features.U.numpy(), block=np.array(features.block), **{f"shape_{n}": np.array(s) for n, s in
-                                                                                             zip(features.block, features.block_shapes)})
-    return buffer.getvalue()
+    return codec.arrays_npz({"U": features.U.numpy(), "block": np.array(features.block),
+                             **{f"shape_{n}": np.array(s) for n, s in zip(features.block, features.block_shapes)}})
 
 
 def _curvatures_csv(result, which: str) -> str:
@@ -201,7 +211,7 @@ def _top_csv(result, which: str, n: int, single: bool) -> str:
 def show(job_id: str) -> None:
     """The result: losses, each feature's top samples, its spectrum, the interference matrix, the
     direction in its block's shape, downloads."""
-    result = jobs.load_result(job_id)
+    result = HESSIAN_FEATURES.load(job_id)
     features = result.features
     st.markdown(f"**{result.model}**: {result.description}")
     st.caption(f"Job {job_id} · block {', '.join(features.block)} ({features.U.shape[1]:,} numbers) · k = {features.k} · D = {features.divergence} "
@@ -257,14 +267,9 @@ def render() -> None:
     adopt_job_from_url(KIND, "hx_job")
     params = settings()
     if params is not None and st.button("Learn the features as a job", type="primary", key="hx_run"):
-        st.session_state["hx_job"] = jobs.submit(KIND, params)
+        st.session_state["hx_job"] = HESSIAN_FEATURES.submit(params).job_id
         set_query(job=st.session_state["hx_job"])
-    others = [r for r in jobs.list_jobs() if r.kind == KIND and r.status == "done"]
-    if others and not st.session_state.get("hx_job"):
-        chosen = st.selectbox("Or open a finished run", [None] + [r.job_id for r in others], key="hx_open",
-                              format_func=lambda j: "—" if j is None else _label(next(r for r in others if r.job_id == j)))
-        if chosen:
-            st.session_state["hx_job"] = chosen
+    open_finished(HESSIAN_FEATURES, "hx_job", _label)
     job_id = st.session_state.get("hx_job")
     if not job_id:
         st.info("Choose a model and block and learn the features: the XOR net takes seconds, MiniLM a few minutes.")

@@ -4,20 +4,32 @@ digits MLP side by side, with Leiden modules, node and edge ablation curves and 
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from featgeom_core import jobs
-from featgeom_core.lib.jobs import LanguageBlockParams, LibGraphJob, store_upload
-from featgeom_core.lib.modules import leiden_modules
-from featgeom_core.lib.params import AblationParams, GraphParams, ModulesParams
+from featgeom_core import codec, jobs
+from featgeom_core.interaction.checkpoints import store_upload
+from featgeom_core.interaction.jobs import LIB_GRAPH, LIB_TRAIN_DIGITS, LIB_TRAIN_MODADD
+from featgeom_core.interaction.modules import leiden_modules
+from featgeom_core.interaction.params import (
+    TRAIN_JOB_PREFIX,
+    TRAINED,
+    AblationParams,
+    GraphParams,
+    InteractionGraphParams,
+    LanguageTarget,
+    ModulesParams,
+)
 from ui import params as widgets
 from ui.errors import render_safely
-from ui.jobs import adopt_job_from_url, show_when_done
-from ui.lib_plots import bisect_figure, layered_graph, node_ablation_figure, training_figure
+from ui.interaction_plots import (
+    bisect_figure,
+    layered_graph,
+    node_ablation_figure,
+    training_figure,
+)
+from ui.jobs import adopt_job_from_url, open_finished, show_when_done
 from ui.report import chart
 from ui.state import adopt_url, one_of, set_query
 
@@ -34,22 +46,22 @@ def settings() -> dict | None:
     adopt_url("train", str, "ig_train_job")
     c1, c2, c3 = st.columns(3)
     model = c1.selectbox("Model", list(MODELS), format_func=MODELS.get, key="ig_model")
-    bases = widgets.multiselect(LibGraphJob, "bases", "Bases", "ig_bases", options=["lib", "pca", "neuron", "gib"], container=c3)
+    bases = widgets.multiselect(InteractionGraphParams, "bases", "Bases", "ig_bases", options=["lib", "pca", "neuron", "gib"], container=c3)
     if model == "language":
         return language_settings(c2, bases)
     source = c2.selectbox("Checkpoint", list(SOURCES), format_func=SOURCES.get, key="ig_source")
-    checkpoint = "trained"
+    checkpoint = TRAINED
     if source == "job":
-        kind = "lib.train_modadd" if model == "modadd" else "lib.train_digits"
-        done = [r.job_id for r in jobs.list_jobs() if r.kind == kind and r.status == "done"]
+        train_kind = LIB_TRAIN_MODADD if model == "modadd" else LIB_TRAIN_DIGITS
+        done = [r.job_id for r in train_kind.finished()]
         if not done:
-            st.info(f"No finished {kind} job yet; the graph job trains one itself with checkpoint 'trained here'.")
+            st.info(f"No finished {train_kind.name} job yet; the graph job trains one itself with checkpoint 'trained here'.")
             return None
         if st.session_state.get("ig_train_job") not in done:
             st.session_state.pop("ig_train_job", None)
         train_job = st.selectbox("Training job", done, key="ig_train_job")
-        checkpoint = "job:" + train_job
-        chart(st, training_figure(jobs.load_result(train_job).history, train_job), key="ig_training")
+        checkpoint = TRAIN_JOB_PREFIX + train_job
+        chart(st, training_figure(train_kind.load(train_job).history, train_job), key="ig_training")
     elif source == "upload":
         upload = st.file_uploader("State dict (torch.save of model.state_dict(); read with weights_only=True)", type=["pt", "pth", "bin"], key="ig_upload")
         if upload is None:
@@ -60,10 +72,11 @@ def settings() -> dict | None:
         checkpoint = st.session_state["ig_upload_ref"]
     tolerance, graph = rule_settings()
     set_query(net=model, tolerance=f"{tolerance:g}")
-    if model == "modadd" and checkpoint == "trained":
+    if model == "modadd" and checkpoint == TRAINED:
         st.caption("The first build trains the transformer with the peer's recipe (AdamW, weight decay 1, full batch) until it "
                    "generalises: tens of minutes on a CPU, once; every later build reuses it.")
-    return {"model": model, "checkpoint": checkpoint, "bases": bases or ["lib"], "graph": graph, "ablation": {"tolerance": float(tolerance)}}
+    return {"target": {"kind": model, "checkpoint": checkpoint}, "bases": bases or ["lib"], "graph": graph,
+            "ablation": {"tolerance": float(tolerance)}}
 
 
 def rule_settings() -> tuple[float, dict]:
@@ -85,22 +98,25 @@ def language_settings(container, bases: list[str]) -> dict:
     model_id = container.text_input("Language model id", value="minilm", key="ig_lm", max_chars=500,
                                     help="minilm (offline), a hub id on a networked machine, or a local checkpoint directory").strip() or "minilm"
     c1, c2, c3 = st.columns(3)
-    layer = widgets.number_input(LanguageBlockParams, "layer", "Block", "ig_block", container=c1)
-    windows = widgets.number_input(LanguageBlockParams, "windows", "Token windows", "ig_windows", container=c2)
-    tokens = widgets.number_input(LanguageBlockParams, "tokens", "Tokens per window", "ig_tokens", container=c3)
+    layer = widgets.number_input(LanguageTarget, "layer", "Block", "ig_block", container=c1)
+    windows = widgets.number_input(LanguageTarget, "windows", "Token windows", "ig_windows", container=c2)
+    tokens = widgets.number_input(LanguageTarget, "tokens", "Tokens per window", "ig_tokens", container=c3)
     tolerance, graph = rule_settings()
     set_query(net="language", lm=model_id, block=str(int(layer)), windows=str(int(windows)), tokens=str(int(tokens)), tolerance=f"{tolerance:g}")
     st.caption("Node layers: the block's input, the residual after attention (with LayerNorm's variance as a fixed direction), the MLP "
                "hidden units with the residual, the block's output. Built in float32; ablations score the mean squared change of the "
                "block's output relative to its variance (0 = unablated) on held-out windows. A graph needs more tokens than the MLP "
                "node layer is wide, or directions are truncated away.")
-    return {"model": model_id, "language": {"layer": int(layer), "windows": int(windows), "tokens": int(tokens)}, "bases": bases or ["lib"],
+    target = {"kind": "language", "model": model_id, "layer": int(layer), "windows": int(windows), "tokens": int(tokens)}
+    return {"target": target, "bases": bases or ["lib"],
             "graph": {**graph, "dtype": "float32"}, "ablation": {"tolerance": float(tolerance)}}
 
 
 def _label(record: jobs.JobRecord) -> str:
-    p = record.params
-    return f"{p['model']} · {', '.join(p['bases'])} · {p['checkpoint'][:24]} ({record.job_id[:8]})"
+    params = LIB_GRAPH.parse(record.params)
+    target = params.target
+    where = f"{target.model} block {target.layer}" if isinstance(target, LanguageTarget) else f"{target.kind} · {target.checkpoint[:24]}"
+    return f"{where} · {', '.join(params.bases)} ({record.job_id[:8]})"
 
 
 def _modules(job_id: str, result, resolution: float, seed: int) -> dict[str, tuple[list[np.ndarray], float]]:
@@ -135,18 +151,13 @@ def _modules_csv(result, modules) -> str:
 
 
 def _npz(result, modules) -> bytes:
-    arrays, _ = result.to_store()
-    for kind, (per_layer, _) in modules.items():
-        for k, membership in enumerate(per_layer):
-            arrays[f"{kind}/modules/{k}"] = membership
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **{name.replace("/", "__"): value for name, value in arrays.items()})
-    return buffer.getvalue()
+    memberships = {f"modules/{kind}/{k}": membership for kind, (per_layer, _) in modules.items() for k, membership in enumerate(per_layer)}
+    return codec.npz_bytes(result, memberships)
 
 
 def show(job_id: str) -> None:
     """The graphs side by side, their ablations, the bisect's edge counts and downloads."""
-    result = jobs.load_result(job_id)
+    result = LIB_GRAPH.load(job_id)
     adopt_url("topk", int, "ig_topk")
     adopt_url("res", float, "ig_resolution")
     st.session_state.setdefault("ig_topk", 200)
@@ -167,7 +178,7 @@ def show(job_id: str) -> None:
         chart(column, layered_graph(r.graph, modules[kind][0], int(top_k), title, r.fourier), key=f"ig_graph_{kind}")
     curves = {kind: r.node_curves for kind, r in result.results.items() if r.node_curves}
     bisects = {kind: r.bisect for kind, r in result.results.items() if r.bisect}
-    tolerance = float(jobs.status(job_id).params["ablation"]["tolerance"])
+    tolerance = LIB_GRAPH.params_of(job_id).ablation.tolerance
     left, right = st.columns(2)
     if curves:
         chart(left, node_ablation_figure(curves, result.metric, result.base_score), key="ig_nodes")
@@ -183,17 +194,12 @@ def render() -> None:
     st.title("Interaction graph")
     st.caption("The Local Interaction Basis (Bushnaq et al. 2024): bases per node layer, edges E = squared attributions between "
                "consecutive layers, the fewest edges that keep the model's accuracy (bisect), Leiden modules on log(E/ε).")
-    adopt_job_from_url("lib.graph", "ig_job")
+    adopt_job_from_url(LIB_GRAPH.name, "ig_job")
     params = settings()
     if params is not None and st.button("Build as a job", type="primary", key="ig_run"):
-        st.session_state["ig_job"] = jobs.submit("lib.graph", params)
+        st.session_state["ig_job"] = LIB_GRAPH.submit(params).job_id
         set_query(job=st.session_state["ig_job"])
-    others = [r for r in jobs.list_jobs() if r.kind == "lib.graph" and r.status == "done"]
-    if others and not st.session_state.get("ig_job"):
-        chosen = st.selectbox("Or open a finished build", [None] + [r.job_id for r in others], key="ig_open",
-                              format_func=lambda j: "—" if j is None else _label(next(r for r in others if r.job_id == j)))
-        if chosen:
-            st.session_state["ig_job"] = chosen
+    open_finished(LIB_GRAPH, "ig_job", _label, "Or open a finished build")
     show_when_done(st.session_state.get("ig_job"), show, "Choose a model and bases and build; the digits MLP takes seconds.")
 
 

@@ -14,7 +14,14 @@ from featgeom_core.jobs.manager import RESUBMITTABLE
 from featgeom_core.jobs.records import ACTIVE
 from ui.errors import offer_recompute, render_safely
 from ui.jobs import open_result_link
-from ui.state import adopt_fields, keep_valid, list_of, one_of, publish_fields, require_selection
+from ui.state import (
+    adopt_fields,
+    keep_valid,
+    list_of,
+    one_of,
+    publish_fields,
+    require_selection,
+)
 
 STATUSES = ["queued", "running", "done", "failed", "cancelled", "interrupted"]
 POLL_S = 2.0

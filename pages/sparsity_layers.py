@@ -4,13 +4,12 @@ sparse-linear data scores the same) and the Gaussian control; two results overla
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from featgeom_core import jobs
+from featgeom_core import codec, jobs
+from featgeom_core.sparsity.jobs import SPARSITY_MODEL
 from featgeom_core.sparsity.params import ModelSparsityParams, SparseCodingParams
 from ui import params as widgets
 from ui.errors import render_safely
@@ -59,20 +58,17 @@ def _table(result) -> pd.DataFrame:
 
 
 def _npz(result) -> bytes:
-    buffer = io.BytesIO()
-    arrays, _ = result.to_store()
-    np.savez_compressed(buffer, set_names=np.asarray([s.name for s in result.sets]), **arrays)
-    return buffer.getvalue()
+    return codec.npz_bytes(result, {"set_names": np.asarray([s.name for s in result.sets])})
 
 
 def show(job_id: str) -> None:
     """Metrics by layer (with a second result overlaid if chosen), the table and downloads."""
-    result = jobs.load_result(job_id)
+    result = SPARSITY_MODEL.load(job_id)
     record = jobs.status(job_id)
-    others = [r for r in jobs.list_jobs() if r.kind == "sparsity.model" and r.status == "done" and r.job_id != job_id]
+    others = [r for r in SPARSITY_MODEL.finished() if r.job_id != job_id]
     compare = st.selectbox("Overlay another result", [None] + [r.job_id for r in others], key="sl_compare",
                            format_func=lambda j: "—" if j is None else _label(next(r for r in others if r.job_id == j)))
-    shown = [(_label(record), result)] + ([(_label(jobs.status(compare)), jobs.load_result(compare))] if compare else [])
+    shown = [(_label(record), result)] + ([(_label(jobs.status(compare)), SPARSITY_MODEL.load(compare))] if compare else [])
     gaussian = next((r for r in result.calibration if r["dataset"] == "gaussian"), None)
     layer_sets = [s for s in result.sets if s.name != "embeddings"]
     if layer_sets:
@@ -111,11 +107,11 @@ def render() -> None:
     st.title("Sparsity — by layer")
     st.caption("Deng, Tao and Benton 2023, section 4: a dictionary of 8d atoms per activation set, fitted on fresh text every "
                "iteration and measured on held-out tokens from the packaged news, reviews and code.")
-    adopt_job_from_url("sparsity.model", "sl_job")
+    adopt_job_from_url(SPARSITY_MODEL.name, "sl_job")
     if selection.model is not None:
         params = settings(selection)
         if st.button("Run as a job", type="primary", key="sl_run", disabled=not selection.layers):
-            st.session_state["sl_job"] = jobs.submit("sparsity.model", params)
+            st.session_state["sl_job"] = SPARSITY_MODEL.submit(params).job_id
             set_query(job=st.session_state["sl_job"])
     show_when_done(st.session_state.get("sl_job"), show, "Choose the model and layers in the sidebar and run; the job measures every layer (minutes on a CPU).")
 

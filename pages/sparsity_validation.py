@@ -7,7 +7,12 @@ import pandas as pd
 import streamlit as st
 
 from featgeom_core import jobs
-from featgeom_core.sparsity.params import CONTROLS, SparseCodingParams, SyntheticGridJob
+from featgeom_core.sparsity.jobs import SPARSITY_SYNTHETIC
+from featgeom_core.sparsity.params import (
+    CONTROLS,
+    SparseCodingParams,
+    SyntheticGridParams,
+)
 from ui import params as widgets
 from ui.errors import render_safely
 from ui.jobs import adopt_job_from_url, show_when_done
@@ -44,16 +49,16 @@ def _choices(text: str) -> list[str]:
 
 
 def settings() -> dict:
-    """The grid from the widgets (mirrored in the URL); bounds and help from ``SyntheticGridJob``."""
+    """The grid from the widgets (mirrored in the URL); bounds and help from ``SyntheticGridParams``."""
     adopt_url("ablation", one_of(ABLATIONS), "sv_ablation")
     adopt_url("a", _floats, "sv_a")
     adopt_url("controls", _choices, "sv_controls")
     adopt_url("method", one_of(("greedy", "fista")), "sv_method")
     c1, c2, c3 = st.columns([2, 2, 1])
     ablation = c1.selectbox("Setting (Appendix E ablations)", list(ABLATIONS), key="sv_ablation")
-    a_values = widgets.multiselect(SyntheticGridJob, "a_values", "a (features active on average)", "sv_a", options=A_MENU, container=c2)
+    a_values = widgets.multiselect(SyntheticGridParams, "a_values", "a (features active on average)", "sv_a", options=A_MENU, container=c2)
     method = widgets.selectbox(SparseCodingParams, "method", "Coefficient step", "sv_method", container=c3)
-    controls = widgets.multiselect(SyntheticGridJob, "controls", "Controls", "sv_controls")
+    controls = widgets.multiselect(SyntheticGridParams, "controls", "Controls", "sv_controls")
     set_query(ablation=ablation, a=",".join(f"{a:g}" for a in a_values), controls=",".join(controls), method=method)
     overrides = dict(ABLATIONS[ablation])
     coding = {"method": method}
@@ -70,16 +75,16 @@ def _label(record: jobs.JobRecord) -> str:
 
 def show(job_id: str) -> None:
     """The metrics against a, the controls beside the sparse-linear sets, the table and its CSV."""
-    result = jobs.load_result(job_id)
+    result = SPARSITY_SYNTHETIC.load(job_id)
     record = jobs.status(job_id)
     params = record.params
     st.caption(f"Job {job_id} · d = {params['d']}, n = {params['n']}, σ = {params['sigma']:g}, {params['feature_multiple']:g}d true features, "
                f"dictionary {params['coding']['dictionary_multiple']:g}d, {params['coding']['method']} coefficients, p = {params['p']:g}")
     rows = result.rows
-    others = [r for r in jobs.list_jobs() if r.kind == "sparsity.synthetic" and r.status == "done" and r.job_id != job_id]
+    others = [r for r in SPARSITY_SYNTHETIC.finished() if r.job_id != job_id]
     compare = st.selectbox("Overlay another validation result (e.g. the other coefficient step)", [None] + [r.job_id for r in others],
                            key="sv_compare", format_func=lambda j: "—" if j is None else _label(next(r for r in others if r.job_id == j)))
-    overlay = jobs.load_result(compare).rows if compare else []
+    overlay = SPARSITY_SYNTHETIC.load(compare).rows if compare else []
     labels = (f"({params['coding']['method']})", f"({jobs.status(compare).params['coding']['method']}, dashed)") if compare else ("", "")
     st.markdown("The paper takes **a/2** as the truth (each active coefficient is U(0, 1)). At small a that is not what the "
                 "planted coefficients themselves give: the largest of a few U(0, 1) draws is well below 1, so their own S₁ "
@@ -105,10 +110,10 @@ def render() -> None:
     st.title("Sparsity — validation")
     st.caption("Deng, Tao and Benton 2023, section 3.1: sparse coding of synthetic sparse-linear activations with a known number "
                "of active features a, against Gaussian, heavy-tailed and Rademacher controls of identity covariance.")
-    adopt_job_from_url("sparsity.synthetic", "sv_job")
+    adopt_job_from_url(SPARSITY_SYNTHETIC.name, "sv_job")
     grid = settings()
     if st.button("Run as a job", type="primary", key="sv_run", disabled=not (grid["a_values"] or grid["controls"])):
-        st.session_state["sv_job"] = jobs.submit("sparsity.synthetic", grid)
+        st.session_state["sv_job"] = SPARSITY_SYNTHETIC.submit(grid).job_id
         set_query(job=st.session_state["sv_job"])
     show_when_done(st.session_state.get("sv_job"), show, "Choose the data sets and run; every set is generated, coded and measured in one job on the Dask backend "
                 "(about 2 minutes for the default grid on a 2-core CPU).")

@@ -1,4 +1,12 @@
-"""Shared fixtures: an isolated cache per test session, and models loaded once."""
+"""Shared fixtures (an isolated cache per test session, models loaded once, the local Dask
+cluster) and the test tiers.
+
+Tiers are markers applied from the fixtures a test uses, so nobody has to remember them:
+``browser`` (drives Chromium), ``cluster`` (runs jobs on Dask workers) and ``slow`` (loads
+MiniLM, starts servers or processes). A test that reaches for a Dask client without the
+``local_backend`` fixture fails, so the fast tier (``-m "not slow and not browser and not
+cluster"``) never starts a cluster by accident.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -16,6 +24,67 @@ os.environ.setdefault("FEATGEOM_CACHE_DIR", tempfile.mkdtemp(prefix="featgeom-te
 REPO_ROOT = Path(__file__).resolve().parent.parent
 OUTPUT_DIR = REPO_ROOT / "test-output"
 HARNESS = str(REPO_ROOT / "tests" / "harness" / "single_page.py")
+
+
+TIER_FIXTURES = {
+    "browser": {"browser"},
+    "cluster": {"local_backend", "external_cluster", "cluster_in_subprocess"},
+    "slow": {"minilm", "app_url", "processes", "certs", "tiny_bert_dir", "minilm_tokenizer"},
+}
+"""Which fixtures put a test in which tier."""
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for marker, fixtures in TIER_FIXTURES.items():
+            if used & fixtures:
+                item.add_marker(marker)
+        if item.get_closest_marker("browser") or item.get_closest_marker("cluster"):
+            item.add_marker("slow")
+
+
+@pytest.fixture(autouse=True)
+def _dask_only_in_cluster_tests(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside the cluster tier, asking for a Dask client is an error naming the fixture to use."""
+    if request.node.get_closest_marker("cluster") is not None:
+        return
+
+    def refuse() -> None:
+        raise AssertionError(f"{request.node.nodeid} starts a Dask cluster: give it the local_backend fixture (it is then a cluster test)")
+
+    for where in ("featgeom_core.jobs.backend", "featgeom_core.jobs.manager", "featgeom_core.jobs"):
+        monkeypatch.setattr(f"{where}.get_client", refuse)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """A Dask client left behind by a test outside the cluster tier (through a module fixture, or a
+    thread that outlived its test) is that test's error."""
+    from featgeom_core.jobs import backend
+
+    if item.get_closest_marker("cluster") is None and backend._client is not None:
+        backend.shutdown()
+        raise AssertionError(f"{item.nodeid} left a Dask client running: give it (or its fixture) the local_backend fixture")
+
+
+@pytest.fixture(scope="module")
+def local_backend() -> Iterator[None]:
+    """The local Dask cluster (2 single-threaded worker processes), for the module's tests."""
+    from featgeom_core import jobs
+
+    jobs.shutdown()
+    os.environ.pop("FEATGEOM_SCHEDULER", None)
+    os.environ["FEATGEOM_LOCAL_WORKERS"] = "2"
+    jobs.get_client()
+    yield
+    jobs.shutdown()
+
+
+@pytest.fixture
+def cluster_in_subprocess() -> None:
+    """Declares that the test's subprocess (the CLI) starts its own local Dask cluster."""
 
 
 def open_page(path: str, **query: str):

@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 from featgeom_core import cli
-from featgeom_core.access import ACCESS_FILE, configured_token, require_store_access, store_accepts
+from featgeom_core.access import (
+    ACCESS_FILE,
+    configured_token,
+    require_store_access,
+    store_accepts,
+)
 from featgeom_core.errors import AccessDenied, InvalidParameter
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -44,7 +45,7 @@ def test_psm_prints_per_layer_summaries_and_writes_csv(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "args,message",
-    [(["psm", "--layers", "x"], "comma-separated integers"), (["psm", "--model", "nope", "--layers", "0"], "unknown model"),
+    [(["psm", "--layers", "x"], "layers.0 = 'x': Input should be a valid integer"), (["psm", "--model", "nope", "--layers", "0"], "unknown model"),
      (["psm", "--model", "tiny-native", "--layers", "7", "--features", "art_type"], "out of range"), (["jobs", "status", "nope"], "no job")],
 )
 def test_failures_exit_nonzero_with_one_line(tmp_path: Path, args: list[str], message: str) -> None:
@@ -54,7 +55,7 @@ def test_failures_exit_nonzero_with_one_line(tmp_path: Path, args: list[str], me
     assert lines[-1].startswith("featgeom: error:") and message in lines[-1]
 
 
-def test_sweep_runs_a_grid_as_jobs_into_the_shared_store(tmp_path: Path) -> None:
+def test_sweep_runs_a_grid_as_jobs_into_the_shared_store(tmp_path: Path, cluster_in_subprocess: None) -> None:
     sweep = tmp_path / "sweep.yaml"
     sweep.write_text("kind: feature_geometry\nparams:\n  model: tiny-native\n  layers: [0, 1]\ngrid:\n  feature_set: [art_type, athlete_sport]\n")
     out = featgeom("sweep", str(sweep), cache=tmp_path, timeout=400)
@@ -65,8 +66,8 @@ def test_sweep_runs_a_grid_as_jobs_into_the_shared_store(tmp_path: Path) -> None
     assert listing.returncode == 0 and listing.stdout.count(" done ") == 2
     # the app reads the same store: the probes are cached for both feature sets
     from featgeom_core.data import load_feature_set
-    from featgeom_core.probing import GeometryParams, cached_layers
     from featgeom_core.models import load_model
+    from featgeom_core.probing import GeometryParams, cached_layers
     from featgeom_core.store import Store
 
     model = load_model("tiny-native", device="cpu")
@@ -80,6 +81,37 @@ def test_invalid_sweep_submits_nothing(tmp_path: Path) -> None:
     sweep.write_text("kind: feature_geometry\nparams: {model: tiny-native, layers: [0]}\ngrid:\n  feature_set: [art_type, nope]\n")
     out = featgeom("sweep", str(sweep), cache=tmp_path)
     assert out.returncode == 2 and "unknown feature set 'nope'" in out.stderr
+    assert not (tmp_path / "jobs").exists()
+
+
+def test_run_without_a_scheduler_runs_the_job_here_to_its_end(tmp_path: Path) -> None:
+    out = featgeom("run", "diagnostic.spin", "iterations=1000", "steps=3", "--json", cache=tmp_path)
+    assert out.returncode == 0, out.stderr
+    printed = json.loads(out.stdout)
+    assert "Traceback" not in out.stderr and "schedule new futures" not in out.stderr
+    listing = featgeom("jobs", "status", printed["id"], cache=tmp_path)
+    assert json.loads(listing.stdout)["status"] == "done"  # recorded like a submitted job, never left behind
+
+
+def test_a_failing_job_prints_one_line_and_exits_1(tmp_path: Path) -> None:
+    out = featgeom("run", "feature_geometry", "model=tiny-native", "feature_set=art_type", "layers=[7]", cache=tmp_path)
+    assert out.returncode == 1, out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in out.stderr and last.startswith("featgeom: job ") and " failed: " in last and "out of range" in last, out.stderr
+
+
+def test_what_can_be_checked_at_submission_is(tmp_path: Path) -> None:
+    block = featgeom("run", "hessian.features", "model=xor", "block=nope", cache=tmp_path)
+    assert block.returncode == 2 and "'nope' is not a parameter of the xor toy" in block.stderr and "Traceback" not in block.stderr
+    layers = featgeom("psm", "--model", "tiny-native", "--layers", "1,1,1", cache=tmp_path)
+    assert layers.returncode == 2 and "each value once; repeated: 1" in layers.stderr
+
+
+def test_sweep_without_wait_needs_a_scheduler(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text("kind: diagnostic.echo\nparams: {value: 1}\n")
+    out = featgeom("sweep", str(sweep), "--no-wait", cache=tmp_path)
+    assert out.returncode == 2 and "needs a Dask scheduler" in out.stderr
     assert not (tmp_path / "jobs").exists()
 
 

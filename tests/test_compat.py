@@ -7,14 +7,16 @@ result, so it must come with a migration.
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
 
 from featgeom_core import jobs
 from featgeom_core.probing import GeometryParams, probe_key
-from featgeom_core.store import Store, result_key
+from featgeom_core.store import FORMAT_FILE, Store, result_key
 
 PSM3 = [[1.0, 0.2, -0.4], [0.2, 1.0, 0.1], [-0.4, 0.1, 1.0]]
 
@@ -39,6 +41,12 @@ def test_probe_and_activation_keys_have_not_moved() -> None:
         "1df3e0729cfe40aac1f6370961e2290c1d418d9316d75983399002e81db20eae"
 
 
+def _as_written_by_0_1(store: Store, key: str, kind: str) -> Any:
+    """The entry under ``key``, stamped store format 1 (as 0.1 wrote it), read as ``kind``'s result."""
+    (store.path(key) / FORMAT_FILE).write_text(json.dumps({"format": 1, "featgeom": "0.1.0"}))
+    return store.get_result(key, jobs.job_kind(kind).result, stale_as_missing=False)
+
+
 def test_results_in_the_earlier_layout_open(tmp_path) -> None:
     """Entries exactly as featgeom 0.1.0 wrote them (before result types) load as today's types."""
     store = Store(tmp_path)
@@ -48,22 +56,19 @@ def test_results_in_the_earlier_layout_open(tmp_path) -> None:
     fit_meta = {"config": config, "error": 0.1, "energy": 2.0, "objective": 3.0, "reference_distance": 0.2, "reference_energy": 1.5,
                 "features": ["a", "b", "c"], "label": "x"}
     store.put("a" * 64, fit_arrays, fit_meta)
-    stored = store.get("a" * 64)
-    fit = jobs.job_kind("energy.fit").load_result(stored.arrays, stored.meta)
+    fit = _as_written_by_0_1(store, "a" * 64, "energy.fit")
     assert fit.joint.config.kernel == "log" and fit.reference_distance == 0.2 and fit.feature_names == ["a", "b", "c"]
 
     row = {"target": "real", "layer": 1, "kernel": "riesz", "similarity": "cosine", "dim": 2, "lambda_d": 100.0, "lambda_x": 10.0, "sigma": 0.01,
            "joint_error": 0.01, "joint_objective": 1.0, "distance": 0.02, "distance_std": 0.0, "fit": 0}
     store.put("b" * 64, {"psm_0": np.eye(3), "features_0": np.ones((3, 2)), "weights_0": np.ones(3) / 3, "target_0": np.eye(3)},
               {"rows": [row], "best": [{**row, "best_index": 0}], "label": "old sweep", "names": {"1": ["a", "b", "c"]}})
-    stored = store.get("b" * 64)
-    sweep = jobs.job_kind("energy.sweep").load_result(stored.arrays, stored.meta)
+    sweep = _as_written_by_0_1(store, "b" * 64, "energy.sweep")
     assert sweep.label == "old sweep" and sweep.rows == [row] and sweep.names == {"1": ["a", "b", "c"]}
 
     summary_meta = {"feature_names": ["x", "y"], "model": "tiny-native", "feature_set": "art_type", "layers": [0], "hook": "mlp_post",
                     "C": 1.0, "seed": 0, "label_seed": 1}
     store.put("c" * 64, {"test_accuracy": np.ones((1, 2)), "mean_cosine_real": np.zeros(1), "mean_cosine_shuffled": np.zeros(1),
                          "departure_cosine": np.zeros(1)}, summary_meta)
-    stored = store.get("c" * 64)
-    summary = jobs.job_kind("feature_geometry").load_result(stored.arrays, stored.meta)
+    summary = _as_written_by_0_1(store, "c" * 64, "feature_geometry")
     assert summary.feature_names == ["x", "y"] and summary.params["layers"] == [0]

@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 
 from featgeom_core.energy import SweepGrid, SweepTarget, minimize_energy, run_sweep
-from featgeom_core.energy.controls import control_summary, distance_bands, joint_error_bands, real_below_control_bands
+from featgeom_core.energy.controls import (
+    control_summary,
+    distance_bands,
+    joint_error_bands,
+    real_below_control_bands,
+)
 from featgeom_core.probing import permuted_control, psm
 
 SEEDS = 5
@@ -96,7 +101,12 @@ def test_bands_and_summaries_have_the_shapes_the_pages_draw() -> None:
 def test_shuffled_label_probes_are_trained_once_per_new_seed(tiny_native, store) -> None:
     from featgeom_core.data import load_feature_set
     from featgeom_core.probing import GeometryParams, feature_geometry
-    from featgeom_core.probing.controls import ControlParams, label_seeds, layer_controls, shuffled_label_directions
+    from featgeom_core.probing.controls import (
+        label_seeds,
+        layer_controls,
+        shuffled_label_directions,
+    )
+    from featgeom_core.probing.params import ControlParams
 
     fs = load_feature_set("art_type", tokenizer=tiny_native.tokenizer)
     params = GeometryParams()
@@ -108,7 +118,7 @@ def test_shuffled_label_probes_are_trained_once_per_new_seed(tiny_native, store)
     np.testing.assert_array_equal(first[0][0], result.directions["shuffled_labels"][0])  # seed 1 is the probe entry's
     assert not np.allclose(first[0][1], first[0][2])
     messages: list[str] = []
-    again = shuffled_label_directions(tiny_native, fs, [0, 1], params, seeds, store=store, progress=lambda f, m: messages.append(m))
+    again = shuffled_label_directions(tiny_native, fs, [0, 1], params, seeds, store=store, progress=lambda f, m, *_: messages.append(m))
     assert messages == ["shuffled-label probes ready"]  # nothing retrained
     np.testing.assert_array_equal(again[1], first[1])
     controls = layer_controls(result, 1, [0, 2], ControlParams(label_seeds=3, permutation_seeds=2), first[1])

@@ -18,8 +18,8 @@ from typing import Any, Callable, Iterator
 
 import pytest
 import yaml
-
 from conftest import REPO_ROOT, poll_until
+
 from featgeom_core import jobs
 from featgeom_core.errors import FeatgeomError
 from featgeom_core.jobs.backend import TLS_VARIABLES, scheduler_security, tls_security

@@ -5,10 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from featgeom_core.energy import energy, joint_optimize, minimize_energy, reoptimize, run_sweep, SweepGrid, best_configurations
+from featgeom_core.energy import (
+    SweepGrid,
+    best_configurations,
+    energy,
+    joint_optimize,
+    match_permutation,
+    minimize_energy,
+    reoptimize,
+    run_sweep,
+)
 from featgeom_core.energy.lbfgs import batched_lbfgs
 from featgeom_core.errors import FeatgeomError
-from featgeom_core.energy import match_permutation
 from featgeom_core.probing import permuted_control, psm
 
 THOMSON = {2: 0.5, 3: 1.732050808, 4: 3.674234614, 5: 6.474691495, 6: 9.985281374}
@@ -107,15 +115,15 @@ def test_cosine_fits_keep_unit_norms_and_rbf_fits_are_anchored() -> None:
 
 
 def test_a_joint_result_survives_the_store(tmp_path) -> None:
+    from featgeom_core import codec
     from featgeom_core.energy import JointResult
     from featgeom_core.store import Store
 
     X = minimize_energy(5, 3, "log").X
     fitted = joint_optimize(X @ X.T, 2, "rbf", "exp", lambda_d=10, restarts=2, weights="learned", weight_ratio=5.0)
     store = Store(tmp_path)
-    store.put("k" * 64, *fitted.to_store())
-    loaded = store.get("k" * 64)
-    again = JointResult.from_store(loaded.arrays, loaded.meta)
+    store.put("k" * 64, *codec.encode(fitted))
+    again = store.get_result("k" * 64, JointResult, stale_as_missing=False)
     assert again.config == fitted.config and again.error == fitted.error
     np.testing.assert_array_equal(again.features, fitted.features)
     np.testing.assert_array_equal(again.trace, fitted.trace)

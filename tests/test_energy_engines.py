@@ -10,10 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-from featgeom_core.energy import SweepGrid, compiled, joint_optimize, minimize_energy, reoptimize
-from featgeom_core.energy.params import SolverSettings
-from featgeom_core.energy.joint import JointConfig, ReoptConfig, joint_problem, reopt_problem, solve_joint
+from featgeom_core.energy import (
+    SweepGrid,
+    compiled,
+    joint_optimize,
+    minimize_energy,
+    reoptimize,
+)
+from featgeom_core.energy.joint import joint_problem, reopt_problem, solve_joint
 from featgeom_core.energy.lbfgs import _value_and_grad
+from featgeom_core.energy.params import JointConfig, ReoptConfig, SolverSettings
 from featgeom_core.errors import FeatgeomError
 from featgeom_core.probing import psm
 

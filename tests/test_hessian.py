@@ -10,12 +10,23 @@ import math
 import numpy as np
 import pytest
 import torch
+
+from featgeom_core import codec
 from torch.autograd.functional import hessian
 from torch.func import functional_call
 
 from featgeom_core.errors import DataError, FeatgeomError, InvalidParameter
-from featgeom_core.hessian import (HessianFeatures, HessianParams, directional_curvature, fit_hessian_features, polygon_error,
-                                   reference_curvature, sample_divergence, toy_superposition, xor_net)
+from featgeom_core.hessian import (
+    HessianFeatures,
+    HessianParams,
+    directional_curvature,
+    fit_hessian_features,
+    polygon_error,
+    reference_curvature,
+    sample_divergence,
+    toy_superposition,
+    xor_net,
+)
 
 SEEDS = range(5)
 FAST = {"steps": 150, "device": "cpu"}
@@ -240,10 +251,10 @@ def test_fit_is_seeded_and_records_both_losses(xor_toys):
 def test_result_round_trips_through_arrays(xor_toys):
     toy = xor_toys[0]
     result = fit_hessian_features(toy.model, toy.default_block, toy.inputs, {"k": 2, "steps": 5, "device": "cpu", "restarts": 2})
-    arrays, meta = result.to_store()
+    arrays, meta = codec.encode(result)
     assert all(isinstance(a, np.ndarray) for a in arrays.values())
     meta = json.loads(json.dumps(meta))
-    back = HessianFeatures.from_store(arrays, meta)
+    back = codec.decode(HessianFeatures, arrays, meta)
     assert torch.equal(back.U, result.U) and torch.equal(back.curvatures, result.curvatures)
     assert np.array_equal(back.steep_loss, result.steep_loss) and np.array_equal(back.objectives, result.objectives)
     assert back.block == ("hidden.weight", "hidden.bias") and back.block_shapes == ((2, 2), (2,))
@@ -275,11 +286,17 @@ def test_nan_in_the_loss_stops_and_keeps_the_last_good_directions(xor_toys):
 
 def test_should_stop_ends_the_run_early(xor_toys):
     toy = xor_toys[0]
-    calls = []
+    calls, steps = [], []
+
+    def report(fraction: float, message: str, metrics: dict | None = None) -> None:
+        calls.append(fraction)
+        if metrics and "step" in metrics:
+            steps.append(metrics["step"])
+
     result = fit_hessian_features(toy.model, toy.default_block, toy.inputs, {"k": 3, "steps": 100, "device": "cpu"},
-                                  progress=lambda f, m: calls.append(f), should_stop=lambda: len(calls) >= 3)
+                                  progress=report, should_stop=lambda: len(steps) >= 3)
     assert result.steps_done == 3 and "stopped on request" in result.stopped_reason
-    assert calls[-1] == 1.0
+    assert steps == [1, 2, 3] and calls[-1] == 1.0
 
 
 # -- bad input -------------------------------------------------------------------------------------

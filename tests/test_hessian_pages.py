@@ -7,16 +7,26 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import open_page
 from streamlit.testing.v1 import AppTest
 from torch.autograd.functional import hessian
 from torch.func import functional_call
 
-from conftest import open_page
 from featgeom_core import jobs
+from featgeom_core.hessian.jobs import HESSIAN_FEATURES
 from featgeom_core.hessian import fit_hessian_features
-from featgeom_core.hessian.jobs import parse_loss_message
-from featgeom_core.hessian.language import PREFIX, TokenBatch, TokenOutputs, token_curvatures, tokenize
-from featgeom_core.hessian.reading import interference_matrix, token_context, top_indices
+from featgeom_core.hessian.language import (
+    PREFIX,
+    TokenBatch,
+    TokenOutputs,
+    token_curvatures,
+    tokenize,
+)
+from featgeom_core.hessian.reading import (
+    interference_matrix,
+    token_context,
+    top_indices,
+)
 
 KEY = "encoder.layer.1.attention.self.key.weight"
 
@@ -108,20 +118,20 @@ def test_reading_helpers():
     assert M[0, 1] == pytest.approx(2**-0.5 * 2**-0.5)  # |cos| 1/sqrt2, co-activation 1/sqrt2
 
 
-def test_the_fits_progress_messages_carry_both_losses(tiny_bert):
+def test_the_fits_progress_reports_carry_both_losses_as_metrics():
     from featgeom_core.hessian import xor_net
+    from featgeom_core.jobs.records import JobRecord
+    from ui.hessian_jobs import loss_history
 
     toy = xor_net(0)
-    messages = []
+    record = JobRecord("id", "hessian.features", {}, "running")
     result = fit_hessian_features(toy.model, toy.default_block, toy.inputs, {"k": 3, "steps": 20, "restarts": 1, "device": "cpu"},
-                                  progress=lambda f, m: messages.append(m))
-    parsed = [p for p in map(parse_loss_message, messages) if p is not None]
-    assert [p[0] for p in parsed] == list(range(1, 21))
-    for step, steps, steep, interference in parsed:
-        assert steps == 20
-        assert steep == pytest.approx(result.steep_loss[step - 1], rel=1e-3)
-        assert interference == pytest.approx(result.interference_loss[step - 1], rel=1e-3, abs=1e-12)
-    assert parse_loss_message("loading minilm") is None
+                                  progress=lambda f, m, metrics=None: record.add_metrics(dict(metrics or {})))
+    history = loss_history(record)
+    assert sorted(history) == list(range(1, 21))
+    for step, (steep, interference) in history.items():
+        assert steep == pytest.approx(result.steep_loss[step - 1], rel=1e-6)
+        assert interference == pytest.approx(result.interference_loss[step - 1], rel=1e-6, abs=1e-12)
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +177,8 @@ def test_xor_features_are_learned_as_a_job_from_the_page_and_shown():
     at.button(key="hx_run").click().run()
     record = jobs.wait(at.session_state["hx_job"], timeout_s=300)
     assert record.status == "done", record.error
-    assert record.params["fit"]["k"] == 3 and record.params["block"] == "hidden.weight,hidden.bias"
+    target = HESSIAN_FEATURES.params_of(record.job_id).target
+    assert target.fit.k == 3 and target.block_names() == ("hidden.weight", "hidden.bias")
     at.run()
     assert not at.exception and not at.error, ([e.value for e in at.exception], [e.value for e in at.error])
     assert len(at.get("plotly_chart")) == 4  # losses, spectrum, interference, the direction's six numbers

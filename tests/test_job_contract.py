@@ -10,18 +10,19 @@ from __future__ import annotations
 import json
 import typing
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pytest
+from conftest import REPO_ROOT
 from pydantic import Field
 from streamlit.testing.v1 import AppTest
 
-from conftest import REPO_ROOT
-from featgeom_core import jobs
+from featgeom_core import codec, jobs
 from featgeom_core.errors import InvalidParameter
 from featgeom_core.jobs import JobKind, JobOutput, register
 from featgeom_core.params import Params, field_spec
+from featgeom_core.progress import silent
 from featgeom_core.store import Store, canonical_json
 
 HARNESS = str(REPO_ROOT / "tests" / "harness" / "single_page.py")
@@ -39,13 +40,6 @@ class SquareParams(Params):
 @dataclass(frozen=True)
 class SquareResult:
     squares: np.ndarray
-
-    def to_store(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        return {"squares": self.squares}, {"count": int(len(self.squares))}
-
-    @classmethod
-    def from_store(cls, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> "SquareResult":
-        return cls(squares=np.asarray(arrays["squares"]))
 
     def summary(self) -> dict[str, Any]:
         return {"square": float(self.squares[0]), "count": int(len(self.squares))}
@@ -134,13 +128,14 @@ def test_out_of_range_is_refused_by_name(name: str) -> None:
 @pytest.mark.parametrize("name", KINDS)
 def test_result_round_trips_through_the_store(name: str, tmp_path) -> None:
     kind = jobs.job_kind(name)
-    entries = kind.execute(kind.validate(kind.example), lambda fraction, message: None)
+    entries = kind.execute(kind.validate(kind.example), silent)
     store = Store(tmp_path)
     for key, arrays, meta in entries:
         store.put(key, arrays, meta)
     stored = store.get(entries[0][0])
-    result = kind.load_result(stored.arrays, stored.meta)
-    arrays, meta = result.to_store()
+    result = store.get_result(entries[0][0], kind.result, stale_as_missing=False)
+    assert isinstance(result, kind.result)
+    arrays, meta = codec.encode(result)
     assert sorted(arrays) == sorted(stored.arrays)
     for array_name, values in arrays.items():
         np.testing.assert_array_equal(np.asarray(values), stored.arrays[array_name])
@@ -165,7 +160,7 @@ def test_its_page_opens_a_stored_result(name: str) -> None:
     assert at.get("plotly_chart"), f"{kind.page} drew nothing for {name}"
 
 
-def test_a_kind_registered_in_a_test_file_reaches_the_registry_the_cli_and_the_jobs_page(capsys) -> None:
+def test_a_kind_registered_in_a_test_file_reaches_the_registry_the_cli_and_the_jobs_page(capsys, local_backend: None) -> None:
     from featgeom_core.cli import main
 
     assert "contract.square" in jobs.job_kinds()

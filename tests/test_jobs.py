@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import REPO_ROOT, poll_until
+
 from featgeom_core import jobs
 from featgeom_core.errors import InvalidParameter
 from featgeom_core.jobs import records
@@ -32,16 +32,6 @@ LONG_SPIN = {"iterations": 3_000_000_000, "steps": 3000}  # minutes of work, rep
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("FEATGEOM_CACHE_DIR", str(tmp_path / "cache"))
     return tmp_path / "cache"
-
-
-@pytest.fixture(scope="module")
-def local_backend():
-    jobs.shutdown()
-    os.environ.pop("FEATGEOM_SCHEDULER", None)
-    os.environ["FEATGEOM_LOCAL_WORKERS"] = "2"
-    jobs.get_client()
-    yield
-    jobs.shutdown()
 
 
 def test_local_cluster_runs_a_geometry_job_end_to_end(local_backend, cache: Path, tiny_native) -> None:
@@ -118,7 +108,7 @@ def test_cancel_a_queued_and_a_running_job(local_backend, cache: Path) -> None:
     assert {jobs.status(j).status for j in running + [queued]} == {"cancelled"}
 
 
-def test_a_client_killed_with_a_job_in_flight_leaves_it_interrupted(cache: Path) -> None:
+def test_a_client_killed_with_a_job_in_flight_leaves_it_interrupted(cache: Path, local_backend: None) -> None:
     """The app killed with a job in flight and started again: the job shows as interrupted, one
     click on the Jobs page resubmits it, and a result finished before the kill still opens."""
     script = textwrap.dedent(

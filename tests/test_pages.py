@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from conftest import REPO_ROOT
+from streamlit.testing.v1 import AppTest
 
 APP = str(REPO_ROOT / "app.py")
 HARNESS = str(REPO_ROOT / "tests" / "harness" / "single_page.py")
@@ -105,7 +104,7 @@ def test_good_csv_upload_becomes_the_feature_set() -> None:
     assert "mine.csv" in at.caption[0].value
 
 
-def test_jobs_page_lists_jobs_and_deletes_one() -> None:
+def test_jobs_page_lists_jobs_and_deletes_one(local_backend: None) -> None:
     from featgeom_core import jobs
 
     done = jobs.submit("diagnostic.echo", {"value": "for the jobs page"})
@@ -123,7 +122,7 @@ def test_jobs_page_lists_jobs_and_deletes_one() -> None:
     assert done not in [r.job_id for r in jobs.list_jobs()]
 
 
-def test_geometry_page_runs_uncached_layers_as_a_background_job() -> None:
+def test_geometry_page_runs_uncached_layers_as_a_background_job(local_backend: None) -> None:
     from featgeom_core import jobs
 
     at = app(HARNESS, page="pages/home.py", model="tiny-native", layers="0", features="us_timezone")
@@ -161,7 +160,7 @@ def _settle_controls(at) -> None:
     assert_clean(at)
 
 
-def test_energy_page_fits_the_selected_layer_as_a_job() -> None:
+def test_energy_page_fits_the_selected_layer_as_a_job(local_backend: None) -> None:
     at = app(HARNESS, page="pages/energy.py", model="tiny-native", layers="0", features="world_country")
     at.run()
     assert_clean(at)
@@ -183,7 +182,7 @@ def test_energy_page_fits_the_selected_layer_as_a_job() -> None:
     assert {"real", "permuted", "shuffled labels", "reading"} <= set(table.columns)
 
 
-def test_perturbation_page_sweeps_several_layers_in_one_job_and_plots_them() -> None:
+def test_perturbation_page_sweeps_several_layers_in_one_job_and_plots_them(local_backend: None) -> None:
     from featgeom_core import jobs
 
     at = app(HARNESS, page="pages/perturbation.py", model="tiny-native", layers="0,1", features="art_type")

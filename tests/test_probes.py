@@ -5,8 +5,8 @@ import pytest
 
 from featgeom_core.data.knowledge import multiclass_feature_set
 from featgeom_core.probing import psm
+from featgeom_core.probing.params import ProbeParams
 from featgeom_core.probing.probes import (
-    ProbeParams,
     balanced_sample_weights,
     shuffled_label_control,
     train_probes,

@@ -9,8 +9,8 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
-
 from conftest import REPO_ROOT
+
 from featgeom_core.access import protect_store
 from featgeom_core.jobs import records
 from featgeom_core.jobs.records import JobRecord

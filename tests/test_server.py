@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-
 from conftest import REPO_ROOT
 
 START_COMMAND = ["bash", "scripts/run.sh"]
@@ -37,7 +36,15 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The lab deployment as processes on loopback: compose.yaml's scheduler and two workers (their
     own commands, waited for by their own health checks) and the README's start command for the app,
     pointed at that scheduler. Every job the browser tests start is computed on those workers."""
-    from test_deploy import COMPOSE, Processes, _services, start_scheduler, start_worker, swap, wait_until
+    from test_deploy import (
+        COMPOSE,
+        Processes,
+        _services,
+        start_scheduler,
+        start_worker,
+        swap,
+        wait_until,
+    )
 
     processes = Processes(tmp_path_factory.mktemp("deployment"))
     services = _services(COMPOSE)

@@ -70,7 +70,7 @@ def test_a_job_whose_result_layout_changed_says_recompute_and_the_cli_lists_it(t
     assert cli.main(["store", "check"]) == 1
     out = capsys.readouterr().out
     assert "recompute job newformat (energy.fit)" in out and "store format 99" in out
-    assert "2 results, by store format: 1: 1, 99: 1" in out
+    assert "2 results, by store format: 2: 1, 99: 1" in out
 
 
 def test_a_record_written_by_a_newer_featgeom_still_loads(tmp_path) -> None:

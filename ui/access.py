@@ -7,7 +7,12 @@ import time
 
 import streamlit as st
 
-from featgeom_core.access import configured_token, protect_store, store_accepts, tokens_match
+from featgeom_core.access import (
+    configured_token,
+    protect_store,
+    store_accepts,
+    tokens_match,
+)
 from featgeom_core.config import cache_dir
 from featgeom_core.errors import FeatgeomError
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import pandas as pd
 import streamlit as st
 
 from featgeom_core.energy.controls import CONTROLS
-from featgeom_core.probing.controls import ControlParams
+from featgeom_core.probing.params import ControlParams
 from ui import params as widgets
 from ui.plots import TARGET_LABEL
 from ui.state import adopt_fields, flag, publish_fields
@@ -24,7 +26,7 @@ HOW_TO_READ = (
 )
 
 
-CONTROL_FIELDS = {"ctl_shuffled": flag, "ctl_perm_seeds": int, "ctl_label_seeds": int}  # widget key -> URL parser
+CONTROL_FIELDS: dict[str, Callable[[str], Any]] = {"ctl_shuffled": flag, "ctl_perm_seeds": int, "ctl_label_seeds": int}  # widget key -> URL parser
 
 
 def control_settings() -> ControlParams:

@@ -3,12 +3,13 @@ stored result from a ``?job=`` link."""
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import streamlit as st
 
 from featgeom_core import jobs
 from featgeom_core.errors import FeatgeomError
+from featgeom_core.jobs.protocol import JobKind
 from featgeom_core.jobs.records import ACTIVE
 from ui.links import link
 
@@ -84,3 +85,25 @@ def adopt_job_from_url(kind: str, state_key: str) -> None:
     opened = job_from_url(kind, back_button=False)
     if opened is not None:
         st.session_state[state_key] = opened
+
+
+def open_finished(kind: JobKind[Any, Any], state_key: str, label: Callable[[jobs.JobRecord], str],
+                  prompt: str = "Or open a finished run") -> None:
+    """When the page has no current job: a picker of ``kind``'s finished jobs (newest first,
+    each shown by ``label``) whose choice becomes the current job in ``state_key``."""
+    if st.session_state.get(state_key):
+        return
+    finished = {r.job_id: r for r in kind.finished()}
+    if not finished:
+        return
+    chosen = st.selectbox(prompt, [None, *finished], key=f"{state_key}_open",
+                          format_func=lambda j: "—" if j is None else _safe_label(label, finished[j]))
+    if chosen:
+        st.session_state[state_key] = chosen
+
+
+def _safe_label(label: Callable[[jobs.JobRecord], str], record: jobs.JobRecord) -> str:
+    try:
+        return label(record)
+    except (FeatgeomError, KeyError, TypeError, ValueError):  # a record of an older layout still opens, by its id
+        return f"{record.kind} ({record.job_id[:8]})"

@@ -15,7 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from featgeom_core import __version__
+from featgeom_core import __version__, codec
 
 
 @dataclass
@@ -91,9 +91,7 @@ def report_npz(view: ViewRecord) -> bytes:
     for key, figure in view.figures.items():
         for name, array in _trace_arrays(figure).items():
             arrays[f"{key}/{name}"] = array
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    return buffer.getvalue()
+    return codec.arrays_npz(arrays)
 
 
 def report_csv(view: ViewRecord) -> str:

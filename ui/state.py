@@ -92,7 +92,7 @@ def link_value_unusable(key: str, raw: str, reason: str, instead: str = "the def
 
 def note_if_clamped(key: str, clamped: Any, bounds: str) -> None:
     """After a numeric widget moved a link's value into its bounds: say so (no-op for other values)."""
-    from_url = st.session_state.get("_from_url", {}).pop(key, None)
+    from_url: tuple[str, str] | None = st.session_state.get("_from_url", {}).pop(key, None)
     if from_url is not None and st.session_state.get(key) != clamped:
         link_value_unusable(*from_url, f"allowed: {bounds}", f"{clamped:g} is used instead")
 
@@ -146,7 +146,7 @@ def url_text(value: Any) -> str:
 def keep_valid(key: str, options: Iterable[Any]) -> None:
     """Drop a select widget's state (one value or a list) that is not among ``options``: a value
     from a link to another dataset, which Streamlit would refuse with an exception."""
-    from_url = st.session_state.get("_from_url", {}).pop(key, None)
+    from_url: tuple[str, str] | None = st.session_state.get("_from_url", {}).pop(key, None)
     if key not in st.session_state:
         return
     allowed = list(options)

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 import streamlit as st
 
 from featgeom_core.probing import GeometryParams
-from featgeom_core.probing.controls import ControlParams, LayerControls, controls_by_layer
+from featgeom_core.probing.controls import controls_by_layer
+from featgeom_core.probing.params import ControlParams
+from featgeom_core.probing.result import LayerControls
 from ui.resources import cached_store
 from ui.state import adopt_url, keep_valid, list_of, publish_fields
 
@@ -30,7 +32,7 @@ def layer_targets(selection, layers: list[int], controls: ControlParams) -> list
     threshold = st.session_state.get("threshold", 0.9) if st.session_state.get("dedup") else None
     result, by_layer, dropped = controls_by_layer(
         selection.model, selection.feature_set, layers, GeometryParams(hook=selection.hook), controls, dedup_threshold=threshold,
-        store=cached_store(), progress=lambda f, m: progress.progress(min(max(f, 0.0), 1.0), m),
+        store=cached_store(), progress=lambda f, m, *_: None if progress.progress(min(max(f, 0.0), 1.0), m) else None,
     )
     progress.empty()
     targets = []

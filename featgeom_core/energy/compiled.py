@@ -22,6 +22,7 @@ import math
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,12 +32,13 @@ try:  # numba is a runtime dependency; without it every problem runs on the torc
     import numba
     from numba import njit, prange
 except ImportError:  # pragma: no cover - exercised only in broken installs
-    numba = None
+    numba = None  # type: ignore[assignment]
 
-if numba is not None and not numba.config.CACHE_DIR and not os.access(Path(__file__).parent, os.W_OK):
+_NUMBA_CONFIG: Any = numba.config if numba is not None else None
+if _NUMBA_CONFIG is not None and not _NUMBA_CONFIG.CACHE_DIR and not os.access(Path(__file__).parent, os.W_OK):
     # Compiled code is cached next to this file; where that is read-only (an installed package,
     # a container's non-root user) it goes to the featgeom cache, which must be writable anyway.
-    numba.config.CACHE_DIR = str(cache_dir() / "numba")
+    _NUMBA_CONFIG.CACHE_DIR = str(cache_dir() / "numba")
 
 # numba's default threading layer aborts the process when two threads launch parallel work at
 # once (two Streamlit sessions, say); one solve at a time is cheap at these sizes.
@@ -51,6 +53,15 @@ _NO_SIMILARITY, _COSINE, _RBF = 0, 1, 2
 def scalars(fields: tuple[str, ...], rows: list[dict]) -> np.ndarray:
     """Per-problem scalars (B, len(fields)) in the order the compiled objectives read them."""
     return np.asarray([[float(row[f]) for f in fields] for row in rows], dtype=np.float64).reshape(len(rows), len(fields))
+
+
+def threads() -> int:
+    """Threads the compiled engine runs problems on (numba's, 1 without numba)."""
+    try:
+        import numba
+    except ImportError:
+        return 1
+    return int(numba.get_num_threads())
 
 
 def available() -> bool:

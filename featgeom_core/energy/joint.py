@@ -25,90 +25,38 @@ in Cartesian coordinates the line search stalls near the perturbed start).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import torch
 
 from featgeom_core.config import resolve_device
 from featgeom_core.energy import compiled
-from featgeom_core.energy.kernels import KERNELS, kernel_index, pair_kernels, weighted_energy
+from featgeom_core.energy.kernels import (
+    KERNELS,
+    Kernel,
+    kernel_index,
+    pair_kernels,
+    weighted_energy,
+)
 from featgeom_core.energy.lbfgs import LbfgsResult, Objective, batched_lbfgs
-from featgeom_core.energy.params import Engine, JointConfig, Kernel, ReoptConfig, Similarity, SolverSettings, Weights
-from featgeom_core.energy.reference import validate_sizes
+from featgeom_core.energy.params import (
+    Engine,
+    JointConfig,
+    ReoptConfig,
+    Similarity,
+    SolverSettings,
+    Weights,
+    check_target,
+    validate_sizes,
+)
+from featgeom_core.energy.result import JointResult, ReoptResult
 from featgeom_core.errors import InvalidParameter
+from featgeom_core.progress import Progress, silent
 
 DTYPE = torch.float64
 HUBER_WIDTH = 1e-4  # smoothing of |r - n| relative to n; moves the optimum radius negligibly
-
-
-@dataclass
-class JointResult:
-    """Best restart of one joint configuration.
-
-    ``features`` (N, dim); ``weights`` (N,) normalised importance weights; ``psm`` (N, N) of the
-    features; ``error`` = ||psm - target||_F / N^2 (error per feature pair); ``energy`` E(X, w);
-    ``objective`` the joint objective; ``objectives`` (restarts,); ``trace`` (iterations,) of the
-    best restart's objective.
-    """
-
-    config: JointConfig
-    target: np.ndarray
-    features: np.ndarray
-    weights: np.ndarray
-    psm: np.ndarray
-    error: float
-    energy: float
-    objective: float
-    objectives: np.ndarray
-    trace: np.ndarray
-
-    def to_store(self) -> tuple[dict[str, np.ndarray], dict]:
-        """(arrays, JSON metadata) for the result store; ``from_store`` inverts it."""
-        arrays = {name: getattr(self, name) for name in ("target", "features", "weights", "psm", "objectives", "trace")}
-        meta = {"config": self.config.model_dump(), "error": self.error, "energy": self.energy, "objective": self.objective}
-        return arrays, meta
-
-    @classmethod
-    def from_store(cls, arrays: Mapping[str, np.ndarray], meta: Mapping) -> "JointResult":
-        """The result saved by ``to_store``."""
-        names = ("target", "features", "weights", "psm", "objectives", "trace")
-        return cls(config=JointConfig(**meta["config"]), error=meta["error"], energy=meta["energy"], objective=meta["objective"],
-                   **{name: np.asarray(arrays[name]) for name in names})
-
-
-@dataclass
-class ReoptResult:
-    """One re-optimisation of a joint result (same fields, plus where it started).
-
-    ``distance`` = ||psm(re-optimised) - target||_F / N^2: how far the energy alone moves the
-    configuration away from the target's geometry.
-    """
-
-    joint: JointResult
-    config: ReoptConfig
-    start: np.ndarray
-    features: np.ndarray
-    psm: np.ndarray
-    distance: float
-    energy: float
-    objective: float
-    trace: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
-
-
-def check_target(target: np.ndarray) -> np.ndarray:
-    """A valid target PSM: square, at least 2x2, finite, symmetric."""
-    target = np.asarray(target, dtype=np.float64)
-    if target.ndim != 2 or target.shape[0] != target.shape[1]:
-        raise InvalidParameter(f"the target PSM must be square, got shape {target.shape}")
-    if target.shape[0] < 2:
-        raise InvalidParameter("the target PSM needs at least 2 features")
-    if not np.isfinite(target).all():
-        raise InvalidParameter("the target PSM contains NaN or infinite values")
-    if not np.allclose(target, target.T, atol=1e-8):
-        raise InvalidParameter("the target PSM is not symmetric")
-    return target
 
 
 def similarity_matrix(X: torch.Tensor, is_cosine: torch.Tensor, rbf_c: torch.Tensor) -> torch.Tensor:
@@ -186,6 +134,11 @@ def use_compiled(engine: Engine, device: torch.device) -> bool:
     return engine == "compiled" or (engine == "auto" and device.type == "cpu" and compiled.available())
 
 
+COMPILED_CHUNK = 8
+"""Problems per thread in one call of the compiled engine (a chunk takes well under a second on
+the sweep's sizes; between chunks the solve reports progress)."""
+
+
 @dataclass
 class Problem:
     """B independent minimisations defined for both engines: ``objective`` (torch, autograd) and
@@ -198,16 +151,27 @@ class Problem:
     n: int
     d_max: int
 
-    def solve(self, solver: SolverSettings) -> LbfgsResult:
-        """Minimise from ``p0`` on the chosen engine (same algorithm and stopping rules)."""
-        limits = {"max_iter": solver.max_iter, "tol_grad": solver.tol_grad, "tol_change": solver.tol_change}
+    def solve(self, solver: SolverSettings, progress: Progress | None = None) -> LbfgsResult:
+        """Minimise from ``p0`` on the chosen engine (same algorithm and stopping rules). The
+        compiled engine runs the problems in chunks of ``COMPILED_CHUNK`` per thread, reporting
+        between chunks (how a cancel is heard); the torch engine reports every iteration."""
+        limits: dict[str, Any] = {"max_iter": solver.max_iter, "tol_grad": solver.tol_grad, "tol_change": solver.tol_change}
         if not use_compiled(solver.engine, self.p0.device):
-            return batched_lbfgs(self.objective, self.p0, **limits)
-        a = self.arrays
-        x, f, trace, iterations, converged = compiled.solve(
-            self.kind, self.p0.cpu().numpy(), a["scal"], a["T"], a["w"], a["norm_ref"], self.n, self.d_max, **limits)
+            return batched_lbfgs(self.objective, self.p0, progress=progress, **limits)
+        report = progress or silent
+        a, x0 = self.arrays, self.p0.cpu().numpy()
+        size = COMPILED_CHUNK * compiled.threads()
+        parts = []
+        for start in range(0, len(x0), size):
+            report(start / len(x0), f"L-BFGS, problems {start + 1}-{min(start + size, len(x0))} of {len(x0)}")
+            rows = slice(start, start + size)
+            parts.append(compiled.solve(self.kind, x0[rows], a["scal"][rows], a["T"][rows], a["w"][rows], a["norm_ref"][rows],
+                                        self.n, self.d_max, **limits))
+        used = max(part[3] for part in parts)
+        trace = np.concatenate([np.pad(part[2], ((0, used + 1 - len(part[2])), (0, 0)), mode="edge") for part in parts], axis=1)
         as_tensor = lambda v: torch.as_tensor(v, device=self.p0.device)  # noqa: E731
-        return LbfgsResult(x=as_tensor(x), f=as_tensor(f), trace=as_tensor(trace), iterations=iterations, converged=as_tensor(converged))
+        return LbfgsResult(x=as_tensor(np.concatenate([p[0] for p in parts])), f=as_tensor(np.concatenate([p[1] for p in parts])),
+                           trace=as_tensor(trace), iterations=used, converged=as_tensor(np.concatenate([p[4] for p in parts])))
 
 
 def joint_problem(
@@ -243,7 +207,7 @@ def joint_problem(
 
 def solve_joint(
     targets: Sequence[np.ndarray], jobs: Sequence[tuple[int, JointConfig]], restarts: int = 16, seed: int = 0,
-    solver: SolverSettings = SolverSettings(),
+    solver: SolverSettings = SolverSettings(), progress: Progress | None = None,
 ) -> list[JointResult]:
     """Every (target index, config) pair x ``restarts`` as one batched L-BFGS problem (sweeps pass
     looser tolerances; the engine is chosen by ``use_compiled``). Targets: (N, N) each."""
@@ -256,7 +220,7 @@ def solve_joint(
     if restarts < 1:
         raise InvalidParameter(f"restarts must be at least 1, got {restarts}")
     problem, batch = joint_problem(checked, jobs, restarts, seed, resolve_device(solver.device))
-    solved = problem.solve(solver)
+    solved = problem.solve(solver, progress)
     with torch.no_grad():
         X, w = batch.joint_parts(solved.x)
         S = similarity_matrix(X, batch.is_cosine, batch.rbf_c)
@@ -329,12 +293,13 @@ def reopt_problem(jobs: Sequence[tuple[JointResult, ReoptConfig]], seed: int, de
     return Problem("reopt", objective, p0, arrays, n, d_max), batch, start, w
 
 
-def solve_reopt(jobs: Sequence[tuple[JointResult, ReoptConfig]], seed: int = 0, solver: SolverSettings = SolverSettings()) -> list[ReoptResult]:
+def solve_reopt(jobs: Sequence[tuple[JointResult, ReoptConfig]], seed: int = 0, solver: SolverSettings = SolverSettings(),
+                progress: Progress | None = None) -> list[ReoptResult]:
     """Re-optimise every (joint result, setting) pair as one batched problem."""
     if not jobs:
         return []
     problem, batch, start, w = reopt_problem(jobs, seed, resolve_device(solver.device))
-    solved = problem.solve(solver)
+    solved = problem.solve(solver, progress)
     with torch.no_grad():
         X = batch.polar_features(solved.x)
         S = similarity_matrix(X, batch.is_cosine, batch.rbf_c)

@@ -12,6 +12,8 @@ from typing import Callable
 
 import torch
 
+from featgeom_core.progress import Progress, silent
+
 # objective(x_rows (b, P), rows (b,) long indices into the batch) -> values (b,). Only the rows
 # still being optimised are evaluated, so a long tail of slow problems costs only their share.
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -46,8 +48,10 @@ def batched_lbfgs(
     tol_change: float = 1e-13,
     max_line_search: int = 30,
     armijo: float = 1e-4,
+    progress: Progress | None = None,
 ) -> LbfgsResult:
-    """Minimise ``objective`` (per-problem values, shape (B,)) from ``x0`` (B, P).
+    """Minimise ``objective`` (per-problem values, shape (B,)) from ``x0`` (B, P); ``progress``
+    hears every iteration (the fraction of ``max_iter``).
 
     A problem stops when its largest gradient entry is below ``tol_grad`` * max(1, |f|), when a
     step changes its value by less than ``tol_change`` relative (working precision reached), or
@@ -64,7 +68,9 @@ def batched_lbfgs(
     active = torch.isfinite(f)
     trace = [f.clone()]
     iterations = 0
+    report = progress or silent
     for iterations in range(1, max_iter + 1):
+        report(iterations / max_iter, f"L-BFGS iteration {iterations} of at most {max_iter}")
         active = active & (g.abs().amax(dim=1) > tol_grad * f.abs().clamp_min(1.0))
         if not bool(active.any()):
             iterations -= 1

@@ -7,15 +7,15 @@ Defaults are the thesis's (section 4.2): lambda_d 100, lambda_x 10, Riesz s = 1,
 from __future__ import annotations
 
 import itertools
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import Field, model_validator
+import numpy as np
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from featgeom_core.energy.kernels import Kernel
 from featgeom_core.errors import InvalidParameter
-from featgeom_core.params import Params
+from featgeom_core.params import Params, Seed, Similarity
 
-Similarity = Literal["cosine", "rbf"]
 Weights = Literal["learned", "uniform"]
 Engine = Literal["auto", "compiled", "torch"]
 MAX_GRID_VALUES = 32  # values per grid axis: a grid is a product, so its size grows fast
@@ -33,7 +33,6 @@ PerturbationScale = Annotated[float, Field(ge=0.0, le=10.0, description="sigma: 
 FitRestarts = Annotated[int, Field(ge=1, le=512, description="random restarts of the joint optimisation (the best is kept)")]
 SweepRestarts = Annotated[int, Field(ge=1, le=64, description="random restarts per joint configuration")]
 NoiseDraws = Annotated[int, Field(ge=1, le=32, description="noise draws per sigma (the curves show their mean and spread)")]
-Seed = Annotated[int, Field(ge=0, le=2**31 - 1, description="random seed")]
 Label = Annotated[str, Field(max_length=500, description="free text shown with the result (model, feature set, layer)")]
 
 
@@ -115,3 +114,127 @@ class SweepGrid(Params):
     def reopt_settings(self) -> list[ReoptConfig]:
         """Every (lambda_x, sigma) re-optimisation setting."""
         return [ReoptConfig(lambda_x=lx, perturbation_scale=sigma) for lx, sigma in itertools.product(self.lambda_x, self.sigmas)]
+
+
+MAX_FEATURES = 256
+
+
+MAX_TARGETS = 512
+
+
+def _as_psm(value: Any) -> list[list[float]]:
+    """A checked target PSM (square, >= 2 x 2, finite, symmetric), rounded to 12 decimals so
+    that equal targets give equal job ids."""
+    matrix = check_target(np.asarray(value, dtype=float))
+    if matrix.shape[0] > MAX_FEATURES:
+        raise ValueError(f"at most {MAX_FEATURES} features, got {matrix.shape[0]}")
+    return matrix.round(12).tolist()
+
+
+def _as_matrix_input(value: Any) -> Any:
+    try:
+        return np.asarray(value, dtype=float).tolist()
+    except (TypeError, ValueError):
+        raise ValueError("a PSM is a square matrix of numbers (a list of rows)") from None
+
+
+PsmMatrix = Annotated[list[list[float]], BeforeValidator(_as_matrix_input), AfterValidator(_as_psm)]
+
+
+FeatureNames = Annotated[list[Annotated[str, Field(max_length=200)]], Field(max_length=MAX_FEATURES, description="feature names, one per PSM row (optional)")]
+
+
+class EnergyFitParams(JointFields):
+    """One joint optimisation (thesis 3.5-3.6) of a target PSM, with the kernel's reference configuration."""
+
+    target: PsmMatrix = Field(..., description="the target PSM T (N x N, symmetric), as a list of rows")
+    features: FeatureNames = []
+    restarts: FitRestarts = 16
+    seed: Seed = 0
+    label: Label = ""
+
+    @model_validator(mode="after")
+    def _sizes_agree(self) -> "EnergyFitParams":
+        n = len(self.target)
+        validate_sizes(n, self.dim)
+        if self.features and len(self.features) != n:
+            raise ValueError(f"{len(self.features)} feature names for an {n} x {n} target")
+        return self
+
+
+class SweepTargetSpec(Params):
+    """One target of a sweep: its name (real, permuted, ...), layer, feature names and PSMs."""
+
+    name: str = Field("real", min_length=1, max_length=100, description="which target this is: real, permuted, shuffled_labels, ...")
+    layer: int | None = Field(None, ge=0, le=10_000, description="the layer the PSMs come from (None for none)")
+    replicate: int = Field(0, ge=0, le=100, description="which seed of a control this is (0 for the real target)")
+    features: FeatureNames = []
+    psms: dict[Similarity, PsmMatrix] = Field(..., min_length=1, description="{similarity: PSM}")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "SweepTargetSpec":
+        sizes = {len(matrix) for matrix in self.psms.values()}
+        if len(sizes) != 1:
+            raise ValueError(f"the PSMs of target {self.name!r} (layer {self.layer}) differ in size")
+        n = sizes.pop()
+        if self.features and len(self.features) != n:
+            raise ValueError(f"target {self.name!r} (layer {self.layer}) names {len(self.features)} features for an {n} x {n} PSM")
+        return self
+
+    @property
+    def n_features(self) -> int:
+        """N, the side of the target's PSMs."""
+        return len(next(iter(self.psms.values())))
+
+
+def _targets_from_mapping(value: Any) -> Any:
+    """{name: {similarity: PSM}} is accepted for a layer-less sweep."""
+    if isinstance(value, Mapping):
+        return [{"name": name, "layer": None, "psms": psms} for name, psms in value.items()]
+    return value
+
+
+class EnergySweepParams(SweepGrid):
+    """The grid (thesis 4.2-4.3) over every target; targets with equal N are solved as one batched problem."""
+
+    targets: Annotated[list[SweepTargetSpec], BeforeValidator(_targets_from_mapping)] = Field(
+        ..., min_length=1, max_length=MAX_TARGETS, description="targets: [{name, layer, features, psms: {similarity: PSM}}]")
+    restarts: SweepRestarts = 8
+    repeats: NoiseDraws = 3
+    seed: Seed = 0
+    label: Label = ""
+
+    @model_validator(mode="after")
+    def _every_target_has_a_configuration(self) -> "EnergySweepParams":
+        for target in self.targets:
+            self.joint_configs(target.n_features)  # raises when no dim is below this N
+        return self
+
+    def grid(self) -> SweepGrid:
+        """The grid alone."""
+        return SweepGrid(**{name: getattr(self, name) for name in SweepGrid.model_fields})
+
+
+def check_target(target: np.ndarray) -> np.ndarray:
+    """A valid target PSM: square, at least 2x2, finite, symmetric."""
+    target = np.asarray(target, dtype=np.float64)
+    if target.ndim != 2 or target.shape[0] != target.shape[1]:
+        raise InvalidParameter(f"the target PSM must be square, got shape {target.shape}")
+    if target.shape[0] < 2:
+        raise InvalidParameter("the target PSM needs at least 2 features")
+    if not np.isfinite(target).all():
+        raise InvalidParameter("the target PSM contains NaN or infinite values")
+    if not np.allclose(target, target.T, atol=1e-8):
+        raise InvalidParameter("the target PSM is not symmetric")
+    return target
+
+
+def validate_sizes(n_points: int, dim: int, allow_dim_at_least_n: bool = False) -> None:
+    """N >= 2 and dim >= 1; for abstract features also dim < N (in N dimensions any PSM is exactly
+    representable, so the fit says nothing about geometry). Reference configurations may use any dim."""
+    if n_points < 2:
+        raise InvalidParameter(f"need at least 2 features, got {n_points}")
+    if dim < 1:
+        raise InvalidParameter(f"dim must be at least 1, got {dim}")
+    if not allow_dim_at_least_n and dim >= n_points:
+        raise InvalidParameter(f"dim must be between 1 and N - 1 = {n_points - 1} for N = {n_points} features, got {dim}")

@@ -2,38 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
 from featgeom_core.config import resolve_device
 from featgeom_core.energy.kernels import Kernel, kernel_index, pair_kernels
 from featgeom_core.energy.lbfgs import batched_lbfgs
+from featgeom_core.energy.params import validate_sizes
+from featgeom_core.energy.result import MatchedReference, ReferenceResult
 from featgeom_core.errors import InvalidParameter
-
-
-@dataclass(frozen=True)
-class ReferenceResult:
-    """The best of ``restarts`` runs: ``X`` (N, dim) unit rows; ``energy`` = sum over unordered
-    pairs i < j of K(x_i, x_j) (the Thomson convention); ``energies`` (restarts,) of every run."""
-
-    X: np.ndarray
-    energy: float
-    energies: np.ndarray
-    kernel: str
-    s: float
-
-
-def validate_sizes(n_points: int, dim: int, allow_dim_at_least_n: bool = False) -> None:
-    """N >= 2 and dim >= 1; for abstract features also dim < N (in N dimensions any PSM is exactly
-    representable, so the fit says nothing about geometry). Reference configurations may use any dim."""
-    if n_points < 2:
-        raise InvalidParameter(f"need at least 2 features, got {n_points}")
-    if dim < 1:
-        raise InvalidParameter(f"dim must be at least 1, got {dim}")
-    if not allow_dim_at_least_n and dim >= n_points:
-        raise InvalidParameter(f"dim must be between 1 and N - 1 = {n_points - 1} for N = {n_points} features, got {dim}")
+from featgeom_core.progress import Progress
 
 
 def minimize_energy(
@@ -45,6 +23,7 @@ def minimize_energy(
     seed: int = 0,
     device: str = "auto",
     max_iter: int = 2000,
+    progress: Progress | None = None,
 ) -> ReferenceResult:
     """All restarts as one batched L-BFGS problem in float64; returns the lowest-energy one."""
     validate_sizes(n_points, dim, allow_dim_at_least_n=True)
@@ -62,32 +41,22 @@ def minimize_energy(
     def objective(y: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         return pair_kernels(on_sphere(y), s)[index].sum((1, 2)) / 2
 
-    result = batched_lbfgs(objective, y0, max_iter=max_iter, tol_grad=1e-12)
+    result = batched_lbfgs(objective, y0, max_iter=max_iter, tol_grad=1e-12, progress=progress)
     energies = result.f.cpu().numpy()
     best = int(np.argmin(energies))
     return ReferenceResult(X=on_sphere(result.x)[best].cpu().numpy(), energy=float(energies[best]), energies=energies, kernel=kernel, s=s)
 
 
-@dataclass(frozen=True)
-class MatchedReference:
-    """A reference configuration's cosine PSM (N, N), reordered to best match a target, and
-    ``distance`` = ||psm - target||_F / N^2 (NaN unless the target is a cosine PSM)."""
-
-    psm: np.ndarray
-    distance: float
-    reference: ReferenceResult
-
-
 def matched_reference(
     target: np.ndarray, dim: int, kernel: Kernel = "riesz", s: float = 1.0, similarity: str = "cosine",
-    restarts: int = 16, seed: int = 0, device: str = "auto",
+    restarts: int = 16, seed: int = 0, device: str = "auto", progress: Progress | None = None,
 ) -> MatchedReference:
     """The kernel's minimum-energy configuration for the target's N and ``dim``, its features
     permuted (``match_permutation``, FAQ) to sit beside the target feature by feature."""
     from featgeom_core.energy.matching import match_permutation
 
     target = np.asarray(target, dtype=np.float64)
-    reference = minimize_energy(target.shape[0], dim, kernel, s=s, restarts=restarts, seed=seed, device=device)
+    reference = minimize_energy(target.shape[0], dim, kernel, s=s, restarts=restarts, seed=seed, device=device, progress=progress)
     cosine = reference.X @ reference.X.T
     order = match_permutation(target, cosine)
     aligned = cosine[np.ix_(order, order)]

@@ -8,14 +8,14 @@ another.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
-from featgeom_core.energy.joint import JointResult, solve_joint, solve_reopt
+from featgeom_core.energy.joint import solve_joint, solve_reopt
 from featgeom_core.energy.params import SWEEP_SOLVER, SolverSettings, SweepGrid
-
-Progress = Callable[[float, str], None]
+from featgeom_core.energy.result import JointResult, SweepRun
+from featgeom_core.progress import Progress, silent
 
 
 @dataclass(frozen=True)
@@ -28,15 +28,6 @@ class SweepTarget:
     psms: Mapping[str, np.ndarray]
     layer: int | None = None
     replicate: int = 0
-
-
-@dataclass
-class SweepResult:
-    """``rows`` (one per configuration and re-optimisation setting; see ``run_sweep``) and
-    ``joints``, the joint fits the rows point to through their ``fit`` index."""
-
-    rows: list[dict]
-    joints: list[JointResult]
 
 
 def as_sweep_targets(targets: Sequence[SweepTarget] | Mapping[str, Mapping[str, np.ndarray]]) -> list[SweepTarget]:
@@ -54,7 +45,7 @@ def run_sweep(
     seed: int = 0,
     progress: Progress | None = None,
     solver: SolverSettings = SWEEP_SOLVER,
-) -> SweepResult:
+) -> SweepRun:
     """The grid for every target (e.g. the real PSM and its permuted control at several layers).
 
     Each row: target, replicate, layer, kernel, similarity, dim, lambda_d, lambda_x, sigma,
@@ -62,7 +53,7 @@ def run_sweep(
     distance_std and fit (index into ``joints``). Targets with the same N are solved together (one joint and one
     re-optimisation problem per N). ``solver`` defaults to ``SWEEP_SOLVER``'s looser tolerances.
     """
-    report = progress or (lambda f, m: None)
+    report = progress or silent
     by_size: dict[int, list[SweepTarget]] = {}
     for target in as_sweep_targets(targets):
         by_size.setdefault(next(iter(target.psms.values())).shape[0], []).append(target)
@@ -79,11 +70,12 @@ def run_sweep(
                 jobs.append((len(matrices) - 1, config))
                 owners.append(target)
         share(0.05, f"joint optimisation of {len(jobs)} configurations x {restarts} restarts (N = {n})")
-        fits = solve_joint(matrices, jobs, restarts=restarts, seed=seed, solver=solver)
+        fits = solve_joint(matrices, jobs, restarts=restarts, seed=seed, solver=solver,
+                           progress=lambda f, m, *_: share(0.05 + 0.55 * f, m))
         settings = grid.reopt_settings()
         reopt_jobs = [(joint, setting) for joint in fits for setting in settings for _ in range(repeats)]
         share(0.6, f"re-optimisation of {len(reopt_jobs)} perturbed configurations (N = {n})")
-        reopts = solve_reopt(reopt_jobs, seed=seed + 1, solver=solver)
+        reopts = solve_reopt(reopt_jobs, seed=seed + 1, solver=solver, progress=lambda f, m, *_: share(0.6 + 0.4 * f, m))
         per_joint = len(settings) * repeats
         for j, (joint, target) in enumerate(zip(fits, owners)):
             block = reopts[j * per_joint : (j + 1) * per_joint]
@@ -99,7 +91,7 @@ def run_sweep(
                 })
             joints.append(joint)
     report(1.0, "done")
-    return SweepResult(rows=rows, joints=joints)
+    return SweepRun(rows=rows, joints=joints)
 
 
 def best_configurations(rows: Sequence[dict]) -> list[dict]:

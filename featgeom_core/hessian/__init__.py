@@ -11,22 +11,57 @@ each and few samples curve steeply along two overlapping ones.
 Read top-down: ``blocks`` (which weights), ``divergence`` (D), ``curvature`` (uᵀH(x)u, and the
 write-up's double-backward loop as a reference), ``losses`` (steepness and interference),
 ``eigen`` (the mean Hessian's top eigenvectors: the first start), ``fit`` (the bi-level
-optimisation), ``result`` (what a fit returns, and how it is stored), ``toys`` (the XOR net and
-the toy model of superposition); ``params`` declares the parameters.
+optimisation), ``reading`` (top samples, contexts, interference), ``toys`` (the XOR net and the
+toy model of superposition), ``language`` (texts as token batches, a language model's per-token
+outputs); ``params`` and ``result`` declare what goes in and comes out, ``run`` the job's
+computation and ``jobs`` its kind.
 """
 
-from featgeom_core.hessian.blocks import ParameterBlock, resolve_block, trainable_parameter_names
-from featgeom_core.hessian.curvature import directional_curvature, reference_curvature, sample_divergence
-from featgeom_core.hessian.divergence import OUTPUT_KIND_ATTRIBUTE, divergence_from_outputs
+from featgeom_core.hessian.blocks import (
+    ParameterBlock,
+    resolve_block,
+    trainable_parameter_names,
+)
+from featgeom_core.hessian.curvature import (
+    directional_curvature,
+    reference_curvature,
+    sample_divergence,
+)
+from featgeom_core.hessian.divergence import (
+    OUTPUT_KIND_ATTRIBUTE,
+    divergence_from_outputs,
+)
 from featgeom_core.hessian.eigen import top_eigenvectors
 from featgeom_core.hessian.fit import fit_hessian_features
 from featgeom_core.hessian.losses import interference_loss, objective, steepness_loss
-from featgeom_core.hessian.params import HessianParams
-from featgeom_core.hessian.result import HessianFeatures
-from featgeom_core.hessian.toys import HessianToy, ToySuperposition, XorNet, polygon_error, sparse_features, toy_superposition, xor_net
+from featgeom_core.hessian.params import (
+    HessianFeaturesParams,
+    HessianParams,
+    LanguageFit,
+    LanguageTarget,
+    ToyFit,
+    ToyTarget,
+)
+from featgeom_core.hessian.result import (
+    HessianFeatures,
+    HessianFeaturesResult,
+    TokenSet,
+)
+from featgeom_core.hessian.toys import (
+    TOYS,
+    HessianToy,
+    ToySpec,
+    ToySuperposition,
+    XorNet,
+    polygon_error,
+    sparse_features,
+    toy_superposition,
+    xor_net,
+)
 
 __all__ = [
-    "HessianFeatures", "HessianParams", "HessianToy", "OUTPUT_KIND_ATTRIBUTE", "ParameterBlock", "ToySuperposition", "XorNet",
+    "TOYS", "HessianFeatures", "HessianFeaturesParams", "HessianFeaturesResult", "HessianParams", "HessianToy", "LanguageFit", "LanguageTarget",
+    "TokenSet", "ToyFit", "ToySpec", "ToyTarget", "OUTPUT_KIND_ATTRIBUTE", "ParameterBlock", "ToySuperposition", "XorNet",
     "directional_curvature", "divergence_from_outputs", "fit_hessian_features", "interference_loss", "objective", "polygon_error",
     "reference_curvature", "resolve_block", "sample_divergence", "sparse_features", "steepness_loss", "top_eigenvectors", "toy_superposition",
     "trainable_parameter_names", "xor_net",

@@ -29,8 +29,17 @@ from torch.func import jvp, vmap
 
 from featgeom_core.errors import DataError, InvalidParameter
 from featgeom_core.hessian.blocks import BlockSpec, ParameterBlock, resolve_block
-from featgeom_core.hessian.divergence import (DivergenceChoice, DivergenceKind, Positions, choose_divergence, curvature_from_tangent,
-                                              divergence_function, forward, reference_outputs)
+from featgeom_core.hessian.divergence import (
+    DivergenceChoice,
+    DivergenceKind,
+    Positions,
+    choose_divergence,
+    curvature_from_tangent,
+    divergence_function,
+    forward,
+    reference_outputs,
+)
+from featgeom_core.progress import Progress, silent
 
 Divergence = Callable[[torch.Tensor], torch.Tensor]
 Curvatures = Callable[[torch.Tensor], torch.Tensor]
@@ -112,12 +121,13 @@ def check_directions(U: torch.Tensor, size: int) -> torch.Tensor:
 
 def curvatures_in_batches(model: torch.nn.Module, block: ParameterBlock, inputs: torch.Tensor, reference: torch.Tensor, U: torch.Tensor,
                           kind: DivergenceKind, positions: Positions, batch_size: int, directions_per_pass: int,
-                          method: CurvatureMethod = "nested_jvp") -> torch.Tensor:
+                          method: CurvatureMethod = "nested_jvp", progress: Progress = silent) -> torch.Tensor:
     """uᵀH(x)u for every sample and every row of U, ``batch_size`` samples and
     ``directions_per_pass`` directions per pass, without gradients: (n, k) or (n, P, k)."""
     rows = []
     with torch.no_grad():
         for i in range(0, len(inputs), batch_size):
+            progress(i / len(inputs), f"curvatures of samples {i}-{min(i + batch_size, len(inputs))} of {len(inputs)}")
             curvatures = curvature_function(model, block, inputs[i: i + batch_size], reference[i: i + batch_size], kind, positions, method)
             parts = [curvatures(U[j: j + directions_per_pass]) for j in range(0, len(U), directions_per_pass)]
             rows.append(per_sample(torch.cat(parts)))
@@ -126,7 +136,8 @@ def curvatures_in_batches(model: torch.nn.Module, block: ParameterBlock, inputs:
 
 def directional_curvature(model: torch.nn.Module, block: BlockSpec, inputs: torch.Tensor, U: torch.Tensor, divergence: DivergenceChoice = "auto",
                           *, positions: Positions = "sum", batch_size: int = 1024, directions_per_pass: int = 64,
-                          device: str | torch.device | None = None, method: CurvatureMethod = "nested_jvp") -> torch.Tensor:
+                          device: str | torch.device | None = None, method: CurvatureMethod = "nested_jvp",
+                          progress: Progress = silent) -> torch.Tensor:
     """Curvature uᵀH(x)u of every sample's divergence along every direction, at the trained weights.
 
     ``model``: a module whose forward maps an input batch to outputs (B, ...) with the samples
@@ -149,7 +160,8 @@ def directional_curvature(model: torch.nn.Module, block: BlockSpec, inputs: torc
     inputs = inputs.to(resolved.device)
     reference = reference_outputs(model, resolved, inputs, batch_size)
     kind = choose_divergence(model, reference, divergence)
-    return curvatures_in_batches(model, resolved, inputs, reference, directions, kind, positions, batch_size, directions_per_pass, method)
+    return curvatures_in_batches(model, resolved, inputs, reference, directions, kind, positions, batch_size, directions_per_pass, method,
+                                 progress)
 
 
 def sample_divergence(model: torch.nn.Module, block: BlockSpec, inputs: torch.Tensor, delta: torch.Tensor | None = None,

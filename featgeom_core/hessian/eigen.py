@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from featgeom_core.hessian.curvature import Curvatures
+from featgeom_core.progress import Progress, silent
 
 
 def mean_hessian_products(curvature: Curvatures, V: torch.Tensor, directions_per_pass: int = 64) -> torch.Tensor:
@@ -29,7 +30,7 @@ def mean_hessian_products(curvature: Curvatures, V: torch.Tensor, directions_per
 
 
 def top_eigenvectors(curvature: Curvatures, w0: torch.Tensor, k: int, generator: torch.Generator, iterations: int = 15,
-                     directions_per_pass: int = 64) -> torch.Tensor | None:
+                     directions_per_pass: int = 64, progress: Progress = silent) -> torch.Tensor | None:
     """The k leading eigenvectors of H̄ (the mean Hessian of ``curvature``'s samples, around the
     block's trained weights ``w0`` (size,)) as unit rows (k, size), largest eigenvalue first, by
     ``iterations`` rounds of subspace iteration on min(size, 2k) vectors from ``generator``.
@@ -38,7 +39,8 @@ def top_eigenvectors(curvature: Curvatures, w0: torch.Tensor, k: int, generator:
     width = min(size, 2 * k)
     start = torch.randn(width, size, generator=generator, dtype=torch.float64).to(device=w0.device, dtype=w0.dtype)
     basis = torch.linalg.qr(start.T).Q.T  # (width, size), orthonormal rows
-    for _ in range(iterations):
+    for iteration in range(iterations):
+        progress(iteration / (iterations + 1), f"eigenvector start: subspace iteration {iteration + 1}/{iterations}")
         products = mean_hessian_products(curvature, basis, directions_per_pass)
         if not torch.isfinite(products).all():
             return None

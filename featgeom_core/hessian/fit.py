@@ -28,15 +28,31 @@ from typing import Any, Callable, Iterator, Mapping
 import torch
 
 from featgeom_core.errors import DataError, InvalidParameter
-from featgeom_core.hessian.blocks import BlockSpec, ParameterBlock, block_names, resolve_block
-from featgeom_core.hessian.curvature import Curvatures, check_inputs, curvature_function, curvatures_in_batches, per_sample
-from featgeom_core.hessian.divergence import DivergenceKind, as_positions, choose_divergence, reference_outputs
+from featgeom_core.hessian.blocks import (
+    BlockSpec,
+    ParameterBlock,
+    block_names,
+    resolve_block,
+)
+from featgeom_core.hessian.curvature import (
+    Curvatures,
+    check_inputs,
+    curvature_function,
+    curvatures_in_batches,
+    per_sample,
+)
+from featgeom_core.hessian.divergence import (
+    DivergenceKind,
+    as_positions,
+    choose_divergence,
+    reference_outputs,
+)
 from featgeom_core.hessian.eigen import top_eigenvectors
 from featgeom_core.hessian.losses import interference_loss, objective, steepness_loss
 from featgeom_core.hessian.params import HessianParams
 from featgeom_core.hessian.result import HessianFeatures
+from featgeom_core.progress import Progress, silent, sub_progress
 
-Progress = Callable[[float, str], None]
 ShouldStop = Callable[[], bool]
 FINAL_STEP_FRACTION = 0.05
 
@@ -105,22 +121,22 @@ class _Problem:
             c = c[self.mask[batch]]  # only the sample-positions that count
         return c.reshape(-1, starts, k)  # sample-positions count as samples under positions="each"
 
-    def all_curvatures(self, U: torch.Tensor) -> torch.Tensor:
+    def all_curvatures(self, U: torch.Tensor, progress: Progress = silent) -> torch.Tensor:
         """Curvatures of every sample along U (S, k, size), without gradients: (n, [P,] S, k)."""
         starts, k, size = U.shape
         c = curvatures_in_batches(self.model, self.block, self.inputs, self.reference, U.reshape(starts * k, size), self.kind,
-                                  self.p.positions, self.p.batch_size, self.p.directions_per_pass, self.p.curvature)
+                                  self.p.positions, self.p.batch_size, self.p.directions_per_pass, self.p.curvature, progress)
         return c.reshape(*c.shape[:-1], starts, k)
 
 
-def starting_directions(problem: _Problem, n: int, generator: torch.Generator) -> torch.Tensor:
+def starting_directions(problem: _Problem, n: int, generator: torch.Generator, progress: Progress = silent) -> torch.Tensor:
     """(restarts, k, size): the top-k eigenvectors of the mean Hessian of a batch first (with
     ``init="eigenvectors"``), random unit directions for the other starts."""
     p, block = problem.p, problem.block
     starts = []
     if p.init == "eigenvectors":
         first = torch.randperm(n, generator=generator)[: p.batch_size].to(block.device)
-        eigenvectors = top_eigenvectors(problem.curvature(first), block.w0, p.k, generator, p.init_iterations, p.directions_per_pass)
+        eigenvectors = top_eigenvectors(problem.curvature(first), block.w0, p.k, generator, p.init_iterations, p.directions_per_pass, progress)
         if eigenvectors is not None:  # else (non-finite curvature in the batch) every start is random
             starts.append(eigenvectors)
     while len(starts) < p.restarts:
@@ -154,7 +170,7 @@ def fit_hessian_features(model: torch.nn.Module, block: BlockSpec, inputs: torch
     ``model``: a module whose forward maps an input batch (B, ...) to outputs (B, ...), samples
     independent. ``block``: a parameter name (or list of names) from ``model.named_parameters()``.
     ``inputs``: (n_samples, ...). ``params``: :class:`HessianParams` or a mapping of its fields.
-    ``progress(fraction, message)`` is called as steps complete; ``should_stop()`` is polled
+    ``progress(fraction, message, metrics)`` is called at every step (metrics: step, steps, steep_loss, interference_loss); ``should_stop()`` is polled
     before each step. A non-finite loss or update stops the run and keeps the last good U
     (``stopped_reason`` says so). ``position_mask`` (n_samples, n_positions) bool, with
     ``positions="each"``: only the True sample-positions count as samples (e.g. not a text's
@@ -166,6 +182,7 @@ def fit_hessian_features(model: torch.nn.Module, block: BlockSpec, inputs: torch
 
     start_time = time.perf_counter()
     p = HessianParams.parse(params)
+    report = progress or silent
     check_inputs(inputs)
     block_names(block)
     device = resolve_device(p.device)
@@ -180,7 +197,7 @@ def fit_hessian_features(model: torch.nn.Module, block: BlockSpec, inputs: torch
     mask = None if position_mask is None else check_position_mask(position_mask, reference, p.positions)
     problem = _Problem(model, resolved, inputs, reference, kind, p, mask)
     generator = torch.Generator().manual_seed(p.seed)
-    U = starting_directions(problem, n, generator)  # (restarts, k, size), unit rows
+    U = starting_directions(problem, n, generator, sub_progress(report, 0.0, 0.02))  # (restarts, k, size), unit rows
     batches = sample_batches(n, p.batch_size, generator)
     init_seconds = time.perf_counter() - start_time
 
@@ -188,7 +205,6 @@ def fit_hessian_features(model: torch.nn.Module, block: BlockSpec, inputs: torch
     steep_history: list[torch.Tensor] = []
     interference_history: list[torch.Tensor] = []
     stopped_reason: str | None = None
-    every = max(1, p.steps // 100)
     for step in range(p.steps):
         if should_stop is not None and should_stop():
             stopped_reason = f"stopped on request after {step} of {p.steps} steps"
@@ -218,14 +234,13 @@ def fit_hessian_features(model: torch.nn.Module, block: BlockSpec, inputs: torch
         good = U.detach().clone()
         steep_history.append(steep.detach())
         interference_history.append(interference.detach())
-        if progress is not None and ((step + 1) % every == 0 or step + 1 == p.steps):
-            best = int(torch.argmax(steep.detach() - p.lambda_interference * interference.detach()))
-            progress(0.9 * (step + 1) / p.steps, f"step {step + 1}/{p.steps}: L_steep {float(steep.detach()[best]):.4g}, "
-                                                 f"L_interference {float(interference.detach()[best]):.4g}")
+        best = int(torch.argmax(steep.detach() - p.lambda_interference * interference.detach()))
+        steep_best, interference_best = float(steep.detach()[best]), float(interference.detach()[best])
+        report(0.02 + 0.88 * (step + 1) / p.steps, f"step {step + 1}/{p.steps}: L_steep {steep_best:.4g}, L_interference {interference_best:.4g}",
+               {"step": step + 1, "steps": p.steps, "steep_loss": steep_best, "interference_loss": interference_best})
     fit_seconds = time.perf_counter() - start_time - init_seconds
-    if progress is not None:
-        progress(0.9, f"curvatures of {n} samples along {p.restarts} x {p.k} directions")
-    curvatures = problem.all_curvatures(good)  # (n, [P,] restarts, k)
+    report(0.9, f"curvatures of {n} samples along {p.restarts} x {p.k} directions")
+    curvatures = problem.all_curvatures(good, sub_progress(report, 0.9, 1.0))  # (n, [P,] restarts, k)
     flat = curvatures.reshape(-1, p.restarts, p.k)
     finite = torch.isfinite(flat).all(dim=(1, 2))  # samples with non-finite curvature (e.g. NaN inputs) do not choose the start
     if mask is not None:
@@ -233,8 +248,7 @@ def fit_hessian_features(model: torch.nn.Module, block: BlockSpec, inputs: torch
     objectives = objective(flat[finite], good, p.lambda_interference) if finite.any() else torch.zeros(p.restarts, dtype=flat.dtype)
     kept = int(torch.argmax(torch.nan_to_num(objectives, nan=-math.inf)))
     seconds = time.perf_counter() - start_time
-    if progress is not None:
-        progress(1.0, stopped_reason or f"done: {p.steps} steps, start {kept} kept")
+    report(1.0, stopped_reason or f"done: {p.steps} steps, start {kept} kept")
     steeps = torch.stack(steep_history)[:, kept] if steep_history else torch.zeros(0)
     interferences = torch.stack(interference_history)[:, kept] if interference_history else torch.zeros(0)
     return HessianFeatures(

@@ -29,6 +29,7 @@ import torch
 from featgeom_core.errors import DataError, InvalidParameter, ModelUnavailable
 from featgeom_core.hessian.blocks import trainable_parameter_names
 from featgeom_core.hessian.curvature import CurvatureMethod, directional_curvature
+from featgeom_core.progress import Progress, silent
 
 PREFIX = "model."
 """The wrapped checkpoint's attribute in :class:`TokenOutputs`: block names gain it inside."""
@@ -138,7 +139,7 @@ class LanguageModel:
 
     @property
     def output(self) -> Output:
-        return self.module.output  # type: ignore[return-value]
+        return self.module.output
 
     def block_names(self) -> list[str]:
         """Parameter names a block can be made of, as the checkpoint names them."""
@@ -188,7 +189,8 @@ def load_language_model(model_id: str) -> LanguageModel:
     if is_causal(model.config):
         from transformers import AutoModelForCausalLM
 
-        model = AutoModelForCausalLM.from_pretrained(loaded.name, attn_implementation="eager").to(loaded.device).eval()
+        causal: torch.nn.Module = AutoModelForCausalLM.from_pretrained(loaded.name, attn_implementation="eager")
+        model = causal.to(loaded.device).eval()
         output = "logits"
     for parameter in model.parameters():
         parameter.requires_grad_(True)
@@ -196,10 +198,11 @@ def load_language_model(model_id: str) -> LanguageModel:
 
 
 def token_curvatures(module: TokenOutputs, block: Sequence[str], batch: TokenBatch, U: torch.Tensor, *, batch_size: int = 16,
-                     method: CurvatureMethod = "output_jvp", device: str | torch.device | None = None) -> torch.Tensor:
+                     method: CurvatureMethod = "output_jvp", device: str | torch.device | None = None,
+                     progress: Progress = silent) -> torch.Tensor:
     """uᵀH(x)u of every real token of ``batch`` along every row of U (k, block size): (n_tokens, k),
     rows in the order of :meth:`TokenBatch.token_table` (padding left out). ``block``: names as
     the wrapped module knows them (see :meth:`LanguageModel.block`)."""
     per_position = directional_curvature(module, list(block), batch.inputs, U, positions="each", batch_size=batch_size, method=method,
-                                         device=device)  # (n_texts, T, k)
+                                         device=device, progress=progress)  # (n_texts, T, k)
     return per_position[batch.mask.to(per_position.device)].cpu()

@@ -22,11 +22,29 @@ from featgeom_core.errors import FeatgeomError, InvalidParameter
 XOR_INPUTS = ((0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0))
 XOR_TARGETS = (0.0, 1.0, 1.0, 0.0)
 MAX_ATTEMPTS = 20
-TOY_BLOCKS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "xor": (("hidden.weight", "hidden.bias"), ("hidden.weight", "hidden.bias")),
-    "tms": (("W", "b"), ("W",)),
+
+
+@dataclass(frozen=True)
+class ToySpec:
+    """What a toy is before it is trained: its name, a description, its parameters' shapes (the
+    names a block can be made of) and its default block."""
+
+    name: str
+    description: str
+    parameters: dict[str, tuple[int, ...]]
+    default_block: tuple[str, ...]
+
+    def block_size(self, names: tuple[str, ...] | list[str]) -> int:
+        """Numbers in a block of these parameters."""
+        return sum(math.prod(self.parameters[name]) for name in names)
+
+
+TOYS: dict[str, ToySpec] = {
+    "xor": ToySpec("xor", "the XOR net (2 inputs, 2 GELU units, summed)", {"hidden.weight": (2, 2), "hidden.bias": (2,)},
+                   ("hidden.weight", "hidden.bias")),
+    "tms": ToySpec("tms", "the toy model of superposition (5 features, 2 dims)", {"W": (2, 5), "b": (5,)}, ("W",)),
 }
-"""Per toy: (the parameter names a block can be made of, the default block)."""
+"""The toys by name (the shapes are those of :class:`XorNet` and ``ToySuperposition(5, 2)``)."""
 
 
 @dataclass(frozen=True)
@@ -110,8 +128,8 @@ def xor_net(seed: int = 0, tolerance: float = 0.05) -> HessianToy:
         if error < tolerance:
             model.eval()
             return HessianToy(
-                name="xor", model=model, inputs=torch.tensor(XOR_INPUTS, dtype=torch.float64), blocks=TOY_BLOCKS["xor"][0],
-                default_block=TOY_BLOCKS["xor"][1], seed=seed, attempts=attempt + 1,
+                name="xor", model=model, inputs=torch.tensor(XOR_INPUTS, dtype=torch.float64), blocks=tuple(TOYS["xor"].parameters),
+                default_block=TOYS["xor"].default_block, seed=seed, attempts=attempt + 1,
                 description=f"XOR net: 2 inputs -> 2 GELU units -> sum, trained on the 4 points (max error {error:.3g}); "
                             f"divergence MSE; the write-up's features peak on [1,1], [0,1] and [1,0]")
     raise FeatgeomError(f"the XOR net did not learn XOR within {MAX_ATTEMPTS} trainings from seed {seed}")
@@ -177,7 +195,7 @@ def toy_superposition(n_features: int = 5, n_hidden: int = 2, density: float = 0
             inputs = sparse_features(n_samples, n_features, density, generator, nonzero=True)
             shape = f"columns a regular {n_features}-gon within {error:.2f}" if n_hidden == 2 else "no shape check above 2 dimensions"
             return HessianToy(
-                name="tms", model=model, inputs=inputs, blocks=TOY_BLOCKS["tms"][0], default_block=TOY_BLOCKS["tms"][1], seed=seed, attempts=attempt + 1,
+                name="tms", model=model, inputs=inputs, blocks=tuple(TOYS["tms"].parameters), default_block=TOYS["tms"].default_block, seed=seed, attempts=attempt + 1,
                 description=f"toy model of superposition: {n_features} features -> {n_hidden} dims -> ReLU(WᵀWx + b), density {density:g} "
                             f"({shape}); divergence MSE; {n_samples} samples with at least one feature present")
     raise FeatgeomError(f"the toy model of superposition did not form a regular {n_features}-gon within {MAX_ATTEMPTS} trainings from seed {seed}")

@@ -7,12 +7,32 @@ register their kinds, listed in ``featgeom_core/analyses.py``.
 """
 
 from featgeom_core.jobs.backend import BackendInfo, backend_info, get_client, shutdown
-from featgeom_core.jobs.manager import cancel, delete, job_id_for, list_jobs, load_result, progress, resubmit, result, status, submit, wait
-from featgeom_core.jobs.protocol import JobKind, JobOutput, StoredResultType, job_kind, job_kinds, register
+from featgeom_core.jobs.manager import (
+    cancel,
+    delete,
+    job_id_for,
+    list_jobs,
+    load_result,
+    progress,
+    resubmit,
+    result,
+    run_here,
+    status,
+    submit,
+    wait,
+)
+from featgeom_core.jobs.protocol import (
+    JobHandle,
+    JobKind,
+    JobOutput,
+    job_kind,
+    job_kinds,
+    register,
+)
 from featgeom_core.jobs.records import JobRecord
 
 __all__ = [
-    "BackendInfo", "JobKind", "JobOutput", "JobRecord", "StoredResultType", "backend_info", "cancel", "delete", "get_client",
-    "job_id_for", "job_kind", "job_kinds", "list_jobs", "load_result", "progress", "register", "result", "resubmit", "shutdown", "status",
+    "BackendInfo", "JobHandle", "JobKind", "JobOutput", "JobRecord", "backend_info", "cancel", "delete", "get_client", "job_id_for",
+    "job_kind", "job_kinds", "list_jobs", "load_result", "progress", "register", "result", "resubmit", "run_here", "shutdown", "status",
     "submit", "wait",
 ]

@@ -6,13 +6,13 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
-import numpy as np
 from pydantic import Field
 
-from featgeom_core.jobs.protocol import JobKind, JobOutput, Report, register
+from featgeom_core.jobs.protocol import JobKind, JobOutput, register
 from featgeom_core.params import Params
+from featgeom_core.progress import Progress
 
 
 class EchoParams(Params):
@@ -27,18 +27,11 @@ class EchoResult:
 
     echo: Any
 
-    def to_store(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        return {}, {"echo": self.echo}
-
-    @classmethod
-    def from_store(cls, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> "EchoResult":
-        return cls(echo=meta["echo"])
-
     def summary(self) -> dict[str, Any]:
         return {"echo": self.echo}
 
 
-def run_echo(params: EchoParams, report: Report) -> JobOutput:
+def run_echo(params: EchoParams, report: Progress) -> JobOutput[EchoResult]:
     """The trivial job: returns its value."""
     return JobOutput(EchoResult(params.value))
 
@@ -58,18 +51,11 @@ class SpinResult:
     total: float
     seconds: float
 
-    def to_store(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        return {"total": np.asarray(self.total)}, {"seconds": self.seconds}
-
-    @classmethod
-    def from_store(cls, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> "SpinResult":
-        return cls(total=float(arrays["total"]), seconds=float(meta["seconds"]))
-
     def summary(self) -> dict[str, Any]:
         return {"total": self.total, "seconds": round(self.seconds, 3)}
 
 
-def run_spin(params: SpinParams, report: Report) -> JobOutput:
+def run_spin(params: SpinParams, report: Progress) -> JobOutput[SpinResult]:
     """CPU-bound busy work, reporting progress ``steps`` times."""
     per_step = max(1, params.iterations // params.steps)
     total = 0.0

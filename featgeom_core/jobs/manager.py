@@ -1,7 +1,11 @@
 """Submit, track, cancel and collect jobs. The app side writes results into the store.
 
 Job ids are content-addressed (kind + canonical params), so submitting the same run twice
-returns the first one: its result when done, the run itself while in flight.
+returns the first one: its result when done, the run itself while in flight. A job runs on the
+Dask backend (:func:`submit`) or in this process (:func:`run_here`: a short-lived process with no
+scheduler, such as the CLI, never leaves a job to die with its local cluster). Either way its
+record is kept under ``<cache>/jobs`` and a cancel, from any process, stops the computation: the
+cancel mark is read by the process that owns the job, which stops the task at its next report.
 """
 
 from __future__ import annotations
@@ -12,14 +16,21 @@ import time
 import uuid
 from typing import Any, Mapping
 
-from featgeom_core import __version__
-from featgeom_core.errors import FeatgeomError, StaleResult
+from featgeom_core.errors import FeatgeomError, JobCancelled, StaleResult
 from featgeom_core.jobs import records
-from featgeom_core.jobs.backend import get_client
+from featgeom_core.jobs.backend import get_client, scheduler_address
 from featgeom_core.jobs.protocol import job_kind
 from featgeom_core.jobs.records import ACTIVE, JobRecord
-from featgeom_core.jobs.task import JobCancelled, cancel_event_name, progress_topic, run_task
-from featgeom_core.store import Store, canonical_json
+from featgeom_core.jobs.task import (
+    TaskFailure,
+    cancel_event_name,
+    failure_line,
+    progress_topic,
+    run_task,
+    throttled_report,
+)
+from featgeom_core.progress import Progress, silent
+from featgeom_core.store import Store, canonical_json, decode_stored
 
 _lock = threading.RLock()
 _futures: dict[str, Any] = {}
@@ -28,6 +39,10 @@ _last_saved: dict[str, float] = {}
 SAVE_INTERVAL_S = 0.5  # progress is persisted at most this often (every change of status at once)
 LOST_SCHEDULER = ("the connection to the Dask scheduler was lost (the scheduler stopped or restarted) before the job "
                   "finished; resubmit it")
+
+
+class TaskError(Exception):
+    """A task's failure as the worker reported it (its text is already ``Type: message``)."""
 
 
 def job_id_for(kind: str, params: Mapping[str, Any]) -> str:
@@ -55,6 +70,7 @@ def submit(kind: str, params: Mapping[str, Any], store: Store | None = None, rec
             if existing.status in ACTIVE and existing.owner.get("token") != records.OWNER["token"] and records.owner_alive(existing.owner):
                 return job_id  # another live process is running it: one computation
         record = JobRecord(job_id=job_id, kind=kind, params=normalised, created=time.time())
+        records.clear_cancel(job_id, store.root)
         records.save(record, store.root)
         _futures[job_id] = None
         _live[job_id] = record
@@ -86,16 +102,43 @@ def _on_progress(job_id: str, event: tuple[float, dict[str, Any]], store: Store)
         record = _live.get(job_id)
         if record is None or record.status not in ACTIVE:
             return
+        if records.cancel_requested(job_id, store.root):  # by another process (the CLI, another session's app)
+            _live.pop(job_id, None)
+            _last_saved.pop(job_id, None)
+            future = _futures.get(job_id)
+            _mark_cancelled(record, store)
+            # Dask's blocking API cannot run on its own IO loop, where this callback runs
+            threading.Thread(target=_stop_task, args=(job_id, future), daemon=True).start()
+            return
         status_changed = record.status == "queued"
         if "started" in message:
             record.started = message["started"]
         record.status = "running"
         record.progress = max(record.progress, float(message.get("progress", 0.0)))
         record.message = str(message.get("message", record.message))
+        record.add_metrics(message.get("metrics") or {})
         now = time.monotonic()
         if status_changed or now - _last_saved.get(job_id, 0.0) >= SAVE_INTERVAL_S:
             _last_saved[job_id] = now
             records.save(record, store.root)
+
+
+def _mark_cancelled(record: JobRecord, store: Store) -> None:
+    record.status, record.finished, record.message = "cancelled", time.time(), "cancelled by the user"
+    records.save(record, store.root)
+
+
+def _stop_task(job_id: str, future: Any) -> None:
+    """Ask a running task to stop (its next report raises JobCancelled) and drop its future."""
+    from distributed import Event
+
+    try:
+        client = future.client if future is not None else get_client()
+        Event(cancel_event_name(job_id), client=client).set()
+        if future is not None:
+            future.cancel()
+    except Exception:  # noqa: BLE001  (the scheduler may be gone: then so is the task)
+        pass
 
 
 def _cluster_has_gpus(client: Any) -> bool:
@@ -109,6 +152,8 @@ def _finish(job_id: str, future: Any, store: Store) -> None:
     try:
         if outcome == "finished":
             computed = future.result()
+            if isinstance(computed, TaskFailure):
+                raise JobCancelled(computed.error) if computed.cancelled else TaskError(computed.error)
             for key, arrays, meta in computed:
                 store.put(key, arrays, meta)
             entries = computed  # only once every entry is stored: a failed write is the job's failure, never "done"
@@ -133,7 +178,7 @@ def _finish(job_id: str, future: Any, store: Store) -> None:
         elif entries is not None:
             record.status, record.progress, record.result_key, record.message = "done", 1.0, entries[0][0], "done"
         else:
-            record.status, record.error = "failed", f"{type(error).__name__}: {error}"
+            record.status, record.error = "failed", str(error) if isinstance(error, (TaskError, type(None))) else failure_line(error)
         records.save(record, store.root)
 
 
@@ -168,7 +213,8 @@ def progress(job_id: str, store: Store | None = None) -> tuple[float, str]:
 
 
 def cancel(job_id: str, store: Store | None = None) -> JobRecord:
-    """Cancel a queued or running job (a running one stops at its next progress report)."""
+    """Cancel a queued or running job, from any process: its computation stops at its next
+    progress report (within about a second) and nothing it made is stored."""
     store = store or Store()
     with _lock:
         record = status(job_id, store)
@@ -177,13 +223,10 @@ def cancel(job_id: str, store: Store | None = None) -> JobRecord:
         future = _futures.get(job_id)
         _live.pop(job_id, None)
         _last_saved.pop(job_id, None)
-        record.status, record.finished, record.message = "cancelled", time.time(), "cancelled by the user"
-        records.save(record, store.root)
-    if future is not None:
-        from distributed import Event
-
-        Event(cancel_event_name(job_id), client=future.client).set()
-        future.cancel()
+        records.request_cancel(job_id, store.root)  # the owner (another process, or run_here) reads it
+        _mark_cancelled(record, store)
+    if future is not None or scheduler_address():  # ours, or on a shared cluster this process can reach
+        _stop_task(job_id, future)
     return record
 
 
@@ -227,14 +270,14 @@ def result(job_id: str, store: Store | None = None):
 
 
 def load_result(job_id: str, store: Store | None = None) -> Any:
-    """The job's primary result as its kind's result type (e.g. an EnergyFitResult)."""
+    """The job's primary result as its kind's result type (e.g. an EnergyFitResult); a result of
+    an older store format is migrated on the way, one that cannot be read is a StaleResult."""
     stored = result(job_id, store)
-    kind = status(job_id, store).kind
+    kind = job_kind(status(job_id, store).kind)
     try:
-        return job_kind(kind).load_result(stored.arrays, stored.meta)
-    except (KeyError, ValueError, TypeError, IndexError) as exc:  # a layout from another featgeom version
-        raise StaleResult(f"job {job_id}'s stored {kind} result has a layout featgeom {__version__} cannot read "
-                          f"({type(exc).__name__}: {exc}); recompute it", job_id) from exc
+        return decode_stored(stored, kind.result)
+    except StaleResult as exc:
+        raise StaleResult(f"job {job_id}'s {kind.name} result: {exc}", job_id) from exc
 
 
 def list_jobs(store: Store | None = None) -> list[JobRecord]:
@@ -255,3 +298,52 @@ def wait(job_id: str, timeout_s: float = 600.0, store: Store | None = None, poll
             time.sleep(0.005)  # the done-callback is writing the record
         else:
             time.sleep(poll_s)
+
+
+def run_here(kind: str, params: Mapping[str, Any], store: Store | None = None, report: Progress = silent,
+             recompute: bool = False) -> JobRecord:
+    """Run a job in this process to its end, with a record like a submitted one (the Jobs page and
+    ``featgeom jobs`` show it; a cancel from anywhere stops it within about a second). Returns the
+    final record: done (its result stored), failed (its error), or cancelled. A job already done
+    returns at once unless ``recompute``."""
+    spec = job_kind(kind)
+    normalised = spec.validate(params)
+    job_id = job_id_for(kind, normalised)
+    store = store or Store()
+    existing = records.load(job_id, store.root)
+    if (existing is not None and existing.status == "done" and not recompute and existing.result_key
+            and store.contains(existing.result_key) and store.entry_format(existing.result_key).readable):
+        return existing
+    if existing is not None and existing.status in ACTIVE and records.owner_alive(existing.owner):
+        raise FeatgeomError(f"job {job_id} is already {existing.status} in another process; follow it with `featgeom jobs status {job_id}`")
+    record = JobRecord(job_id=job_id, kind=kind, params=normalised, created=time.time(), started=time.time(), status="running")
+    records.clear_cancel(job_id, store.root)
+    records.save(record, store.root)
+    last_saved = [0.0]
+
+    def send(event: dict[str, Any]) -> None:
+        record.progress, record.message = max(record.progress, event["progress"]), event["message"]
+        record.add_metrics(event.get("metrics") or {})
+        report(event["progress"], event["message"], event.get("metrics"))
+        if time.monotonic() - last_saved[0] >= SAVE_INTERVAL_S:
+            last_saved[0] = time.monotonic()
+            records.save(record, store.root)
+
+    job_report = throttled_report(job_id, lambda: records.cancel_requested(job_id, store.root), send)
+    try:
+        entries = spec.execute(normalised, job_report)
+        for key, arrays, meta in entries:
+            store.put(key, arrays, meta)
+    except JobCancelled:
+        record.status, record.message = "cancelled", "cancelled by the user"
+    except KeyboardInterrupt:
+        record.status, record.message, record.finished = "interrupted", "interrupted (Ctrl-C)", time.time()
+        records.save(record, store.root)
+        raise
+    except Exception as exc:  # noqa: BLE001  (the job's failure is its record's, as on a worker)
+        record.status, record.error = "failed", failure_line(exc)
+    else:
+        record.status, record.progress, record.result_key, record.message = "done", 1.0, entries[0][0], "done"
+    record.finished = time.time()
+    records.save(record, store.root)
+    return record

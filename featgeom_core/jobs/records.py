@@ -17,6 +17,8 @@ from featgeom_core.store import private_directory
 Status = Literal["queued", "running", "done", "failed", "cancelled", "interrupted"]
 ACTIVE: tuple[str, ...] = ("queued", "running")
 
+HISTORY_LIMIT = 400  # metrics entries a record keeps (a live loss curve's points)
+
 # Who owns in-flight jobs: this process. A record owned by a process that is gone is "interrupted".
 OWNER: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid(), "token": uuid.uuid4().hex}
 
@@ -37,6 +39,18 @@ class JobRecord:
     started: float | None = None
     finished: float | None = None
     owner: dict[str, Any] = field(default_factory=lambda: dict(OWNER))
+    metrics: dict[str, float] = field(default_factory=dict)
+    metrics_history: list[dict[str, float]] = field(default_factory=list)
+
+    def add_metrics(self, metrics: dict[str, float]) -> None:
+        """Keep the latest metrics of a progress report and append them to the history (thinned
+        to every other entry when it reaches :data:`HISTORY_LIMIT`, so a long run keeps its shape)."""
+        if not metrics:
+            return
+        self.metrics = dict(metrics)
+        self.metrics_history.append(dict(metrics))
+        if len(self.metrics_history) >= HISTORY_LIMIT:
+            self.metrics_history = self.metrics_history[::2]
 
     def elapsed(self, now: float) -> float:
         """Seconds since the job started (or was created), up to its end."""
@@ -81,11 +95,34 @@ def load_all(root: Path | None = None) -> list[JobRecord]:
 
 def remove(job_id: str, root: Path | None = None) -> bool:
     """Delete a record file; True when one was there."""
+    clear_cancel(job_id, root)
     try:
         (jobs_dir(root) / f"{job_id}.json").unlink()
         return True
     except FileNotFoundError:
         return False
+
+
+def _cancel_marker(job_id: str, root: Path | None) -> Path:
+    return jobs_dir(root) / f"{job_id}.cancel"
+
+
+def request_cancel(job_id: str, root: Path | None = None) -> None:
+    """Mark a job as cancelled for whichever process runs it (the owner checks the mark while the
+    job reports progress): how a cancel from another process (the CLI, another app) reaches it."""
+    directory = jobs_dir(root)
+    directory.mkdir(parents=True, exist_ok=True)
+    _cancel_marker(job_id, root).touch()
+
+
+def cancel_requested(job_id: str, root: Path | None = None) -> bool:
+    """Whether someone asked for the job to be cancelled since it was (re)submitted."""
+    return _cancel_marker(job_id, root).exists()
+
+
+def clear_cancel(job_id: str, root: Path | None = None) -> None:
+    """Forget a cancel request (a job submitted again runs afresh)."""
+    _cancel_marker(job_id, root).unlink(missing_ok=True)
 
 
 def owner_alive(owner: dict[str, Any]) -> bool:

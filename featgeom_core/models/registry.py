@@ -30,8 +30,12 @@ import torch
 
 from featgeom_core.config import resolve_device
 from featgeom_core.errors import ModelUnavailable
-
-from featgeom_core.models.ids import DEFAULT_MODEL_ID, TINY_NATIVE_ID, check_model_id, existing_path
+from featgeom_core.models.ids import (
+    DEFAULT_MODEL_ID,
+    TINY_NATIVE_ID,
+    check_model_id,
+    existing_path,
+)
 
 _TINY_NATIVE_CONFIG: dict[str, Any] = {
     "d_model": 64,
@@ -140,8 +144,8 @@ def _load_hub_id(model_id: str, device: torch.device) -> LoadedModel:
 
 
 def _load_transformers_dir(source: Path | str, name: str, device: torch.device, fingerprint: str) -> LoadedModel:
-    from transformer_lens.model_bridge import TransformerBridge
     import transformer_lens.model_bridge.sources.transformers  # noqa: F401  (registers boot_transformers)
+    from transformer_lens.model_bridge import TransformerBridge
     from transformers import AutoModel
 
     logging.getLogger("transformers").setLevel(logging.ERROR)
@@ -158,7 +162,7 @@ def _load_transformers_dir(source: Path | str, name: str, device: torch.device, 
         tokenizer=bridge.tokenizer,
         n_layers=int(cfg.n_layers),
         d_model=int(cfg.d_model),
-        d_mlp=int(cfg.d_mlp),
+        d_mlp=int(cfg.d_mlp or 0),  # attention-only models have no MLP
         device=device,
         fingerprint=fingerprint,
         plain_model=plain,
@@ -166,14 +170,15 @@ def _load_transformers_dir(source: Path | str, name: str, device: torch.device, 
 
 
 def _load_tiny_native(device: torch.device) -> LoadedModel:
+    import transformer_lens.model_bridge.sources.native  # noqa: F401  (registers boot_native)
     from transformer_lens.config import TransformerBridgeConfig
     from transformer_lens.model_bridge import TransformerBridge
-    import transformer_lens.model_bridge.sources.native  # noqa: F401  (registers boot_native)
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(minilm_dir()))
     config = dict(_TINY_NATIVE_CONFIG, d_vocab=tokenizer.vocab_size)
-    bridge = TransformerBridge.boot_native(TransformerBridgeConfig.from_dict(config), tokenizer=tokenizer, device=str(device))
+    boot_native = TransformerBridge.boot_native  # type: ignore[attr-defined]  # added by the native source's import
+    bridge = boot_native(TransformerBridgeConfig.from_dict(config), tokenizer=tokenizer, device=str(device))
     bridge.eval()
     digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
     return LoadedModel(

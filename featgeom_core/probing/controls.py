@@ -11,54 +11,27 @@ reflects the construction, not what the model learned.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
-from pydantic import Field
 
 from featgeom_core.activations import extract
 from featgeom_core.data.feature_set import FeatureSet
 from featgeom_core.models import LoadedModel
-from featgeom_core.params import Params
-from featgeom_core.probing.pipeline import KINDS, GeometryParams, GeometryResult, probe_key
-from featgeom_core.probing.probes import ProbeParams, shuffled_label_control
+from featgeom_core.probing.params import (
+    KINDS,
+    ControlParams,
+    GeometryParams,
+    ProbeParams,
+)
+from featgeom_core.probing.pipeline import probe_key
+from featgeom_core.probing.probes import shuffled_label_control
+from featgeom_core.probing.result import GeometryResult, LayerControls
 from featgeom_core.probing.similarity import permuted_control, psm
+from featgeom_core.progress import Progress, silent
 from featgeom_core.store import Store, result_key
 
-Progress = Callable[[float, str], None]
 PERMUTATION_STRIDE = 7919  # seed k of a layer's permuted control: permutation_seed + layer + k * stride (k = 0 as before)
-
-
-class ControlParams(Params):
-    """Which controls go beside the real target, and how many seeds each."""
-
-    shuffled_labels: bool = Field(True, description="include the shuffled-label control (probes retrained on shuffled labels)")
-    permutation_seeds: int = Field(5, ge=1, le=20, description="permuted-control seeds: each shuffles every direction's coordinates anew")
-    label_seeds: int = Field(5, ge=1, le=20, description="label-shuffle seeds: each retrains the probes on another shuffle of the labels")
-
-
-@dataclass(frozen=True)
-class LayerControls:
-    """One layer's targets: ``targets[control]`` is a list (one per seed) of {"cosine" | "rbf": (N, N)}
-    over the ``names`` kept; ``real`` has one entry."""
-
-    layer: int
-    names: list[str]
-    targets: dict[str, list[dict[str, np.ndarray]]]
-
-    def real(self, similarity: str) -> np.ndarray:
-        """The real PSM for one similarity (N, N)."""
-        return self.targets["real"][0][similarity]
-
-    def sweep_targets(self, similarities: Sequence[str]) -> list[dict]:
-        """Every target as ``{name, replicate, layer, features, psms}`` (JSON-able), the shape of an
-        energy sweep's targets: each control seed is one replicate."""
-        return [
-            {"name": control, "replicate": k, "layer": self.layer, "features": list(self.names),
-             "psms": {kind: m.tolist() for kind, m in psms.items() if kind in similarities}}
-            for control, seeds in self.targets.items() for k, psms in enumerate(seeds)
-        ]
 
 
 def label_seeds(params: GeometryParams, controls: ControlParams) -> list[int]:
@@ -83,7 +56,7 @@ def shuffled_label_directions(
     The seed ``params.label_seed`` is read from the layer's probe entry when it is stored; every
     other (layer, seed) is cached on its own, so adding a seed trains only that seed.
     """
-    report = progress or (lambda fraction, message: None)
+    report = progress or silent
     found: dict[tuple[int, int], np.ndarray] = {}
     for layer in layers:
         for seed in seeds:
@@ -151,12 +124,12 @@ def controls_by_layer(
     geometry result, the targets per layer, and per layer the dropped (index, kept twin, cosine)."""
     from featgeom_core.probing.pipeline import feature_geometry
 
-    report = progress or (lambda fraction, message: None)
-    result = feature_geometry(model, feature_set, layers, params, store=store, device=device, progress=lambda f, m: report(0.6 * f, m))
+    report = progress or silent
+    result = feature_geometry(model, feature_set, layers, params, store=store, device=device, progress=lambda f, m, *_: report(0.6 * f, m))
     shuffled: dict[int, np.ndarray] = {}
     if controls.shuffled_labels:
         shuffled = shuffled_label_directions(model, feature_set, result.layers, params, label_seeds(params, controls), store=store,
-                                             device=device, progress=lambda f, m: report(0.6 + 0.4 * f, m))
+                                             device=device, progress=lambda f, m, *_: report(0.6 + 0.4 * f, m))
     kept, dropped = result.deduplicated(dedup_threshold)
     by_layer = [layer_controls(result, layer, kept[i], controls, shuffled.get(layer)) for i, layer in enumerate(result.layers)]
     return result, by_layer, {layer: dropped[i] for i, layer in enumerate(result.layers)}

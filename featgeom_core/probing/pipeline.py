@@ -7,120 +7,23 @@ de-duplication are cheap and computed on demand from the cached directions.
 
 from __future__ import annotations
 
-import io
-import json
-from dataclasses import dataclass, field
-from typing import Annotated, Any, Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
-from pydantic import Field
-
-from featgeom_core.activations import Hook, extract
+from featgeom_core.activations import extract
 from featgeom_core.data.feature_set import FeatureSet
 from featgeom_core.models import LoadedModel
-from featgeom_core.params import Params
-from featgeom_core.probing.probes import InverseRegularisation, ProbeParams, Seed, shuffled_label_control, train_probes
-from featgeom_core.probing.similarity import dedup, permuted_control, psm, psm_departure
+from featgeom_core.probing.params import (
+    KINDS,
+    GeometryParams,
+    ProbeParams,
+)
+from featgeom_core.probing.probes import shuffled_label_control, train_probes
+from featgeom_core.probing.result import GeometryResult
+from featgeom_core.probing.similarity import permuted_control, psm
+from featgeom_core.progress import Progress, silent, sub_progress
 from featgeom_core.store import Store, result_key
-
-Progress = Callable[[float, str], None]
-CONTROLS = ("real", "permuted", "shuffled_labels")
-KINDS = ("cosine", "rbf")
-
-
-HookField = Annotated[Hook, Field(description="where activations are read: mlp_post (blocks.l.mlp.hook_post) or resid_post (blocks.l.hook_resid_post)")]
-LabelSeed = Annotated[int, Field(ge=0, le=2**31 - 1, description="seed of the label shuffle behind the shuffled-label control probes")]
-
-
-class GeometryParams(Params):
-    """Everything that shapes a geometry view besides the model, the feature set and the layers."""
-
-    hook: HookField = "mlp_post"
-    C: InverseRegularisation = 1.0
-    seed: Seed = 0
-    rbf_c: float = Field(200.0, gt=0, description="RBF width c in exp(-|x_i - x_j|^2 / c), in squared activation units")
-    permutation_seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of the permuted control (plus the layer index)")
-    label_seed: LabelSeed = 1
-
-
-@dataclass
-class GeometryResult:
-    """Probe directions and their PSMs for L layers x F features.
-
-    ``directions[control]`` (L, F, d); ``psms[(kind, control)]`` (L, F, F);
-    ``test_accuracy`` / ``test_balanced_accuracy`` / ``shuffled_test_accuracy`` (L, F).
-    """
-
-    model: str
-    feature_set: str
-    layers: tuple[int, ...]
-    feature_names: tuple[str, ...]
-    params: GeometryParams
-    directions: dict[str, np.ndarray]
-    psms: dict[tuple[str, str], np.ndarray]
-    test_accuracy: np.ndarray
-    test_balanced_accuracy: np.ndarray
-    shuffled_test_accuracy: np.ndarray
-    notes: dict[str, str] = field(default_factory=dict)
-    cached_layers: tuple[int, ...] = ()
-
-    def departure(self, kind: str = "cosine") -> np.ndarray:
-        """Per layer: mean |off-diagonal| difference between the real and shuffled-label PSMs (L,)."""
-        real, shuffled = self.psms[(kind, "real")], self.psms[(kind, "shuffled_labels")]
-        return np.asarray([psm_departure(real[i], shuffled[i]) for i in range(len(self.layers))])
-
-    def mean_off_diagonal(self, kind: str, control: str) -> np.ndarray:
-        """Per layer: the mean off-diagonal similarity (L,)."""
-        matrices = self.psms[(kind, control)]
-        off = ~np.eye(matrices.shape[-1], dtype=bool)
-        return matrices[:, off].mean(axis=1) if off.any() else np.zeros(len(self.layers))
-
-    def deduplicated(self, threshold: float | None, kind: str = "cosine") -> tuple[list[list[int]], list[list[tuple[int, int, float]]]]:
-        """Per layer: kept feature indices and dropped pairs for de-duplication on the real PSM."""
-        if threshold is None:
-            every = list(range(len(self.feature_names)))
-            return [every for _ in self.layers], [[] for _ in self.layers]
-        results = [dedup(self.psms[(kind, "real")][i], threshold) for i in range(len(self.layers))]
-        return [r.kept for r in results], [r.dropped for r in results]
-
-    def psms_at(self, layer: int, kept: Sequence[int] | None = None, controls: Sequence[str] = ("real", "permuted")) -> dict[str, dict[str, np.ndarray]]:
-        """One layer's PSMs restricted to the ``kept`` features (e.g. after de-duplication):
-        {control: {"cosine" | "rbf": (N, N)}}; the energy pages' targets."""
-        i = self.layers.index(layer)
-        keep = list(range(len(self.feature_names))) if kept is None else list(kept)
-        return {control: {kind: self.psms[(kind, control)][i][np.ix_(keep, keep)] for kind in KINDS} for control in controls}
-
-    def settings(self) -> dict[str, Any]:
-        """The JSON-able settings that reproduce this result."""
-        return {"model": self.model, "feature_set": self.feature_set, "layers": list(self.layers), **self.params.model_dump()}
-
-    def psm_csv(self) -> str:
-        """All PSMs in long form: layer, similarity, control, feature_i, feature_j, value."""
-        lines = ["layer,similarity,control,feature_i,feature_j,value"]
-        for (kind, control), matrices in self.psms.items():
-            for li, layer in enumerate(self.layers):
-                for i, a in enumerate(self.feature_names):
-                    for j, b in enumerate(self.feature_names):
-                        lines.append(f"{layer},{kind},{control},{_csv(a)},{_csv(b)},{matrices[li, i, j]:.6g}")
-        return "\n".join(lines) + "\n"
-
-    def directions_npz(self) -> bytes:
-        """NPZ bytes: directions_<control> (L, F, d), layers, feature_names, accuracies, settings JSON."""
-        buffer = io.BytesIO()
-        np.savez_compressed(
-            buffer,
-            layers=np.asarray(self.layers),
-            feature_names=np.asarray(self.feature_names, dtype=str),
-            test_accuracy=self.test_accuracy,
-            settings=np.asarray(json.dumps(self.settings())),
-            **{f"directions_{control}": values for control, values in self.directions.items()},
-        )
-        return buffer.getvalue()
-
-
-def _csv(text: str) -> str:
-    return f'"{text}"' if "," in text or '"' in text else text
 
 
 def probe_key(model: LoadedModel, feature_set: FeatureSet, layer: int, params: GeometryParams) -> str:
@@ -141,7 +44,7 @@ def train_layer_probes(
     Returns {layer: arrays} with ``directions`` (F, d), ``bias``, ``test_accuracy``,
     ``test_balanced_accuracy``, ``shuffled_directions`` and ``shuffled_test_accuracy``.
     """
-    report = progress or (lambda fraction, message: None)
+    report = progress or silent
     probe_params = ProbeParams(C=params.C, seed=params.seed)
     report(0.0, f"training {len(activations) * feature_set.n_features} probes")
     real = train_probes(activations, feature_set, probe_params, device)
@@ -172,7 +75,7 @@ def feature_geometry(
     """Probe every feature at every layer (and on shuffled labels), then build all PSMs. ``store``
     caches the activations and the per-layer probes."""
     layers = tuple(sorted(set(int(layer) for layer in layers)))
-    report = progress or (lambda fraction, message: None)
+    report = progress or silent
     keys = {layer: probe_key(model, feature_set, layer, params) for layer in layers}
     per_layer: dict[int, dict[str, np.ndarray]] = {}
     if store is not None:
@@ -183,8 +86,8 @@ def feature_geometry(
     from_cache = tuple(per_layer)
     missing = [layer for layer in layers if layer not in per_layer]
     if missing:
-        activations = extract(model, feature_set, missing, params.hook, store=store, progress=lambda f, m: report(0.7 * f, m))
-        computed = train_layer_probes(activations, feature_set, params, device, lambda f, m: report(0.7 + 0.25 * f, m))
+        activations = extract(model, feature_set, missing, params.hook, store=store, progress=sub_progress(report, 0.0, 0.7))
+        computed = train_layer_probes(activations, feature_set, params, device, sub_progress(report, 0.7, 0.95))
         for layer, arrays in computed.items():
             if store is not None:
                 store.put(keys[layer], arrays, {"model": model.name, "feature_set": feature_set.name, "layer": layer})
@@ -202,7 +105,7 @@ def assemble_geometry(
     progress: Progress | None = None,
 ) -> GeometryResult:
     """Controls and PSMs from per-layer probe results (cheap: no model involved)."""
-    report = progress or (lambda fraction, message: None)
+    report = progress or silent
     report(0.95, "building PSMs")
     real_dirs = np.stack([per_layer[layer]["directions"] for layer in layers])
     directions = {
@@ -210,7 +113,7 @@ def assemble_geometry(
         "permuted": np.stack([permuted_control(real_dirs[i], params.permutation_seed + layer) for i, layer in enumerate(layers)]),
         "shuffled_labels": np.stack([per_layer[layer]["shuffled_directions"] for layer in layers]),
     }
-    psms = {
+    psms: dict[tuple[str, str], np.ndarray] = {
         (kind, control): np.stack([psm(values[i], kind, params.rbf_c) for i in range(len(layers))])
         for kind in KINDS
         for control, values in directions.items()

@@ -11,50 +11,17 @@ The problems are independent, so minimising their sum with L-BFGS solves all of 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Annotated, Mapping
+from dataclasses import replace
+from typing import Mapping
 
 import numpy as np
 import torch
-from pydantic import Field
 
 from featgeom_core.config import resolve_device
 from featgeom_core.data.feature_set import FeatureSet
 from featgeom_core.errors import DataError, InvalidParameter
-from featgeom_core.params import Params
-
-InverseRegularisation = Annotated[float, Field(gt=0, le=1e6, description="C, the inverse L2 strength of the probes (scikit-learn's C; the thesis uses 1)")]
-Seed = Annotated[int, Field(ge=0, le=2**31 - 1, description="random seed (non-negative integer)")]
-
-
-class ProbeParams(Params):
-    """Probe hyper-parameters (the thesis's settings by default)."""
-
-    C: InverseRegularisation = 1.0
-    train_fraction: float = Field(0.7, gt=0, lt=1, description="fraction of texts in the training split (the rest is held out)")
-    seed: Seed = 0
-    max_iter: int = Field(500, ge=1, le=100_000, description="L-BFGS iterations at most")
-    tolerance: float = Field(1e-5, gt=0, description="L-BFGS gradient tolerance")
-
-
-@dataclass(frozen=True)
-class ProbeResult:
-    """Probes for L layers x F features.
-
-    ``directions`` (L, F, d): the weight vectors in the activation space (unnormalised; the
-    feature directions). ``bias`` (L, F). ``test_accuracy``, ``test_balanced_accuracy``,
-    ``train_accuracy`` (L, F) in [0, 1]. ``train_rows`` (n,) bool: the split used.
-    """
-
-    layers: tuple[int, ...]
-    feature_names: tuple[str, ...]
-    directions: np.ndarray
-    bias: np.ndarray
-    train_accuracy: np.ndarray
-    test_accuracy: np.ndarray
-    test_balanced_accuracy: np.ndarray
-    train_rows: np.ndarray
-    iterations: int
+from featgeom_core.probing.params import ProbeParams
+from featgeom_core.probing.result import ProbeResult
 
 
 def split_rows(feature_set: FeatureSet, train_fraction: float, seed: int) -> np.ndarray:

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import numpy as np
-from pydantic import Field
 
 from featgeom_core.errors import InvalidParameter
-from featgeom_core.params import Params
+from featgeom_core.params import Similarity
+from featgeom_core.probing.result import DedupResult
 
-SimilarityKind = Literal["cosine", "rbf"]
 
-
-def psm(X: np.ndarray, kind: SimilarityKind = "cosine", rbf_c: float = 200.0) -> np.ndarray:
+def psm(X: np.ndarray, kind: Similarity = "cosine", rbf_c: float = 200.0) -> np.ndarray:
     """Pairwise similarity matrix of the rows of X (N, d): (N, N), symmetric.
 
     ``cosine``: x_i . x_j / (|x_i| |x_j|), unit diagonal (a zero row gives zeros).
@@ -51,21 +46,6 @@ def permuted_control(X: np.ndarray, seed: int) -> np.ndarray:
     X = np.asarray(X)
     rng = np.random.default_rng(seed)
     return np.take_along_axis(X, rng.permuted(np.tile(np.arange(X.shape[1]), (X.shape[0], 1)), axis=1), axis=1)
-
-
-@dataclass(frozen=True)
-class DedupResult:
-    """Which features survive de-duplication: ``kept`` indices (ascending) and
-    ``dropped`` (dropped index, the kept index it duplicates, their similarity)."""
-
-    kept: list[int]
-    dropped: list[tuple[int, int, float]]
-
-
-class DedupParams(Params):
-    """De-duplication of probe directions (thesis 3.2)."""
-
-    threshold: float = Field(0.9, ge=0.5, le=0.999, description="cosine above which a feature duplicates an earlier kept one")
 
 
 def dedup(similarity: np.ndarray, threshold: float) -> DedupResult:

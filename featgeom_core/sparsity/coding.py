@@ -19,61 +19,20 @@ shared ones (tried: the loss rose).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import numpy as np
 import scipy.linalg
 import scipy.sparse
 
 from featgeom_core.errors import DataError, InvalidParameter
+from featgeom_core.progress import Progress, silent
 from featgeom_core.sparsity.greedy import add_code_statistics, greedy_codes
 from featgeom_core.sparsity.params import SparseCodingParams
+from featgeom_core.sparsity.result import SparseCode
 
-Progress = Callable[[float, str], None]
 Sampler = Callable[[np.random.Generator], np.ndarray]  # a fresh minibatch of activations (batch, d)
-
-
-@dataclass
-class SparseCode:
-    """A learned dictionary and the codes of the data it was fitted to.
-
-    ``dictionary`` (d, m) float32 with unit columns; ``codes`` (n, m) scipy CSR (non-negative);
-    ``lam`` the final lambda; ``lambdas`` per adaptive round; ``losses`` the minibatch objective per
-    iteration; ``method``; ``center`` (d,) the mean removed from the data before coding.
-    """
-
-    dictionary: np.ndarray
-    codes: scipy.sparse.csr_array
-    lam: float
-    method: str
-    center: np.ndarray
-    lambdas: list[float] = field(default_factory=list)
-    losses: list[float] = field(default_factory=list)
-
-    @property
-    def dictionary_size(self) -> int:
-        """m, the number of atoms."""
-        return int(self.dictionary.shape[1])
-
-    def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
-        """The code as plain arrays (NPZ/safetensors-friendly): dictionary, CSR parts, centre, histories."""
-        codes = self.codes
-        return {
-            f"{prefix}dictionary": self.dictionary, f"{prefix}codes_data": codes.data.astype(np.float32),
-            f"{prefix}codes_indices": codes.indices.astype(np.int32), f"{prefix}codes_indptr": codes.indptr.astype(np.int64),
-            f"{prefix}codes_shape": np.asarray(codes.shape, dtype=np.int64), f"{prefix}center": self.center,
-            f"{prefix}lambdas": np.asarray(self.lambdas, dtype=np.float64), f"{prefix}losses": np.asarray(self.losses, dtype=np.float64),
-        }
-
-    @classmethod
-    def from_arrays(cls, arrays: Mapping[str, np.ndarray], lam: float, method: str, prefix: str = "") -> "SparseCode":
-        """The code written by ``to_arrays``."""
-        shape = tuple(int(v) for v in arrays[f"{prefix}codes_shape"])
-        codes = scipy.sparse.csr_array((arrays[f"{prefix}codes_data"], arrays[f"{prefix}codes_indices"], arrays[f"{prefix}codes_indptr"]), shape=shape)
-        return cls(dictionary=np.asarray(arrays[f"{prefix}dictionary"]), codes=codes, lam=lam, method=method,
-                   center=np.asarray(arrays[f"{prefix}center"]), lambdas=[float(v) for v in arrays[f"{prefix}lambdas"]],
-                   losses=[float(v) for v in arrays[f"{prefix}losses"]])
 
 
 def check_activations(X: np.ndarray, what: str = "activations") -> np.ndarray:
@@ -285,7 +244,7 @@ def sparse_code(X: np.ndarray, params: SparseCodingParams = SparseCodingParams()
     X = check_activations(X)
     n, d = X.shape
     params.check_sizes(n, d)
-    report = progress or (lambda fraction, message: None)
+    report = progress or silent
     center = X.mean(axis=0) if params.center else np.zeros(d, dtype=np.float32)
     data = X - center
     batch = min(params.batch_size, n)

@@ -23,7 +23,7 @@ try:
     import numba
     from numba import njit, prange
 except ImportError:  # pragma: no cover - numba is a pinned dependency
-    numba = None
+    numba = None  # type: ignore[assignment]
 
 _LAUNCH = threading.Lock()  # numba's default threading layer is not safe for concurrent launches
 _TAKEN = -1e30  # the dot product of an atom already taken: never the largest
@@ -133,7 +133,7 @@ def greedy_codes(
         C = rows @ padded  # (rows, m padded): dot products of every activation with every atom
         norms2 = np.einsum("nd,nd->n", rows, rows, dtype=np.float64)
         idx = np.zeros((len(rows), cap), dtype=np.int32)
-        val = np.zeros((len(rows), cap), dtype=dtype)
+        val: np.ndarray = np.zeros((len(rows), cap), dtype=dtype)
         count = np.zeros(len(rows), dtype=np.int32)
         residual2 = np.zeros(len(rows), dtype=np.float64)
         with _LAUNCH:

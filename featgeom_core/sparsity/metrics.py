@@ -19,7 +19,8 @@ import numpy as np
 import scipy.sparse
 
 from featgeom_core.errors import DataError, InvalidParameter
-from featgeom_core.sparsity.coding import SparseCode, average_max
+from featgeom_core.sparsity.coding import average_max
+from featgeom_core.sparsity.result import SparseCode
 
 ALWAYS_ON = 0.5  # an atom used by more than this fraction of activations
 

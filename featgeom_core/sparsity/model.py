@@ -10,8 +10,7 @@ embedding matrix's rows (a fixed set).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping
+from typing import Iterator
 
 import numpy as np
 import scipy.sparse
@@ -21,11 +20,21 @@ from featgeom_core.data.registry import corpus_texts
 from featgeom_core.errors import InvalidParameter
 from featgeom_core.memory import release_memory
 from featgeom_core.models import LoadedModel
-from featgeom_core.sparsity.coding import DictionaryLearner, SparseCode, check_activations, encode, minibatches
+from featgeom_core.progress import Progress, silent
+from featgeom_core.sparsity.coding import (
+    DictionaryLearner,
+    check_activations,
+    encode,
+    minibatches,
+)
 from featgeom_core.sparsity.metrics import metrics_from_parts
 from featgeom_core.sparsity.params import ModelSparsityParams
+from featgeom_core.sparsity.result import (
+    ActivationSetResult,
+    ModelSparsityResult,
+    SparseCode,
+)
 
-Progress = Callable[[float, str], None]
 EMBEDDINGS = "embeddings"
 TOP_TOKENS = 24  # per atom, for the explorer
 FORWARD_BATCH = 16  # texts per forward pass: small, to keep the transient memory of the model low
@@ -35,83 +44,6 @@ TEXTS_PER_SOURCE = 3000  # 15,000 texts of up to 128 tokens: far more than held-
 def set_name(layer: int) -> str:
     """The name of a layer's activation set."""
     return f"layer {layer}"
-
-
-@dataclass
-class ActivationSetResult:
-    """One activation set's code, metrics (scalars), per-atom usage, coefficient histogram, and its
-    atoms' top rows: ``top_rows`` (m, k) indices into the set's rows (eval tokens, or vocabulary
-    ids for the embeddings), ``top_values`` (m, k) their coefficients (0 where an atom has fewer)."""
-
-    name: str
-    code: SparseCode
-    metrics: dict[str, Any]
-    usage: np.ndarray
-    histogram: np.ndarray
-    histogram_edges: np.ndarray
-    top_rows: np.ndarray
-    top_values: np.ndarray
-    calibrated_a: float | None = None
-
-
-@dataclass
-class ModelSparsityResult:
-    """Every activation set's result, the evaluation tokens (``token_text``, ``token_position``,
-    ``token_id``, their strings and the texts), the vocabulary strings (for the embeddings), and the
-    calibration rows (sparse-linear data at the same d, and the Gaussian control)."""
-
-    model: str
-    hook: str
-    sets: list[ActivationSetResult]
-    token_text: np.ndarray
-    token_position: np.ndarray
-    token_id: np.ndarray
-    token_strings: list[str]
-    texts: list[str]
-    vocabulary: list[str]
-    calibration: list[dict[str, Any]] = field(default_factory=list)
-
-    def set(self, name: str) -> ActivationSetResult:
-        """One activation set by name (``embeddings`` or ``layer l``)."""
-        for result in self.sets:
-            if result.name == name:
-                return result
-        raise InvalidParameter(f"no activation set {name!r}; this result has {[s.name for s in self.sets]}")
-
-    def to_store(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays: dict[str, np.ndarray] = {"token_text": self.token_text, "token_position": self.token_position, "token_id": self.token_id}
-        sets_meta = []
-        for k, result in enumerate(self.sets):
-            prefix = f"s{k}_"
-            arrays.update(result.code.to_arrays(prefix))
-            arrays.update({f"{prefix}usage": result.usage, f"{prefix}histogram": result.histogram, f"{prefix}histogram_edges": result.histogram_edges,
-                           f"{prefix}top_rows": result.top_rows, f"{prefix}top_values": result.top_values})
-            sets_meta.append({"name": result.name, "lam": result.code.lam, "method": result.code.method, "metrics": result.metrics,
-                              "calibrated_a": result.calibrated_a})
-        meta = {"model": self.model, "hook": self.hook, "sets": sets_meta, "token_strings": self.token_strings, "texts": self.texts,
-                "vocabulary": self.vocabulary, "calibration": self.calibration}
-        return arrays, meta
-
-    @classmethod
-    def from_store(cls, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> "ModelSparsityResult":
-        sets = []
-        for k, entry in enumerate(meta["sets"]):
-            prefix = f"s{k}_"
-            sets.append(ActivationSetResult(
-                name=entry["name"], code=SparseCode.from_arrays(arrays, entry["lam"], entry["method"], prefix), metrics=dict(entry["metrics"]),
-                usage=np.asarray(arrays[f"{prefix}usage"]), histogram=np.asarray(arrays[f"{prefix}histogram"]),
-                histogram_edges=np.asarray(arrays[f"{prefix}histogram_edges"]), top_rows=np.asarray(arrays[f"{prefix}top_rows"]),
-                top_values=np.asarray(arrays[f"{prefix}top_values"]), calibrated_a=entry.get("calibrated_a"),
-            ))
-        return cls(model=meta["model"], hook=meta["hook"], sets=sets, token_text=np.asarray(arrays["token_text"]),
-                   token_position=np.asarray(arrays["token_position"]), token_id=np.asarray(arrays["token_id"]),
-                   token_strings=list(meta["token_strings"]), texts=list(meta["texts"]), vocabulary=list(meta["vocabulary"]),
-                   calibration=list(meta.get("calibration", [])))
-
-    def summary(self) -> dict[str, Any]:
-        return {"model": self.model, "hook": self.hook, "by_set": [
-            {"set": s.name, "normalized_loss": round(s.metrics["normalized_loss"], 3), "s_p": round(s.metrics["s_p"], 3),
-             "explained_variance": round(s.metrics["explained_variance"], 4), "calibrated_a": s.calibrated_a} for s in self.sets]}
 
 
 def top_rows_per_atom(codes: scipy.sparse.csr_array, k: int = TOP_TOKENS) -> tuple[np.ndarray, np.ndarray]:
@@ -144,7 +76,7 @@ def _finish(name: str, learner: DictionaryLearner, data: np.ndarray, center: np.
 
 def model_sparsity(model: LoadedModel, params: ModelSparsityParams, progress: Progress | None = None) -> ModelSparsityResult:
     """Dictionaries and metrics for the token embeddings and every chosen layer of ``model``."""
-    report = progress or (lambda fraction, message: None)
+    report = progress or silent
     layers = params.chosen_layers(model.n_layers)
     texts = list(corpus_texts(TEXTS_PER_SOURCE, seed=params.seed))
     coding = params.coding
@@ -177,7 +109,7 @@ def model_sparsity(model: LoadedModel, params: ModelSparsityParams, progress: Pr
     release_memory()
     results = []
     if params.embeddings:
-        results.append(_embedding_set(model, params, lambda f, m: report(0.65 + 0.15 * f, f"embeddings: {m}")))
+        results.append(_embedding_set(model, params, lambda f, m, *_: report(0.65 + 0.15 * f, f"embeddings: {m}")))
     for k, (name, (learner, data, center)) in enumerate(sets.items()):
         report(0.8 + 0.15 * k / len(sets), f"{name}: coding the {len(data)} held-out tokens")
         results.append(_finish(name, learner, data, center, params))

@@ -8,7 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from featgeom_core.errors import DataError, InvalidParameter
 from featgeom_core.models.ids import ModelId
-from featgeom_core.params import LayerIndices, Params
+from featgeom_core.params import LayerIndices, Params, seed_field
 
 Method = Literal["greedy", "fista"]
 MAX_GRAM_BYTES = 4 * 2**30
@@ -35,7 +35,7 @@ class SparseCodingParams(Params):
     max_atoms: int | None = Field(None, ge=1, le=100_000, description="greedy step: atoms per activation at most (default: no cap)")
     fista_iterations: int = Field(200, ge=1, le=100_000, description="FISTA iterations per coding")
     center: bool = Field(True, description="subtract the mean activation before coding (the paper centres)")
-    seed: int = Field(0, ge=0, le=2**31 - 1, description="random seed (initial dictionary, minibatch order)")
+    seed: int = seed_field(0, "random seed (initial dictionary, minibatch order)")
     device: str = Field("auto", max_length=32, description="FISTA's device: auto (CUDA when present), cpu or cuda")
 
     def dictionary_atoms(self, d: int) -> int:
@@ -71,7 +71,7 @@ class SyntheticParams(Params):
     a: float = Field(10.0, gt=0, description="sparse-linear: features active on average (the truth is a/2)")
     sigma: float = Field(0.1, ge=0, le=10.0, description="sparse-linear: noise level (variance a sigma^2 / d)")
     feature_multiple: float = Field(4.0, gt=0, le=64.0, description="sparse-linear: true features as a multiple of d (the paper: 4d)")
-    seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of the data")
+    seed: int = seed_field(0, "seed of the data")
 
     @model_validator(mode="after")
     def _a_below_features(self) -> "SyntheticParams":
@@ -89,26 +89,27 @@ class SyntheticParams(Params):
 
 Hook = Literal["resid_post", "mlp_post"]
 DEFAULT_A_VALUES = (1.0, 2.0, 5.0, 10.0, 15.0, 20.0)
-CONTROLS = ("gaussian", "heavy_tailed", "rademacher")
+ControlKind = Literal["gaussian", "heavy_tailed", "rademacher"]
+CONTROLS: tuple[ControlKind, ...] = ("gaussian", "heavy_tailed", "rademacher")
 
 
-class SyntheticGridJob(Params):
+class SyntheticGridParams(Params):
     """The validation of section 3.1: sparse-linear data over a grid of a, and the controls, all at
     one (d, n, sigma, true features) with one coding setting (Appendix E's ablations change these)."""
 
     a_values: list[Annotated[float, Field(gt=0)]] = Field(list(DEFAULT_A_VALUES), min_length=0, max_length=16,
                                                           description="a values of the sparse-linear sets (features active on average)")
-    controls: list[Literal["gaussian", "heavy_tailed", "rademacher"]] = Field(list(CONTROLS), max_length=3, description="controls to code beside them")
+    controls: list[ControlKind] = Field(list(CONTROLS), max_length=3, description="controls to code beside them")
     d: int = Field(256, ge=2, le=2048, description="embedding dimension d (the paper: 256; ablations 64 and 512)")
     n: int = Field(16384, ge=64, le=200_000, description="activations per data set")
     sigma: float = Field(0.1, ge=0, le=10.0, description="noise level (variance a sigma^2 / d; ablations 0.05 and 0.2)")
     feature_multiple: float = Field(4.0, gt=0, le=64.0, description="true features as a multiple of d (the paper: 4d; ablation 8d)")
     coding: SparseCodingParams = Field(default_factory=SparseCodingParams, description="how every set is coded (dictionary 8d; ablation 16d)")
     p: float = Field(1.0, gt=0, le=10.0, description="p of the average coefficient norm S_p")
-    seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of the data")
+    seed: int = seed_field(0, "seed of the data")
 
     @model_validator(mode="after")
-    def _valid_sets(self) -> "SyntheticGridJob":
+    def _valid_sets(self) -> "SyntheticGridParams":
         if not self.a_values and not self.controls:
             raise ValueError("choose at least one a value or one control")
         features = self.feature_multiple * self.d
@@ -139,7 +140,7 @@ class ModelSparsityParams(Params):
     calibrate: bool = Field(True, description="also code sparse-linear data at the same d (and the Gaussian control) to read each layer's a")
     calibration_a: list[Annotated[float, Field(gt=0)]] = Field([1.0, 2.0, 5.0, 10.0, 20.0], max_length=12,
                                                                 description="a values of the calibration curve")
-    seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of the text order and the coding")
+    seed: int = seed_field(0, "seed of the text order and the coding")
 
     @field_validator("layers")
     @classmethod

@@ -8,16 +8,16 @@ across data sets (the paper's Appendix D); the scale-invariant metrics do not ch
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
+from featgeom_core.progress import Progress, silent
 from featgeom_core.sparsity.coding import sparse_code
 from featgeom_core.sparsity.data import control_data, sparse_linear_data, unit_mean_norm
 from featgeom_core.sparsity.metrics import sparsity_metrics
 from featgeom_core.sparsity.params import SparseCodingParams, SyntheticParams
 
-Progress = Callable[[float, str], None]
 SCALARS = ("n0", "final_loss", "s_p", "normalized_loss", "explained_variance", "lambda", "average_max", "dead_atoms", "always_on_atoms")
 
 
@@ -26,7 +26,7 @@ def synthetic_activations(data: SyntheticParams, planted: dict | None = None) ->
     if data.dataset == "sparse_linear":
         X, _ = sparse_linear_data(data.d, data.a, data.n, data.sigma, data.n_features(), data.seed, planted=planted)
     else:
-        X = control_data(data.dataset, data.d, data.n, data.seed)  # type: ignore[arg-type]
+        X = control_data(data.dataset, data.d, data.n, data.seed)
     return unit_mean_norm(X)
 
 
@@ -53,7 +53,7 @@ def calibration_curve(d: int, n: int, coding: SparseCodingParams, a_values: Sequ
                       progress: Progress | None = None) -> list[dict[str, Any]]:
     """Sparse-linear rows at dimension d for every a, plus the Gaussian control: the scale against
     which a real layer's metric is read."""
-    report = progress or (lambda fraction, message: None)
+    report = progress or silent
     datasets = [SyntheticParams(dataset="sparse_linear", d=d, n=n, a=a, sigma=sigma, seed=seed) for a in a_values]
     datasets.append(SyntheticParams(dataset="gaussian", d=d, n=n, seed=seed))
     rows = []
