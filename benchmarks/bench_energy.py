@@ -101,9 +101,21 @@ def main() -> None:
     tiny = SweepGrid(kernels=("riesz",), similarities=("cosine",), dims=(2,), lambda_d=(10.0,), lambda_x=(1.0,), sigmas=(0.01,))
     totals, rows_by_engine = {}, {}
     for engine in engines:
-        run_sweep({"target": targets}, tiny, restarts=2, repeats=1, solver=SWEEP_SOLVER.model_copy(update={"device": args.device, "engine": engine}))  # warm-up (and numba's compile)
+        run_sweep(
+            {"target": targets},
+            tiny,
+            restarts=2,
+            repeats=1,
+            solver=SWEEP_SOLVER.model_copy(update={"device": args.device, "engine": engine}),
+        )  # warm-up (and numba's compile)
         start = time.perf_counter()
-        rows_by_engine[engine] = run_sweep({"target": targets}, grid, restarts=args.restarts, repeats=1, solver=SWEEP_SOLVER.model_copy(update={"device": args.device, "engine": engine})).rows
+        rows_by_engine[engine] = run_sweep(
+            {"target": targets},
+            grid,
+            restarts=args.restarts,
+            repeats=1,
+            solver=SWEEP_SOLVER.model_copy(update={"device": args.device, "engine": engine}),
+        ).rows
         totals[engine] = time.perf_counter() - start
     rows = rows_by_engine[engines[0]]
 
@@ -116,24 +128,44 @@ def main() -> None:
         objective, seconds = thesis_procedure(targets[config.similarity], config, lambda_x, sigma, seed=i)
         baseline_seconds.append(seconds)
         baseline_objectives.append(objective)
-        ours_objectives.append(next(r["joint_objective"] for r in rows if r["kernel"] == config.kernel and r["similarity"] == config.similarity and r["dim"] == config.dim and r["lambda_d"] == config.lambda_d))
-        print(f"  baseline {config.kernel:>5} {config.similarity:>6} dim {config.dim} lambda_d {config.lambda_d:>6g}: "
-              f"{seconds:7.2f} s, joint objective {objective:.6g} (ours, {engines[0]} engine: {ours_objectives[-1]:.6g})")
+        ours_objectives.append(
+            next(
+                r["joint_objective"]
+                for r in rows
+                if r["kernel"] == config.kernel
+                and r["similarity"] == config.similarity
+                and r["dim"] == config.dim
+                and r["lambda_d"] == config.lambda_d
+            )
+        )
+        print(
+            f"  baseline {config.kernel:>5} {config.similarity:>6} dim {config.dim} lambda_d {config.lambda_d:>6g}: "
+            f"{seconds:7.2f} s, joint objective {objective:.6g} (ours, {engines[0]} engine: {ours_objectives[-1]:.6g})"
+        )
 
     per_config_baseline = statistics.mean(baseline_seconds)
     print(f"grid: {n_configs} configurations ({len(joint_configs)} joint fits x {len(grid.lambda_x) * len(grid.sigmas)} re-optimisations)")
     for engine in engines:
-        print(f"ours ({engine} engine on {device}), whole grid in one run ({args.restarts} restarts per fit): "
-              f"{totals[engine]:.2f} s = {totals[engine] / n_configs * 1000:.2f} ms per configuration; "
-              f"median joint objective over the grid {statistics.median(r['joint_objective'] for r in rows_by_engine[engine]):.6g}")
-    print(f"thesis scipy procedure (CG + numerical gradients, then Powell; 1 start): {per_config_baseline:.2f} s per configuration (mean of {len(picks)})")
+        print(
+            f"ours ({engine} engine on {device}), whole grid in one run ({args.restarts} restarts per fit): "
+            f"{totals[engine]:.2f} s = {totals[engine] / n_configs * 1000:.2f} ms per configuration; "
+            f"median joint objective over the grid {statistics.median(r['joint_objective'] for r in rows_by_engine[engine]):.6g}"
+        )
+    print(
+        f"thesis scipy procedure (CG + numerical gradients, then Powell; 1 start): {per_config_baseline:.2f} s per configuration "
+        f"(mean of {len(picks)})"
+    )
     for engine in engines:
         ratio = per_config_baseline / (totals[engine] / n_configs)
         by_median = statistics.median(baseline_seconds) / (totals[engine] / n_configs)
-        print(f"speed-up per configuration, {engine} engine: {ratio:,.0f}x (target >= 1000x; against the median sampled "
-              f"baseline configuration {by_median:,.0f}x); per restart: {ratio * args.restarts:,.0f}x")
-    print(f"median final joint objective on the sample: ours {statistics.median(ours_objectives):.6g}, "
-          f"baseline {statistics.median(baseline_objectives):.6g} (ours must be <=)")
+        print(
+            f"speed-up per configuration, {engine} engine: {ratio:,.0f}x (target >= 1000x; against the median sampled "
+            f"baseline configuration {by_median:,.0f}x); per restart: {ratio * args.restarts:,.0f}x"
+        )
+    print(
+        f"median final joint objective on the sample: ours {statistics.median(ours_objectives):.6g}, "
+        f"baseline {statistics.median(baseline_objectives):.6g} (ours must be <=)"
+    )
 
 
 if __name__ == "__main__":

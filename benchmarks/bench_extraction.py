@@ -14,12 +14,12 @@ import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import torch  # noqa: E402
+import torch
 
-from featgeom_core.activations import extract  # noqa: E402
-from featgeom_core.data import load_feature_set  # noqa: E402
-from featgeom_core.models import load_model  # noqa: E402
-from featgeom_core.tokens import encode  # noqa: E402
+from featgeom_core.activations import extract
+from featgeom_core.data import load_feature_set
+from featgeom_core.models import load_model
+from featgeom_core.tokens import encode
 
 
 def timed(fn, repeats: int) -> float:

@@ -90,7 +90,9 @@ def main() -> None:
     port = free_port()
     cache = tempfile.mkdtemp(prefix="featgeom-bench-cache-")
     env = dict(os.environ, FEATGEOM_PORT=str(port), FEATGEOM_CACHE_DIR=cache)
-    server = subprocess.Popen(["bash", "scripts/run.sh"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    server = subprocess.Popen(
+        ["bash", "scripts/run.sh"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url)

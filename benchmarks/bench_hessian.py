@@ -109,13 +109,13 @@ def jacrev_jacrev(model: torch.nn.Module, block: tuple[str, ...], inputs: torch.
     w0 = torch.cat([params[name].reshape(-1) for name in block])
     rows = []
     for i in range(len(inputs)):
-        x = inputs[i: i + 1]
+        x = inputs[i : i + 1]
         reference = functional_call(model, params, (x,)).detach()
 
-        def divergence(w: torch.Tensor) -> torch.Tensor:
+        def divergence(w: torch.Tensor, x: torch.Tensor = x, reference: torch.Tensor = reference) -> torch.Tensor:
             swapped, start = dict(params), 0
             for name, shape in zip(block, shapes):
-                swapped[name] = w[start: start + shape.numel()].view(shape)
+                swapped[name] = w[start : start + shape.numel()].view(shape)
                 start += shape.numel()
             return ((functional_call(model, swapped, (x,)) - reference) ** 2).mean()
 
@@ -137,7 +137,9 @@ def child(method: str, case: str, samples: int | None, out_path: str, repeats: i
         inputs = inputs[:samples]
     ours = {"ours": "nested_jvp", "ours_output_jvp": "output_jvp"}
     if method in ours:
-        directional_curvature(model, block, inputs[:8], U, "mse", positions=positions, method=ours[method])  # warm-up: vmap/jvp setup, allocator
+        directional_curvature(
+            model, block, inputs[:8], U, "mse", positions=positions, method=ours[method]
+        )  # warm-up: vmap/jvp setup, allocator
     ready = resident_mb()
     best = float("inf")
     for _ in range(repeats if method in ours else 1):
@@ -157,8 +159,20 @@ def child(method: str, case: str, samples: int | None, out_path: str, repeats: i
 def run_child(method: str, case: str, samples: int | None, threads: int, repeats: int) -> tuple[dict, np.ndarray]:
     with tempfile.TemporaryDirectory() as tmp:
         out_path = os.path.join(tmp, "values.npy")
-        command = [sys.executable, __file__, "--child", method, "--cases", case, "--threads", str(threads), "--out", out_path,
-                   "--repeats", str(repeats)]
+        command = [
+            sys.executable,
+            __file__,
+            "--child",
+            method,
+            "--cases",
+            case,
+            "--threads",
+            str(threads),
+            "--out",
+            out_path,
+            "--repeats",
+            str(repeats),
+        ]
         if samples is not None:
             command += ["--samples", str(samples)]
         done = subprocess.run(command, capture_output=True, text=True)
@@ -181,23 +195,34 @@ def main() -> None:
     if args.child:
         child(args.child, args.cases, args.samples, args.out, args.repeats)
         return
-    print(f"torch {torch.__version__}, {args.threads} thread(s); evaluations = samples (tokens) x directions; extra = peak - resident when ready")
+    print(
+        f"torch {torch.__version__}, {args.threads} thread(s); evaluations = samples (tokens) x directions; extra = peak - "
+        "resident when ready"
+    )
     for case in args.cases.split(","):
         model, block, inputs, U = build_case(case)
         size = U.shape[1]
-        samples = (f"{len(inputs)} texts x {inputs.shape[-1]} tokens, every token a sample" if POSITIONS.get(case) == "each"
-                   else f"{len(inputs)} samples")
+        samples = (
+            f"{len(inputs)} texts x {inputs.shape[-1]} tokens, every token a sample"
+            if POSITIONS.get(case) == "each"
+            else f"{len(inputs)} samples"
+        )
         print(f"\n{case}: {samples}, block {list(block)} ({size} numbers, {U.dtype}), {U.shape[0]} directions")
         ours, our_values = run_child("ours", case, None, args.threads, args.repeats)
         rate = ours["evaluations"] / ours["seconds"]
-        print(f"  {'ours (jvp of jvp, batched)':<34} {ours['seconds'] * 1e3:10.1f} ms {rate:14,.0f} eval/s   "
-              f"peak {ours['peak_mb']:6.0f} MB (extra {ours['peak_mb'] - ours['ready_mb']:5.0f} MB)")
+        print(
+            f"  {'ours (jvp of jvp, batched)':<34} {ours['seconds'] * 1e3:10.1f} ms {rate:14,.0f} eval/s   "
+            f"peak {ours['peak_mb']:6.0f} MB (extra {ours['peak_mb'] - ours['ready_mb']:5.0f} MB)"
+        )
         fast, fast_values = run_child("ours_output_jvp", case, None, args.threads, args.repeats)
         fast_rate = fast["evaluations"] / fast["seconds"]
         scale = float(np.abs(our_values).max()) or 1.0
-        print(f"  {'ours (one output jvp, batched)':<34} {fast['seconds'] * 1e3:10.1f} ms {fast_rate:14,.0f} eval/s   "
-              f"peak {fast['peak_mb']:6.0f} MB (extra {fast['peak_mb'] - fast['ready_mb']:5.0f} MB)   "
-              f"{fast_rate / rate:5.1f}x jvp of jvp   max |diff| {float(np.abs(fast_values - our_values).max()):.2e} (values up to {scale:.2e})")
+        print(
+            f"  {'ours (one output jvp, batched)':<34} {fast['seconds'] * 1e3:10.1f} ms {fast_rate:14,.0f} eval/s   "
+            f"peak {fast['peak_mb']:6.0f} MB (extra {fast['peak_mb'] - fast['ready_mb']:5.0f} MB)   "
+            f"{fast_rate / rate:5.1f}x jvp of jvp   max |diff| {float(np.abs(fast_values - our_values).max()):.2e} (values up to "
+            f"{scale:.2e})"
+        )
         for method in METHODS[2:]:
             if method == "jacrev_jacrev" and size > MAX_JACREV_BLOCK:
                 print(f"  {method:<34} skipped: H would be {size} x {size} per sample ({size * size * U.element_size() / 2**30:.1f} GiB)")
@@ -205,9 +230,12 @@ def main() -> None:
             result, values = run_child(method, case, args.baseline_samples, args.threads, 1)
             base_rate = result["evaluations"] / result["seconds"]
             diff = float(np.abs(values - our_values[: len(values)]).max())
-            print(f"  {method:<34} {result['seconds'] * 1e3:10.1f} ms {base_rate:14,.0f} eval/s   "
-                  f"peak {result['peak_mb']:6.0f} MB (extra {result['peak_mb'] - result['ready_mb']:5.0f} MB)   "
-                  f"ours {rate / base_rate:8.1f}x faster (output jvp {fast_rate / base_rate:.1f}x)   max |diff| {diff:.2e} ({len(values)} samples)")
+            print(
+                f"  {method:<34} {result['seconds'] * 1e3:10.1f} ms {base_rate:14,.0f} eval/s   "
+                f"peak {result['peak_mb']:6.0f} MB (extra {result['peak_mb'] - result['ready_mb']:5.0f} MB)   "
+                f"ours {rate / base_rate:8.1f}x faster (output jvp {fast_rate / base_rate:.1f}x)   max |diff| {diff:.2e} ({len(values)} "
+                "samples)"
+            )
 
 
 if __name__ == "__main__":

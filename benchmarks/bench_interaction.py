@@ -21,7 +21,10 @@ import sys
 from pathlib import Path
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "rib_modadd_seed0"
-PEER = {"lib": {"build": 101.0, "bisect": 193.0, "edges": (133, 82, 633)}, "pca": {"build": 66.0, "bisect": 155.0, "edges": (167, 114, 682)}}
+PEER = {
+    "lib": {"build": 101.0, "bisect": 193.0, "edges": (133, 82, 633)},
+    "pca": {"build": 66.0, "bisect": 155.0, "edges": (167, 114, 682)},
+}
 PEER_PEAK_GB = 2.25
 
 CHILD = r"""
@@ -48,15 +51,21 @@ def main() -> None:
     if not REFERENCE.is_dir():
         sys.exit(f"the peer's checkpoint is not at {REFERENCE}")
     for basis in ("lib", "pca"):
-        out = subprocess.run([sys.executable, "-c", CHILD, basis, str(args.threads), str(REFERENCE / "model_epoch_60000.pt")],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, basis, str(args.threads), str(REFERENCE / "model_epoch_60000.pt")],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         r = json.loads(out.stdout.strip().splitlines()[-1])
         peer = PEER[basis]
         total, peer_total = r["build"] + r["bisect"], peer["build"] + peer["bisect"]
-        print(f"{basis}: build {r['build']:.1f} s (peer {peer['build']:.0f} s, {peer['build'] / r['build']:.1f}x), "
-              f"bisect {r['bisect']:.1f} s (peer {peer['bisect']:.0f} s, {peer['bisect'] / r['bisect']:.1f}x), "
-              f"end to end {total:.1f} s (peer {peer_total:.0f} s, {peer_total / total:.1f}x); "
-              f"peak {r['peak_mb']:.0f} MB (peer {PEER_PEAK_GB * 1024:.0f} MB); edges {r['edges']} (peer {list(peer['edges'])})")
+        print(
+            f"{basis}: build {r['build']:.1f} s (peer {peer['build']:.0f} s, {peer['build'] / r['build']:.1f}x), "
+            f"bisect {r['bisect']:.1f} s (peer {peer['bisect']:.0f} s, {peer['bisect'] / r['bisect']:.1f}x), "
+            f"end to end {total:.1f} s (peer {peer_total:.0f} s, {peer_total / total:.1f}x); "
+            f"peak {r['peak_mb']:.0f} MB (peer {PEER_PEAK_GB * 1024:.0f} MB); edges {r['edges']} (peer {list(peer['edges'])})"
+        )
         print("   stages:", {k: round(v, 2) for k, v in r["timings"].items()})
 
 

@@ -62,8 +62,10 @@ def main() -> None:
     one = run_sweep(1, args.tasks, args.iterations, tag)
     two = run_sweep(2, args.tasks, args.iterations, tag)
     jobs.shutdown()
-    print(f"trivial job, submit -> stored result, local cluster: median {statistics.median(samples) * 1000:.1f} ms, "
-          f"p90 {sorted(samples)[int(0.9 * len(samples))] * 1000:.1f} ms over {len(samples)} (target < 200 ms)")
+    print(
+        f"trivial job, submit -> stored result, local cluster: median {statistics.median(samples) * 1000:.1f} ms, "
+        f"p90 {sorted(samples)[int(0.9 * len(samples))] * 1000:.1f} ms over {len(samples)} (target < 200 ms)"
+    )
     print(f"{args.tasks} CPU-bound tasks: 1 worker {one:.2f} s, 2 workers {two:.2f} s -> {one / two:.2f}x (target >= 1.6x)")
 
 

@@ -37,8 +37,9 @@ def start_app(cache: Path) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     env = dict(os.environ, FEATGEOM_PORT=str(port), FEATGEOM_CACHE_DIR=str(cache), FEATGEOM_LOCAL_WORKERS="2", HF_HUB_OFFLINE="1")
     env.pop("FEATGEOM_SCHEDULER", None)
-    app = subprocess.Popen(["bash", "scripts/run.sh"], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           start_new_session=True)
+    app = subprocess.Popen(
+        ["bash", "scripts/run.sh"], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -76,9 +77,12 @@ def run_sessions(counts: list[int]) -> None:
         app, url = start_app(cache)
         try:
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
-                                                     args=["--headless", "--no-sandbox", "--disable-gpu"])
-                warm = browse_at_once(browser, url, 2, every_page(), SMALL_MODEL_QUERY, timeout_s=600, progress=log)  # computes and caches both layers' results
+                browser = playwright.chromium.launch(
+                    executable_path=shutil.which("chromium") or "/usr/bin/chromium", args=["--headless", "--no-sandbox", "--disable-gpu"]
+                )
+                warm = browse_at_once(
+                    browser, url, 2, every_page(), SMALL_MODEL_QUERY, timeout_s=600, progress=log
+                )  # computes and caches both layers' results
                 print("warm-up (cold results):", *warm.lines(), sep="\n", flush=True)
                 wait_for_idle_jobs(cache)  # jobs the warm-up started (sweeps after fits) must not share the cores
                 for n in counts:

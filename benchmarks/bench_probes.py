@@ -14,11 +14,11 @@ import warnings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from featgeom_core.activations import extract  # noqa: E402
-from featgeom_core.data import load_feature_set  # noqa: E402
-from featgeom_core.models import load_model  # noqa: E402
+from featgeom_core.activations import extract
+from featgeom_core.data import load_feature_set
+from featgeom_core.models import load_model
 from featgeom_core.probing.params import ProbeParams
 from featgeom_core.probing.probes import train_probes, train_probes_sklearn
 
@@ -35,7 +35,9 @@ def main() -> None:
     fs = load_feature_set(args.feature_set, tokenizer=model.tokenizer)
     activations = extract(model, fs, range(model.n_layers))
     n_problems = model.n_layers * fs.n_features
-    print(f"{fs.name}: {fs.n_examples} examples x {activations[0].shape[1]} dims; {n_problems} probes (6 layers x {fs.n_features} features)")
+    print(
+        f"{fs.name}: {fs.n_examples} examples x {activations[0].shape[1]} dims; {n_problems} probes (6 layers x {fs.n_features} features)"
+    )
 
     train_probes(activations, fs, device=args.device)  # warm-up (allocator, threads)
     start = time.perf_counter()

@@ -69,7 +69,9 @@ def main() -> None:
     code = sparse_code(X, SparseCodingParams(center=False))
     ours = time.perf_counter() - start
     ev, s1 = quality(X, code.dictionary, code.codes)
-    print(f"ours (greedy, adaptive lambda {[round(v, 4) for v in code.lambdas]}): {ours:6.1f} s   EV {ev:.4f}   S1 {s1:.3f} (a/2 = {truth:g})")
+    print(
+        f"ours (greedy, adaptive lambda {[round(v, 4) for v in code.lambdas]}): {ours:6.1f} s   EV {ev:.4f}   S1 {s1:.3f} (a/2 = {truth:g})"
+    )
     if not args.skip_baseline:
         import warnings
 
@@ -78,8 +80,17 @@ def main() -> None:
 
         warnings.filterwarnings("ignore", category=ConvergenceWarning)  # lasso_cd's per-batch notes
 
-        baseline = MiniBatchDictionaryLearning(n_components=2048, alpha=args.alpha, max_iter=args.baseline_epochs, batch_size=256, positive_code=True,
-                                               fit_algorithm="cd", transform_algorithm="lasso_cd", transform_alpha=args.alpha, random_state=0)
+        baseline = MiniBatchDictionaryLearning(
+            n_components=2048,
+            alpha=args.alpha,
+            max_iter=args.baseline_epochs,
+            batch_size=256,
+            positive_code=True,
+            fit_algorithm="cd",
+            transform_algorithm="lasso_cd",
+            transform_alpha=args.alpha,
+            random_state=0,
+        )
         start = time.perf_counter()
         baseline.fit(X)
         fit_seconds = time.perf_counter() - start
@@ -89,25 +100,39 @@ def main() -> None:
         atoms = baseline.components_.T
         norms = np.linalg.norm(atoms, axis=0)
         bev, bs1 = quality(X, atoms / norms, codes * norms)  # unit atoms, codes rescaled: the same reconstruction
-        print(f"sklearn MiniBatchDictionaryLearning, alpha {args.alpha:g}, {args.baseline_epochs} epochs: fit {fit_seconds:6.1f} s (+ {transform_seconds:.1f} s to code)   "
-              f"EV {bev:.4f}   S1 {bs1:.3f}")
-        print(f"ratio: {fit_seconds / ours:.1f}x faster than the baseline's fit ({(fit_seconds + transform_seconds) / ours:.1f}x fit + codes; "
-              f"{62.6 / ours:.1f}x the issue's 62.6 s); EV {'>=' if ev >= bev else '<'} baseline; |S1 - a/2| {abs(s1 - truth):.3f} vs {abs(bs1 - truth):.3f}")
+        print(
+            f"sklearn MiniBatchDictionaryLearning, alpha {args.alpha:g}, {args.baseline_epochs} epochs: fit {fit_seconds:6.1f} s (+ "
+            f"{transform_seconds:.1f} s to code)   "
+            f"EV {bev:.4f}   S1 {bs1:.3f}"
+        )
+        print(
+            f"ratio: {fit_seconds / ours:.1f}x faster than the baseline's fit ({(fit_seconds + transform_seconds) / ours:.1f}x fit + "
+            "codes; "
+            f"{62.6 / ours:.1f}x the issue's 62.6 s); EV {'>=' if ev >= bev else '<'} baseline; |S1 - a/2| {abs(s1 - truth):.3f} vs "
+            f"{abs(bs1 - truth):.3f}"
+        )
     if not args.skip_grid:
         from featgeom_core.sparsity.run import run_synthetic
 
         start = time.perf_counter()
         run_synthetic(SyntheticGridParams(), lambda f, m, *_: None)
-        print(f"validation page default grid (6 values of a, 3 controls), one process: {time.perf_counter() - start:6.1f} s (target < 120 s)")
+        print(
+            f"validation page default grid (6 values of a, 3 controls), one process: {time.perf_counter() - start:6.1f} s (target < 120 s)"
+        )
     if not args.skip_layers:
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         out = subprocess.run([sys.executable, "-c", LAYER_SWEEP], capture_output=True, text=True, check=True)
         report = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"MiniLM layer sweep (embeddings + 6 layers, calibration included): {report['seconds']:6.1f} s, peak {report['peak_mb']:.0f} MB "
-              f"(targets < 300 s, < 2048 MB; children's max RSS before: {before / 1024:.0f} MB)")
+        print(
+            f"MiniLM layer sweep (embeddings + 6 layers, calibration included): {report['seconds']:6.1f} s, peak "
+            f"{report['peak_mb']:.0f} MB "
+            f"(targets < 300 s, < 2048 MB; children's max RSS before: {before / 1024:.0f} MB)"
+        )
         for row in report["summary"]["by_set"]:
-            print(f"  {row['set']:<11} L_norm {row['normalized_loss']:7.3f}  S1 {row['s_p']:7.3f}  EV {row['explained_variance']:.4f}  "
-                  f"like a = {row['calibrated_a']}")
+            print(
+                f"  {row['set']:<11} L_norm {row['normalized_loss']:7.3f}  S1 {row['s_p']:7.3f}  EV {row['explained_variance']:.4f}  "
+                f"like a = {row['calibrated_a']}"
+            )
 
 
 if __name__ == "__main__":

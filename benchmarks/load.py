@@ -15,16 +15,21 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 # Settled: the app's script has run to its end once (the view's link and the export popover are
 # the last things app.py draws). The status widget is no test: a page with a polling fragment
 # (the Jobs page, every 2 s) shows it whenever the fragment reruns, and under load that is always.
-SETTLED_JS = ("() => ['Copy link to this view', 'Export this view'].every(label => "
-              "[...document.querySelectorAll('button, p, span')].some(e => e.innerText === label))")
-ERRORS_JS = ("() => [...document.querySelectorAll('[data-testid=\"stException\"], [data-testid=\"stAlertContentError\"]')]"
-             ".map(e => e.innerText.slice(0, 200))")
+SETTLED_JS = (
+    "() => ['Copy link to this view', 'Export this view'].every(label => "
+    "[...document.querySelectorAll('button, p, span')].some(e => e.innerText === label))"
+)
+ERRORS_JS = (
+    '() => [...document.querySelectorAll(\'[data-testid="stException"], [data-testid="stAlertContentError"]\')]'
+    ".map(e => e.innerText.slice(0, 200))"
+)
 
 
 SMALL_MODEL_QUERY = "model=tiny-native&features=art_type"  # a small model: the load measured is the app's, not the model's
@@ -56,8 +61,10 @@ class LoadReport:
 
     def lines(self) -> list[str]:
         """One line overall, then one per page: p50 and p95 in seconds."""
-        out = [f"{self.sessions} sessions: {len(self.all_seconds())} page loads, p50 {self.percentile(0.5):.2f} s, "
-               f"p95 {self.percentile(0.95):.2f} s, errors {len(self.errors)}, cross-talk {len(self.crosstalk)}"]
+        out = [
+            f"{self.sessions} sessions: {len(self.all_seconds())} page loads, p50 {self.percentile(0.5):.2f} s, "
+            f"p95 {self.percentile(0.95):.2f} s, errors {len(self.errors)}, cross-talk {len(self.crosstalk)}"
+        ]
         for path, values in self.seconds.items():
             out.append(f"  /{path:<22} p50 {statistics.median(values):6.2f} s  p95 {self.percentile(0.95, values):6.2f} s")
         return out
@@ -69,9 +76,16 @@ def session_query(index: int, base_query: str) -> tuple[str, str]:
     return f"{base_query}&layers={layer}", f"layers={layer}"
 
 
-def browse_at_once(browser: Any, base_url: str, sessions: int, paths: Sequence[str], base_query: str,
-                   timeout_s: float = 300.0, poll_s: float = 0.05,
-                   progress: Callable[[str], None] = lambda line: None) -> LoadReport:
+def browse_at_once(
+    browser: Any,
+    base_url: str,
+    sessions: int,
+    paths: Sequence[str],
+    base_query: str,
+    timeout_s: float = 300.0,
+    poll_s: float = 0.05,
+    progress: Callable[[str], None] = lambda line: None,
+) -> LoadReport:
     """Open every path in ``sessions`` contexts at once (sync Playwright ``browser``); see module docstring.
     ``progress`` gets one line per path as it settles (long runs say where they are)."""
     report = LoadReport(sessions)
@@ -131,13 +145,21 @@ class QueueReport:
     progress_values_seen: int
 
     def line(self) -> str:
-        return (f"{self.jobs} jobs: all settled in {self.seconds:.1f} s, statuses {self.statuses}, results stored "
-                f"{self.results_stored}, longest progress silence of a running job {self.longest_silence_s:.2f} s, "
-                f"{self.progress_values_seen} distinct progress values seen")
+        return (
+            f"{self.jobs} jobs: all settled in {self.seconds:.1f} s, statuses {self.statuses}, results stored "
+            f"{self.results_stored}, longest progress silence of a running job {self.longest_silence_s:.2f} s, "
+            f"{self.progress_values_seen} distinct progress values seen"
+        )
 
 
-def queue_jobs(n: int, iterations: int = 400_000, steps: int = 8, timeout_s: float = 600.0, tag: str = "",
-               poll: Callable[[], None] = lambda: time.sleep(0.1)) -> QueueReport:
+def queue_jobs(
+    n: int,
+    iterations: int = 400_000,
+    steps: int = 8,
+    timeout_s: float = 600.0,
+    tag: str = "",
+    poll: Callable[[], None] = lambda: time.sleep(0.1),
+) -> QueueReport:
     """Submit ``n`` diagnostic.spin jobs at once on the configured backend and follow them to the end."""
     from featgeom_core import jobs
     from featgeom_core.store import Store

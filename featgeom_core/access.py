@@ -81,5 +81,7 @@ def store_accepts(root: Path, token: str | None) -> bool:
 def require_store_access(root: Path, token: str | None) -> None:
     """AccessDenied unless ``token`` opens the store at ``root``."""
     if not store_accepts(root, token):
-        raise AccessDenied(f"the store at {root} is protected by an access token: set FEATGEOM_ACCESS_TOKEN (or "
-                           "FEATGEOM_ACCESS_TOKEN_FILE) to the deployment's token" + (" (the one given does not match)" if token else ""))
+        raise AccessDenied(
+            f"the store at {root} is protected by an access token: set FEATGEOM_ACCESS_TOKEN (or "
+            "FEATGEOM_ACCESS_TOKEN_FILE) to the deployment's token" + (" (the one given does not match)" if token else "")
+        )

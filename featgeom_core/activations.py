@@ -11,8 +11,9 @@ Two engines give identical numbers:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -84,7 +85,11 @@ def extract(
             computed = _compute(model, feature_set, missing, hook, batch_size, max_tokens, engine, progress)
         for layer, values in computed.items():
             if store is not None:
-                store.put(keys[layer], {"activations": values}, {"model": model.name, "layer": layer, "hook": hook, "feature_set": feature_set.name})
+                store.put(
+                    keys[layer],
+                    {"activations": values},
+                    {"model": model.name, "layer": layer, "hook": hook, "feature_set": feature_set.name},
+                )
             found[layer] = values
     if progress is not None:
         progress(1.0, f"activations ready for layers {layers}")
@@ -191,6 +196,7 @@ def _plain_runner(model: LoadedModel, modules: dict[str, torch.nn.Module]) -> Ru
         captured: dict[str, torch.Tensor] = {}
         handles = []
         for name, module in modules.items():
+
             def capture(_m: Any, _inputs: Any, output: Any, name: str = name, module: torch.nn.Module = module) -> None:
                 captured[name] = _first_tensor(output)[gather]
                 if module is deepest and len(captured) == len(modules):
@@ -252,7 +258,7 @@ def resolve_plain_modules(model: LoadedModel, names: list[str], encoded: dict[st
         if match is None:
             return None
         cache[name] = match
-    setattr(model, "_plain_module_cache", cache)
+    setattr(model, "_plain_module_cache", cache)  # noqa: B010  (a cache riding on the instance; LoadedModel declares no such field)
     return {name: cache[name] for name in names}
 
 
@@ -281,8 +287,15 @@ class TokenActivations:
 
 
 def token_activations(
-    model: LoadedModel, texts: Sequence[str], layers: Sequence[int], hook: Hook = "resid_post", *, batch_size: int = 32,
-    max_tokens: int = DEFAULT_MAX_TOKENS, max_total_tokens: int | None = None, engine: Engine = "auto",
+    model: LoadedModel,
+    texts: Sequence[str],
+    layers: Sequence[int],
+    hook: Hook = "resid_post",
+    *,
+    batch_size: int = 32,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    max_total_tokens: int | None = None,
+    engine: Engine = "auto",
 ) -> TokenActivations:
     """One forward pass per batch of texts for all ``layers``; texts are tokenised and run a batch
     at a time, in order, until ``max_total_tokens`` real tokens are collected (all texts when None)."""
@@ -290,8 +303,16 @@ def token_activations(
         return _token_activations(model, texts, layers, hook, batch_size, max_tokens, max_total_tokens, engine)
 
 
-def _token_activations(model: LoadedModel, texts: Sequence[str], layers: Sequence[int], hook: Hook, batch_size: int,
-                       max_tokens: int, max_total_tokens: int | None, engine: Engine) -> TokenActivations:
+def _token_activations(
+    model: LoadedModel,
+    texts: Sequence[str],
+    layers: Sequence[int],
+    hook: Hook,
+    batch_size: int,
+    max_tokens: int,
+    max_total_tokens: int | None,
+    engine: Engine,
+) -> TokenActivations:
     layers = sorted(set(int(layer) for layer in layers))
     bad = [layer for layer in layers if not 0 <= layer < model.n_layers]
     if not layers or bad:
@@ -324,5 +345,7 @@ def _token_activations(model: LoadedModel, texts: Sequence[str], layers: Sequenc
     keep = slice(None) if max_total_tokens is None else slice(0, min(max_total_tokens, collected))
     return TokenActivations(
         values={layer: np.concatenate(chunks[name])[keep] for layer, name in zip(layers, names)},
-        text=np.concatenate(text_index)[keep], position=np.concatenate(positions)[keep], token_id=np.concatenate(token_ids)[keep],
+        text=np.concatenate(text_index)[keep],
+        position=np.concatenate(positions)[keep],
+        token_id=np.concatenate(token_ids)[keep],
     )

@@ -8,8 +8,9 @@ import itertools
 import json
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from featgeom_core.access import configured_token, require_store_access
 from featgeom_core.config import cache_dir
@@ -40,8 +41,9 @@ def cmd_feature_sets(args: argparse.Namespace) -> int:
 def cmd_psm(args: argparse.Namespace) -> int:
     from featgeom_core.probing.jobs import FEATURE_GEOMETRY
 
-    checked = FEATURE_GEOMETRY.parse({"model": args.model, "feature_set": args.features, "layers": args.layers, "hook": args.hook,
-                                      "seed": args.seed})
+    checked = FEATURE_GEOMETRY.parse(
+        {"model": args.model, "feature_set": args.features, "layers": args.layers, "hook": args.hook, "seed": args.seed}
+    )
     if args.job:
         return _run_job(FEATURE_GEOMETRY.name, checked.normalised(), wait=args.wait, quiet=args.quiet, as_json=False)
     from featgeom_core.data import load_feature_set
@@ -58,7 +60,9 @@ def cmd_psm(args: argparse.Namespace) -> int:
     real, shuffled = result.mean_off_diagonal("cosine", "real"), result.mean_off_diagonal("cosine", "shuffled_labels")
     print(f"{'layer':>5} {'mean acc':>9} {'cos real':>9} {'cos shuffled':>13} {'|real-shuf|':>12}")
     for i, layer in enumerate(result.layers):
-        print(f"{layer:>5} {result.test_accuracy[i].mean():>9.3f} {real[i]:>9.3f} {shuffled[i]:>13.3f} {result.departure('cosine')[i]:>12.3f}")
+        print(
+            f"{layer:>5} {result.test_accuracy[i].mean():>9.3f} {real[i]:>9.3f} {shuffled[i]:>13.3f} {result.departure('cosine')[i]:>12.3f}"
+        )
     if args.csv:
         Path(args.csv).write_text(result.psm_csv())
         print(f"PSMs written to {args.csv}")
@@ -80,16 +84,22 @@ def cmd_perturbation(args: argparse.Namespace) -> int:
 
     checked = FEATURE_GEOMETRY.parse({"model": args.model, "feature_set": args.features, "layers": args.layers, "hook": args.hook})
     controls = ControlParams.parse({"shuffled_labels": not args.no_shuffled, "permutation_seeds": args.seeds, "label_seeds": args.seeds})
-    similarities = list(SweepGrid.parse({"similarities": [part.strip() for part in args.similarities.split(",") if part.strip()]}).similarities)
+    similarities = list(
+        SweepGrid.parse({"similarities": [part.strip() for part in args.similarities.split(",") if part.strip()]}).similarities
+    )
     model = load_model(checked.model)
     feature_set = load_feature_set(checked.feature_set, tokenizer=model.tokenizer)
     progress = _stderr_progress() if not args.quiet else None
-    _, by_layer, _ = controls_by_layer(model, feature_set, checked.layers, GeometryParams(hook=checked.hook), controls,
-                                       store=Store(), progress=progress)
-    params = ENERGY_SWEEP.validate({
-        "targets": [spec for layer in by_layer for spec in layer.sweep_targets(similarities)], "similarities": similarities,
-        "label": f"{checked.model} · {checked.feature_set} · layers {','.join(map(str, checked.layers))} · {checked.hook}",
-    })
+    _, by_layer, _ = controls_by_layer(
+        model, feature_set, checked.layers, GeometryParams(hook=checked.hook), controls, store=Store(), progress=progress
+    )
+    params = ENERGY_SWEEP.validate(
+        {
+            "targets": [spec for layer in by_layer for spec in layer.sweep_targets(similarities)],
+            "similarities": similarities,
+            "label": f"{checked.model} · {checked.feature_set} · layers {','.join(map(str, checked.layers))} · {checked.hook}",
+        }
+    )
     record = _finish_job(ENERGY_SWEEP.name, params, quiet=args.quiet)
     if progress is not None:
         print(file=sys.stderr)
@@ -108,9 +118,11 @@ def cmd_perturbation(args: argparse.Namespace) -> int:
         line = f"{row['layer']:>5} {row['similarity']:<10} {row['real']:>8.4f}"
         for c in CONTROLS:
             if c in row:
-                line += (f" {row[c]:>8.4f} [{row[c + '_low']:.4f},{row[c + '_high']:.4f}]"
-                         f" {row['real_minus_' + c]:>+8.4f} [{row['real_minus_' + c + '_low']:+.4f},{row['real_minus_' + c + '_high']:+.4f}]"
-                         f" {row['rank_p_' + c]:>7.3f}")
+                line += (
+                    f" {row[c]:>8.4f} [{row[c + '_low']:.4f},{row[c + '_high']:.4f}]"
+                    f" {row['real_minus_' + c]:>+8.4f} [{row['real_minus_' + c + '_low']:+.4f},{row['real_minus_' + c + '_high']:+.4f}]"
+                    f" {row['rank_p_' + c]:>7.3f}"
+                )
         print(line)
     return 0
 
@@ -139,7 +151,20 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         raise FeatgeomError(f"'featgeom jobs {args.action}' needs a job id")
     if args.action == "status":
         r = jobs.status(args.job_id)
-        print(json.dumps({"job_id": r.job_id, "kind": r.kind, "status": r.status, "progress": r.progress, "message": r.message, "error": r.error, "result_key": r.result_key}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "job_id": r.job_id,
+                    "kind": r.kind,
+                    "status": r.status,
+                    "progress": r.progress,
+                    "message": r.message,
+                    "error": r.error,
+                    "result_key": r.result_key,
+                },
+                indent=2,
+            )
+        )
         return 0 if r.status != "failed" else 1
     if args.action == "cancel":
         print(jobs.cancel(args.job_id).status)
@@ -181,8 +206,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     kind, combos = expand_sweep(spec)
     validated = [job_kind(kind).validate(params) for params in combos]  # refuse the whole sweep before submitting any
     if args.no_wait and not scheduler_address():
-        raise FeatgeomError("--no-wait needs a Dask scheduler (set FEATGEOM_SCHEDULER): without one the jobs run on a cluster that ends "
-                            "with this command; leave out --no-wait to run them to their end")
+        raise FeatgeomError(
+            "--no-wait needs a Dask scheduler (set FEATGEOM_SCHEDULER): without one the jobs run on a cluster that ends "
+            "with this command; leave out --no-wait to run them to their end"
+        )
     ids = [jobs.submit(kind, params) for params in validated]
     print(f"submitted {len(ids)} {kind} job(s)", file=sys.stderr)
     for job_id in ids:
@@ -197,8 +224,21 @@ def _print_kinds(as_json: bool) -> int:
 
     kinds = job_kinds()
     if as_json:
-        print(json.dumps({name: {"description": kind.description, "page": kind.page, "wants_gpu": kind.wants_gpu,
-                                 "params": kind.params.model_json_schema()} for name, kind in sorted(kinds.items())}, indent=2, default=str))
+        print(
+            json.dumps(
+                {
+                    name: {
+                        "description": kind.description,
+                        "page": kind.page,
+                        "wants_gpu": kind.wants_gpu,
+                        "params": kind.params.model_json_schema(),
+                    }
+                    for name, kind in sorted(kinds.items())
+                },
+                indent=2,
+                default=str,
+            )
+        )
         return 0
     for name, kind in sorted(kinds.items()):
         where = f"opens on {kind.page}" if kind.page else "no page"
@@ -318,7 +358,9 @@ def cmd_store(args: argparse.Namespace) -> int:
     return 1 if unreadable else 0
 
 
-def _options(parser: argparse.ArgumentParser, model: type[Params], flags: Mapping[str, str], defaults: Mapping[str, Any] | None = None) -> None:
+def _options(
+    parser: argparse.ArgumentParser, model: type[Params], flags: Mapping[str, str], defaults: Mapping[str, Any] | None = None
+) -> None:
     """Options ``--flag`` for fields of a params model: its choices, its default (or the command's
     own in ``defaults``) and its description as help. Values are checked by the model, not here."""
     for flag, name in flags.items():
@@ -328,8 +370,13 @@ def _options(parser: argparse.ArgumentParser, model: type[Params], flags: Mappin
             default = ",".join(map(str, default))
         choices = list(spec.choices) if spec.choices and not spec.is_list else None
         bounds = spec.describe_bounds()
-        parser.add_argument(flag, default=default, choices=choices, type=int if spec.is_int and not spec.is_list else str,
-                            help=f"{spec.description}{f' ({bounds})' if bounds else ''}; default {default}")
+        parser.add_argument(
+            flag,
+            default=default,
+            choices=choices,
+            type=int if spec.is_int and not spec.is_list else str,
+            help=f"{spec.description}{f' ({bounds})' if bounds else ''}; default {default}",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -342,16 +389,26 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("models", help="list models usable offline and known hub ids").set_defaults(func=cmd_models)
     sub.add_parser("feature-sets", help="list feature sets").set_defaults(func=cmd_feature_sets)
     psm = sub.add_parser("psm", help="probe a feature set and print PSM summaries per layer")
-    _options(psm, FeatureGeometryParams, {"--model": "model", "--features": "feature_set", "--layers": "layers", "--hook": "hook",
-                                          "--seed": "seed"}, {"model": "minilm", "feature_set": "athlete_sport", "layers": "0"})
+    _options(
+        psm,
+        FeatureGeometryParams,
+        {"--model": "model", "--features": "feature_set", "--layers": "layers", "--hook": "hook", "--seed": "seed"},
+        {"model": "minilm", "feature_set": "athlete_sport", "layers": "0"},
+    )
     psm.add_argument("--csv", help="also write every PSM to this CSV file")
-    psm.add_argument("--job", action="store_true", help="run as a job (stored, on the Jobs page); without a scheduler it runs here to its end")
+    psm.add_argument(
+        "--job", action="store_true", help="run as a job (stored, on the Jobs page); without a scheduler it runs here to its end"
+    )
     psm.add_argument("--wait", action="store_true", help="with --job and a scheduler: wait for it")
     psm.add_argument("--quiet", action="store_true")
     psm.set_defaults(func=cmd_psm)
     pert = sub.add_parser("perturbation", help="the perturbation analysis against both controls, per layer (as the Perturbation page)")
-    _options(pert, FeatureGeometryParams, {"--model": "model", "--features": "feature_set", "--layers": "layers", "--hook": "hook"},
-             {"model": "minilm", "feature_set": "world_country", "layers": "0"})
+    _options(
+        pert,
+        FeatureGeometryParams,
+        {"--model": "model", "--features": "feature_set", "--layers": "layers", "--hook": "hook"},
+        {"model": "minilm", "feature_set": "world_country", "layers": "0"},
+    )
     _options(pert, SweepGrid, {"--similarities": "similarities"})
     _options(pert, ControlParams, {"--seeds": "permutation_seeds"})
     pert.add_argument("--no-shuffled", action="store_true", help="leave out the shuffled-label control")
@@ -366,8 +423,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run any job kind: featgeom run KIND key=value ... (see `featgeom jobs kinds`)")
     run.add_argument("kind")
     run.add_argument("params", nargs="*", help="key=value (value read as YAML) or key=@file")
-    run.add_argument("--wait", action="store_true", help="with a scheduler (FEATGEOM_SCHEDULER): wait for the job and print its summary "
-                     "(without one, a job always runs here to its end)")
+    run.add_argument(
+        "--wait",
+        action="store_true",
+        help="with a scheduler (FEATGEOM_SCHEDULER): wait for the job and print its summary "
+        "(without one, a job always runs here to its end)",
+    )
     run.add_argument("--inline", action="store_true", help="run in this process even when a scheduler is configured")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.add_argument("--quiet", action="store_true", help="no progress on stderr")

@@ -21,7 +21,8 @@ import dataclasses
 import functools
 import types
 import typing
-from typing import Any, Mapping, TypeVar
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 import numpy as np
 import scipy.sparse

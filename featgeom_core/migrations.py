@@ -9,7 +9,8 @@ is a pure function of (arrays, meta); a type absent here stored the codec's layo
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +20,9 @@ Arrays = dict[str, np.ndarray]
 Converter = Callable[[Arrays, dict[str, Any]], tuple[Arrays, dict[str, Any]]]
 
 
-def upgrade(result_type: type, stored_format: int, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> tuple[Arrays, dict[str, Any]]:
+def upgrade(
+    result_type: type, stored_format: int, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]
+) -> tuple[Arrays, dict[str, Any]]:
     """(arrays, meta) of ``result_type`` in the codec's layout, from an entry of ``stored_format``."""
     arrays, meta = dict(arrays), dict(meta)
     if stored_format >= CODEC_FORMAT:
@@ -39,7 +42,7 @@ def _moved(arrays: Mapping[str, np.ndarray], renames: Mapping[str, str]) -> Arra
 
 def _with_prefix(arrays: Mapping[str, np.ndarray], old: str, new: str) -> Arrays:
     """Every array named ``old<rest>`` as ``new<rest>``."""
-    return {new + name[len(old):]: np.asarray(value) for name, value in arrays.items() if name.startswith(old)}
+    return {new + name[len(old) :]: np.asarray(value) for name, value in arrays.items() if name.startswith(old)}
 
 
 def _geometry_summary(arrays: Arrays, meta: dict[str, Any]) -> tuple[Arrays, dict[str, Any]]:
@@ -56,8 +59,13 @@ def _energy_fit(arrays: Arrays, meta: dict[str, Any]) -> tuple[Arrays, dict[str,
     new = {f"joint/{name}": arrays[name] for name in _JOINT_ARRAYS}
     new.update(_moved(arrays, {"reference_psm": "reference_psm", "reference_features": "reference_features"}))
     joint = {"config": meta["config"], "error": meta["error"], "energy": meta["energy"], "objective": meta["objective"]}
-    return new, {"joint": joint, "reference_distance": meta["reference_distance"], "reference_energy": meta["reference_energy"],
-                 "feature_names": list(meta.get("features", [])), "label": meta.get("label", "")}
+    return new, {
+        "joint": joint,
+        "reference_distance": meta["reference_distance"],
+        "reference_energy": meta["reference_energy"],
+        "feature_names": list(meta.get("features", [])),
+        "label": meta.get("label", ""),
+    }
 
 
 def _energy_sweep(arrays: Arrays, meta: dict[str, Any]) -> tuple[Arrays, dict[str, Any]]:
@@ -67,12 +75,23 @@ def _energy_sweep(arrays: Arrays, meta: dict[str, Any]) -> tuple[Arrays, dict[st
     for k in range(count):
         for name in ("psm", "features", "weights", "target"):
             new[f"fits/{k}/{name}"] = arrays[f"{name}_{k}"]
-    return new, {"rows": meta["rows"], "best": meta["best"], "fits": [{} for _ in range(count)], "label": meta.get("label", ""),
-                 "names": meta.get("names", {})}
+    return new, {
+        "rows": meta["rows"],
+        "best": meta["best"],
+        "fits": [{} for _ in range(count)],
+        "label": meta.get("label", ""),
+        "names": meta.get("names", {}),
+    }
 
 
-_SPARSE_CODE_ARRAYS = {"dictionary": "dictionary", "codes_data": "codes/data", "codes_indices": "codes/indices",
-                       "codes_indptr": "codes/indptr", "codes_shape": "codes/shape", "center": "center"}
+_SPARSE_CODE_ARRAYS = {
+    "dictionary": "dictionary",
+    "codes_data": "codes/data",
+    "codes_indices": "codes/indices",
+    "codes_indptr": "codes/indptr",
+    "codes_shape": "codes/shape",
+    "center": "center",
+}
 _SET_ARRAYS = ("usage", "histogram", "histogram_edges", "top_rows", "top_values")
 
 
@@ -84,25 +103,44 @@ def _model_sparsity(arrays: Arrays, meta: dict[str, Any]) -> tuple[Arrays, dict[
         prefix = f"s{k}_"
         new.update({f"sets/{k}/code/{to}": arrays[prefix + old] for old, to in _SPARSE_CODE_ARRAYS.items()})
         new.update({f"sets/{k}/{name}": arrays[prefix + name] for name in _SET_ARRAYS})
-        code = {"lam": entry["lam"], "method": entry["method"], "lambdas": [float(v) for v in arrays[f"{prefix}lambdas"]],
-                "losses": [float(v) for v in arrays[f"{prefix}losses"]]}
+        code = {
+            "lam": entry["lam"],
+            "method": entry["method"],
+            "lambdas": [float(v) for v in arrays[f"{prefix}lambdas"]],
+            "losses": [float(v) for v in arrays[f"{prefix}losses"]],
+        }
         sets.append({"name": entry["name"], "code": code, "metrics": entry["metrics"], "calibrated_a": entry.get("calibrated_a")})
-    return new, {"model": meta["model"], "hook": meta["hook"], "sets": sets, "token_strings": meta["token_strings"], "texts": meta["texts"],
-                 "vocabulary": meta["vocabulary"], "calibration": meta.get("calibration", [])}
+    return new, {
+        "model": meta["model"],
+        "hook": meta["hook"],
+        "sets": sets,
+        "token_strings": meta["token_strings"],
+        "texts": meta["texts"],
+        "vocabulary": meta["vocabulary"],
+        "calibration": meta.get("calibration", []),
+    }
 
 
 def _hessian_features(arrays: Arrays, meta: dict[str, Any]) -> tuple[Arrays, dict[str, Any]]:
     # 0.1: token sets' table columns under train/ and heldout/, their strings and texts as train_strings etc.
     new = _with_prefix(arrays, "features/", "features/")
     new.update(_moved(arrays, {"inputs": "inputs", "heldout_curvatures": "heldout_curvatures"}))
-    out: dict[str, Any] = {"features": meta["features"], "model": meta["model"], "description": meta["description"],
-                           "output": meta.get("output", "regression"), "timings": meta.get("timings", {})}
+    out: dict[str, Any] = {
+        "features": meta["features"],
+        "model": meta["model"],
+        "description": meta["description"],
+        "output": meta.get("output", "regression"),
+        "timings": meta.get("timings", {}),
+    }
     for old, field in (("train", "train_tokens"), ("heldout", "heldout_tokens")):
         if f"{old}_strings" in meta:
             table = _with_prefix(arrays, f"{old}/", f"{field}/table/")
             new.update(table)
-            out[field] = {"table": {name.rsplit("/", 1)[1]: None for name in table}, "strings": meta[f"{old}_strings"],
-                          "texts": meta[f"{old}_texts"]}
+            out[field] = {
+                "table": {name.rsplit("/", 1)[1]: None for name in table},
+                "strings": meta[f"{old}_strings"],
+                "texts": meta[f"{old}_texts"],
+            }
     return new, out
 
 
@@ -118,17 +156,37 @@ def _interaction_graph(arrays: Arrays, meta: dict[str, Any]) -> tuple[Arrays, di
                 new[f"results/{kind}/graph/bases/{k}/{name}"] = arrays[f"{kind}/{name}/{k}"]
         for k in range(len(layers) - 1):
             new[f"results/{kind}/graph/edges/{k}"] = arrays[f"{kind}/E/{k}"]
-        bases = [{"node_layer": name, "kind": graph["kinds"][k], "constant_first": bool(graph["constant_first"][k])} for k, name in enumerate(layers)]
-        results[kind] = {"graph": {"model": graph["model"], "node_layers": layers, "bases": bases, "edges": [None] * (len(layers) - 1),
-                                   "params": graph["params"], "n_samples": graph["n_samples"], "timings": graph.get("timings", {})},
-                         "node_curves": entry["node_curves"], "bisect": entry["bisect"], "fourier": entry.get("fourier", [])}
-    return new, {"model": meta["model"], "checkpoint": meta["checkpoint"], "metric": meta["metric"], "base_score": meta["base_score"],
-                 "results": results, "timings": meta.get("timings", {})}
+        bases = [
+            {"node_layer": name, "kind": graph["kinds"][k], "constant_first": bool(graph["constant_first"][k])}
+            for k, name in enumerate(layers)
+        ]
+        results[kind] = {
+            "graph": {
+                "model": graph["model"],
+                "node_layers": layers,
+                "bases": bases,
+                "edges": [None] * (len(layers) - 1),
+                "params": graph["params"],
+                "n_samples": graph["n_samples"],
+                "timings": graph.get("timings", {}),
+            },
+            "node_curves": entry["node_curves"],
+            "bisect": entry["bisect"],
+            "fourier": entry.get("fourier", []),
+        }
+    return new, {
+        "model": meta["model"],
+        "checkpoint": meta["checkpoint"],
+        "metric": meta["metric"],
+        "base_score": meta["base_score"],
+        "results": results,
+        "timings": meta.get("timings", {}),
+    }
 
 
 def _trained_model(arrays: Arrays, meta: dict[str, Any]) -> tuple[Arrays, dict[str, Any]]:
     # 0.1 wrote state/<name> arrays as the codec does; only the metadata's state listing is new
-    names = {name[len("state/"):]: None for name in arrays if name.startswith("state/")}
+    names = {name[len("state/") :]: None for name in arrays if name.startswith("state/")}
     return arrays, {**meta, "state": names}
 
 
@@ -136,8 +194,15 @@ def _spin(arrays: Arrays, meta: dict[str, Any]) -> tuple[Arrays, dict[str, Any]]
     return {}, {"total": float(np.asarray(arrays["total"])), "seconds": meta["seconds"]}
 
 
-FORMAT_1.update({
-    "GeometrySummary": _geometry_summary, "EnergyFitResult": _energy_fit, "EnergySweepResult": _energy_sweep,
-    "ModelSparsityResult": _model_sparsity, "HessianFeaturesResult": _hessian_features, "InteractionGraphResult": _interaction_graph,
-    "TrainedModel": _trained_model, "SpinResult": _spin,
-})
+FORMAT_1.update(
+    {
+        "GeometrySummary": _geometry_summary,
+        "EnergyFitResult": _energy_fit,
+        "EnergySweepResult": _energy_sweep,
+        "ModelSparsityResult": _model_sparsity,
+        "HessianFeaturesResult": _hessian_features,
+        "InteractionGraphResult": _interaction_graph,
+        "TrainedModel": _trained_model,
+        "SpinResult": _spin,
+    }
+)

@@ -14,8 +14,9 @@ import functools
 import math
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Mapping, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import annotated_types
 from pydantic import (
@@ -45,7 +46,7 @@ class Params(BaseModel):
             raise _invalid(type(self), exc) from None
 
     @classmethod
-    def parse(cls: type[P], raw: Mapping[str, Any] | "Params" | None = None, **overrides: Any) -> P:
+    def parse(cls: type[P], raw: Mapping[str, Any] | Params | None = None, **overrides: Any) -> P:
         """Validate ``raw`` (plus ``overrides``) into this model; errors become InvalidParameter."""
         if isinstance(raw, cls) and not overrides:
             return raw
@@ -87,8 +88,12 @@ def _numeric_fields(model: type[BaseModel]) -> frozenset[str]:
 @functools.cache
 def _length_limits(model: type[BaseModel]) -> dict[str, int]:
     """{field: max_length} of the list fields of ``model`` that declare one."""
-    return {name: item.max_length for name, info in model.model_fields.items() for item in info.metadata
-            if isinstance(item, annotated_types.MaxLen)}
+    return {
+        name: item.max_length
+        for name, info in model.model_fields.items()
+        for item in info.metadata
+        if isinstance(item, annotated_types.MaxLen)
+    }
 
 
 def _holds_numbers(annotation: Any) -> bool:
@@ -175,7 +180,7 @@ def _nested(prefix: str, line: str) -> str:
     """A nested model's problem line, its field named from the outer model (``target.fit.k = ...``)."""
     for lead in ("unknown parameter '", "missing parameter '"):
         if line.startswith(lead):
-            return f"{lead}{prefix}.{line[len(lead):]}"
+            return f"{lead}{prefix}.{line[len(lead) :]}"
     return f"{prefix}.{line}"
 
 
@@ -264,8 +269,13 @@ def field_spec(model: type[BaseModel], name: str) -> FieldSpec:
     choices: tuple[Any, ...] = typing.get_args(element) if typing.get_origin(element) is typing.Literal else ()
     default = None if info.is_required() else info.get_default(call_default_factory=True)
     return FieldSpec(
-        name=name, description=info.description or "", default=default, choices=choices,
-        is_int=element is int, is_list=is_list, **bounds,
+        name=name,
+        description=info.description or "",
+        default=default,
+        choices=choices,
+        is_int=element is int,
+        is_list=is_list,
+        **bounds,
     )
 
 
@@ -291,13 +301,15 @@ def schema_rows(model: type[BaseModel]) -> list[dict[str, Any]]:
     for name, info in model.model_fields.items():
         spec = field_spec(model, name)
         allowed = ", ".join(map(str, spec.choices)) if spec.choices else spec.describe_bounds()
-        rows.append({
-            "name": name,
-            "type": _type_name(info.annotation),
-            "default": "(required)" if info.is_required() else spec.default,
-            "allowed": allowed,
-            "description": spec.description,
-        })
+        rows.append(
+            {
+                "name": name,
+                "type": _type_name(info.annotation),
+                "default": "(required)" if info.is_required() else spec.default,
+                "allowed": allowed,
+                "description": spec.description,
+            }
+        )
     return rows
 
 

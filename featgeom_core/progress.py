@@ -12,7 +12,8 @@ the whole's terms without hand-rescaling.
 
 from __future__ import annotations
 
-from typing import Mapping, Protocol
+from collections.abc import Mapping
+from typing import Protocol
 
 Metrics = Mapping[str, float]
 

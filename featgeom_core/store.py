@@ -26,9 +26,10 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -65,9 +66,7 @@ def _json_default(value: Any) -> Any:
 
 def result_key(analysis: str, params: Mapping[str, Any], fingerprints: Mapping[str, str]) -> str:
     """SHA-256 hex key of (analysis name, canonical params, input fingerprints, package version)."""
-    payload = canonical_json(
-        {"analysis": analysis, "params": dict(params), "inputs": dict(fingerprints), "version": __version__}
-    )
+    payload = canonical_json({"analysis": analysis, "params": dict(params), "inputs": dict(fingerprints), "version": __version__})
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -98,8 +97,10 @@ class EntryFormat:
         """Why the entry must be recomputed (empty when it is readable)."""
         if self.readable:
             return ""
-        return (f"stored result {self.key[:12]} was written by featgeom {self.version or 'unknown'} in store format {self.format}; "
-                f"featgeom {__version__} reads formats {', '.join(map(str, sorted(READABLE_FORMATS)))}: recompute it")
+        return (
+            f"stored result {self.key[:12]} was written by featgeom {self.version or 'unknown'} in store format {self.format}; "
+            f"featgeom {__version__} reads formats {', '.join(map(str, sorted(READABLE_FORMATS)))}: recompute it"
+        )
 
 
 @dataclass(frozen=True)
@@ -193,8 +194,10 @@ class Store:
         try:
             return self._put(key, arrays, meta)
         except OSError as exc:
-            raise StoreUnwritable(f"cannot write to the cache at {self.root} ({exc.strerror or exc}): this result was not kept; "
-                                  f"everything stored before is untouched. Free some space or fix the directory's permissions.") from exc
+            raise StoreUnwritable(
+                f"cannot write to the cache at {self.root} ({exc.strerror or exc}): this result was not kept; "
+                f"everything stored before is untouched. Free some space or fix the directory's permissions."
+            ) from exc
 
     def _put(self, key: str, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> StoredResult:
         private_directory(self.root)
@@ -262,8 +265,10 @@ def decode_stored(stored: StoredResult, result_type: type[R]) -> R:
         arrays, meta = migrations.upgrade(result_type, stored.format, stored.arrays, stored.meta)
         return codec.decode(result_type, arrays, meta)
     except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
-        raise StaleResult(f"stored result {stored.key[:12]} has a layout featgeom {__version__} cannot read as a "
-                          f"{result_type.__name__} ({type(exc).__name__}: {exc}); recompute it") from exc
+        raise StaleResult(
+            f"stored result {stored.key[:12]} has a layout featgeom {__version__} cannot read as a "
+            f"{result_type.__name__} ({type(exc).__name__}: {exc}); recompute it"
+        ) from exc
 
 
 def private_directory(path: Path) -> None:

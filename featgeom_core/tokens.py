@@ -5,7 +5,8 @@ Both sides must agree on token positions, so both call :func:`encode`.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -51,9 +52,7 @@ def token_strings(tokenizer: Any, text: str, max_tokens: int = DEFAULT_MAX_TOKEN
     (lower-casing, accent stripping) is applied, so an uncased tokenizer yields no capitals.
     Special tokens get None. Positions match :func:`encode` for the same text.
     """
-    encoded = tokenizer(
-        text, truncation=True, max_length=max_tokens, return_offsets_mapping=True, return_special_tokens_mask=True
-    )
+    encoded = tokenizer(text, truncation=True, max_length=max_tokens, return_offsets_mapping=True, return_special_tokens_mask=True)
     normalizer = getattr(getattr(tokenizer, "backend_tokenizer", None), "normalizer", None)
     strings: list[str | None] = []
     prev_end = 0

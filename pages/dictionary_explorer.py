@@ -71,7 +71,9 @@ def show_atom(result, activation_set, atom: int, by_text) -> None:
     left, right = st.columns([3, 2])
     with left:
         if activation_set.name == "embeddings":
-            st.dataframe(pd.DataFrame({"token": [result.vocabulary[r] for r, _ in rows], "coefficient": [v for _, v in rows]}), hide_index=True)
+            st.dataframe(
+                pd.DataFrame({"token": [result.vocabulary[r] for r, _ in rows], "coefficient": [v for _, v in rows]}), hide_index=True
+            )
         else:
             st.markdown("\n\n".join(f"`{v:.3f}` &nbsp; {_token_context(result, r, by_text)}" for r, v in rows), unsafe_allow_html=True)
     column = activation_set.code.codes.tocsc()[:, [atom]].data
@@ -90,8 +92,12 @@ def show_decomposition(result, activation_set, by_text) -> None:
         return
     if not matches:
         return
-    row = st.selectbox("Occurrence", matches[:200], key="dx_occurrence",
-                       format_func=lambda k: strings[k] if embeddings else _token_context(result, k, by_text, as_html=False))
+    row = st.selectbox(
+        "Occurrence",
+        matches[:200],
+        key="dx_occurrence",
+        format_func=lambda k: strings[k] if embeddings else _token_context(result, k, by_text, as_html=False),
+    )
     codes = activation_set.code.codes
     start, end = codes.indptr[row], codes.indptr[row + 1]
     atoms, values = codes.indices[start:end], codes.data[start:end]
@@ -101,8 +107,11 @@ def show_decomposition(result, activation_set, by_text) -> None:
     if not embeddings:
         st.markdown(_token_context(result, row, by_text), unsafe_allow_html=True)
     labels = [_atom_label(result, activation_set, int(a)) for a in atoms]
-    chart(st, decomposition_bar(list(map(int, atoms)), list(map(float, values)), labels,
-                                      f"{strings[row]}: {len(atoms)} atoms, largest first"), key="dx_decomposition")
+    chart(
+        st,
+        decomposition_bar(list(map(int, atoms)), list(map(float, values)), labels, f"{strings[row]}: {len(atoms)} atoms, largest first"),
+        key="dx_decomposition",
+    )
 
 
 def render() -> None:
@@ -133,8 +142,12 @@ def render() -> None:
             adopt_url("atom", int, "dx_atom")
             if st.session_state.get("dx_atom") not in live:
                 st.session_state["dx_atom"] = live[0]
-            atom = st.selectbox("Atom (most used first)", live, key="dx_atom",
-                                format_func=lambda a: f"atom {a} · {activation_set.usage[a]:.2%} · {_atom_label(result, activation_set, a)}")
+            atom = st.selectbox(
+                "Atom (most used first)",
+                live,
+                key="dx_atom",
+                format_func=lambda a: f"atom {a} · {activation_set.usage[a]:.2%} · {_atom_label(result, activation_set, a)}",
+            )
             set_query(atom=str(atom))
             show_atom(result, activation_set, atom, by_text)
     with tab_token:

@@ -33,15 +33,20 @@ CONTROL_DRAWS = 5  # noise draws per target in the controls comparison
 
 NORM_NOTE = {
     "cosine": "Cosine similarity cannot see norms while the Riesz and −log energies fall as norms grow, "
-              "so the joint step keeps the abstract features on the unit sphere.",
+    "so the joint step keeps the abstract features on the unit sphere.",
     "rbf": "With RBF similarity the PSM term anchors the norms, so the abstract features are free.",
 }
 
 
 FIT_FIELDS = {  # widget key -> URL parser
-    "energy_kernel": one_of(field_spec(EnergyFitParams, "kernel").choices), "energy_similarity": one_of(field_spec(EnergyFitParams, "similarity").choices),
-    "energy_dim": int, "energy_lambda_d": float, "energy_weights": one_of(field_spec(EnergyFitParams, "weights").choices),
-    "energy_ratio": float, "energy_s": float, "energy_restarts": int,
+    "energy_kernel": one_of(field_spec(EnergyFitParams, "kernel").choices),
+    "energy_similarity": one_of(field_spec(EnergyFitParams, "similarity").choices),
+    "energy_dim": int,
+    "energy_lambda_d": float,
+    "energy_weights": one_of(field_spec(EnergyFitParams, "weights").choices),
+    "energy_ratio": float,
+    "energy_s": float,
+    "energy_restarts": int,
 }
 REOPT_FIELDS = {"energy_lambda_x": float, "energy_sigma": float}
 
@@ -61,8 +66,16 @@ def fit_settings(n: int) -> dict:
     restarts = widgets.number_input(EnergyFitParams, "restarts", "restarts", "energy_restarts", container=c8)
     st.caption(NORM_NOTE[similarity])
     publish_fields(FIT_FIELDS)
-    return {"dim": int(dim), "similarity": similarity, "kernel": kernel, "lambda_d": float(lambda_d), "s": float(s) if kernel == "riesz" else 1.0,
-            "weights": weights, "weight_ratio": float(ratio), "restarts": int(restarts)}
+    return {
+        "dim": int(dim),
+        "similarity": similarity,
+        "kernel": kernel,
+        "lambda_d": float(lambda_d),
+        "s": float(s) if kernel == "riesz" else 1.0,
+        "weights": weights,
+        "weight_ratio": float(ratio),
+        "restarts": int(restarts),
+    }
 
 
 def show_controls(target: EnergyTarget, fit: EnergyFitResult, lambda_x: float, sigma: float) -> None:
@@ -71,9 +84,18 @@ def show_controls(target: EnergyTarget, fit: EnergyFitResult, lambda_x: float, s
     st.subheader("Against the controls")
     c = fit.joint.config
     params = {
-        "targets": target.sweep_targets([c.similarity]), "kernels": [c.kernel], "similarities": [c.similarity], "dims": [c.dim],
-        "lambda_d": [c.lambda_d], "lambda_x": [lambda_x], "sigmas": [sigma], "weights": c.weights, "weight_ratio": c.weight_ratio,
-        "s": c.s, "repeats": CONTROL_DRAWS, "label": f"{target.label} · controls of one fit",
+        "targets": target.sweep_targets([c.similarity]),
+        "kernels": [c.kernel],
+        "similarities": [c.similarity],
+        "dims": [c.dim],
+        "lambda_d": [c.lambda_d],
+        "lambda_x": [lambda_x],
+        "sigmas": [sigma],
+        "weights": c.weights,
+        "weight_ratio": c.weight_ratio,
+        "s": c.s,
+        "repeats": CONTROL_DRAWS,
+        "label": f"{target.label} · controls of one fit",
     }
     job_id = ENERGY_SWEEP.submit(params).job_id
     if not follow(job_id):
@@ -99,15 +121,25 @@ def show_fit(job_id: str, fit: EnergyFitResult, params: dict, target: EnergyTarg
     left, middle, right = st.columns(3)
     chart(left, psm_heatmap(joint.target, names, f"target ({similarity})", similarity), key="energy_target")
     chart(middle, psm_heatmap(joint.psm, names, f"abstract · error per pair {joint.error:.2e}", similarity), key="energy_abstract")
-    chart(right, psm_heatmap(fit.reference_psm, names, f"reference {kernel} minimum (N={len(names)}, dim={dim}) · matched, "
-                                   f"{fit.reference_distance:.2e}", "cosine"), key="energy_reference")
+    chart(
+        right,
+        psm_heatmap(
+            fit.reference_psm,
+            names,
+            f"reference {kernel} minimum (N={len(names)}, dim={dim}) · matched, {fit.reference_distance:.2e}",
+            "cosine",
+        ),
+        key="energy_reference",
+    )
 
     a, b = st.columns([2, 1])
     chart(a, feature_scatter(joint.features, names, f"abstract features in R^{dim}"), key="energy_scatter")
     chart(b, weights_bar(names, joint.weights), key="energy_weights_bar")
     chart(b, objective_trace(joint.trace), key="energy_trace")
-    st.caption(f"job {job_id} · energy {joint.energy:.6g} · objective {joint.objective:.6g} · best of {len(joint.objectives)} restarts "
-               f"(spread {np.ptp(joint.objectives):.3g})")
+    st.caption(
+        f"job {job_id} · energy {joint.energy:.6g} · objective {joint.objective:.6g} · best of {len(joint.objectives)} restarts "
+        f"(spread {np.ptp(joint.objectives):.3g})"
+    )
 
     st.subheader("Re-optimisation")
     r1, r2 = st.columns(2)
@@ -116,12 +148,26 @@ def show_fit(job_id: str, fit: EnergyFitResult, params: dict, target: EnergyTarg
     sigma = widgets.number_input(ReoptConfig, "perturbation_scale", "perturbation scale σ", "energy_sigma", container=r2)
     publish_fields(REOPT_FIELDS)
     again = reoptimize(joint, float(lambda_x), float(sigma))
-    chart(st, psm_heatmap(again.psm, names, f"after re-optimisation · distance to target {again.distance:.2e}", similarity), key="energy_reopt")
+    chart(
+        st,
+        psm_heatmap(again.psm, names, f"after re-optimisation · distance to target {again.distance:.2e}", similarity),
+        key="energy_reopt",
+    )
 
-    summary = {**params, "target": fit.label, "features": names, "error": joint.error, "energy": joint.energy, "weights": joint.weights.tolist(),
-               "lambda_x": float(lambda_x), "sigma": float(sigma), "reopt_distance": again.distance}
-    npz = codec.arrays_npz({"features": joint.features, "weights": joint.weights, "psm": joint.psm, "target": joint.target,
-                            "reoptimised": again.features})
+    summary = {
+        **params,
+        "target": fit.label,
+        "features": names,
+        "error": joint.error,
+        "energy": joint.energy,
+        "weights": joint.weights.tolist(),
+        "lambda_x": float(lambda_x),
+        "sigma": float(sigma),
+        "reopt_distance": again.distance,
+    }
+    npz = codec.arrays_npz(
+        {"features": joint.features, "weights": joint.weights, "psm": joint.psm, "target": joint.target, "reoptimised": again.features}
+    )
     d1, d2 = st.columns(2)
     d1.download_button("Abstract features (NPZ)", npz, "energy_fit.npz")
     d2.download_button("Summary (JSON)", json.dumps(summary, indent=2, default=str), "energy_fit.json", "application/json")

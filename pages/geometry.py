@@ -46,7 +46,7 @@ def _layer_picker(layers: tuple[int, ...]) -> int:
     keep_valid("view_layer", layers)
     if st.session_state.get("view_layer") not in layers:
         st.session_state["view_layer"] = layers[0]
-    layer = st.segmented_control("Layer", layers, key="view_layer", format_func=lambda l: f"layer {l}") or layers[0]
+    layer = st.segmented_control("Layer", layers, key="view_layer", format_func=lambda layer: f"layer {layer}") or layers[0]
     set_query(layer=str(layer))
     return layer
 
@@ -71,11 +71,15 @@ def _summary_table(result: GeometryResult) -> pd.DataFrame:
 
 def _follow_background_job(selection, missing: list[int]) -> None:
     """Submit the uncached layers as a job (idempotent) and show its progress until it is done."""
-    job_id = FEATURE_GEOMETRY.submit({
-        "model": selection.model_id, "feature_set": selection.feature_set_name, "layers": missing, "hook": selection.hook,
-    }).job_id
-    st.info(f"Layers {missing} are computing as background job `{job_id}`; keep using the app. "
-            "This page shows the result when it is done.")
+    job_id = FEATURE_GEOMETRY.submit(
+        {
+            "model": selection.model_id,
+            "feature_set": selection.feature_set_name,
+            "layers": missing,
+            "hook": selection.hook,
+        }
+    ).job_id
+    st.info(f"Layers {missing} are computing as background job `{job_id}`; keep using the app. This page shows the result when it is done.")
     link("pages/jobs.py", "See all jobs")
 
     @st.fragment(run_every=1.0)
@@ -114,19 +118,27 @@ def render() -> None:
             return
     progress = st.progress(0.0, "starting…")
     result = feature_geometry(
-        selection.model, feature_set, selection.layers, params, store=cached_store(),
+        selection.model,
+        feature_set,
+        selection.layers,
+        params,
+        store=cached_store(),
         progress=lambda fraction, message, *_: None if progress.progress(min(max(fraction, 0.0), 1.0), message) else None,
     )
     progress.empty()
 
     st.subheader("Held-out probe accuracy")
-    st.caption("L2 logistic regression per feature (one-vs-rest, balanced class weights, C=1, 70/30 split by text). "
-               "'shuffled' is the same probe trained on shuffled labels: chance level.")
+    st.caption(
+        "L2 logistic regression per feature (one-vs-rest, balanced class weights, C=1, 70/30 split by text). "
+        "'shuffled' is the same probe trained on shuffled labels: chance level."
+    )
     st.dataframe(_accuracy_table(result).style.format("{:.3f}"), width="stretch")
 
     st.subheader("Real against controls")
-    st.caption("With balanced one-vs-rest classes, K probe directions sit near a simplex (cosine ≈ −1/(K−1)) whatever "
-               "the model knows; the shuffled-label control shows that baseline, the permuted control cannot.")
+    st.caption(
+        "With balanced one-vs-rest classes, K probe directions sit near a simplex (cosine ≈ −1/(K−1)) whatever "
+        "the model knows; the shuffled-label control shows that baseline, the permuted control cannot."
+    )
     st.dataframe(_summary_table(result).style.format("{:.3f}"), width="stretch")
 
     kept, dropped = result.deduplicated(threshold)
@@ -134,14 +146,18 @@ def render() -> None:
     i = result.layers.index(layer)
     names = [result.feature_names[k] for k in kept[i]]
     if dropped[i]:
-        st.caption("Dropped as duplicates: " + ", ".join(
-            f"{result.feature_names[a]} (≈ {result.feature_names[b]}, {v:.3f})" for a, b, v in dropped[i]))
+        st.caption(
+            "Dropped as duplicates: "
+            + ", ".join(f"{result.feature_names[a]} (≈ {result.feature_names[b]}, {v:.3f})" for a, b, v in dropped[i])
+        )
     for kind in KINDS:
         for column, control in zip(st.columns(3), CONTROLS):
             matrix = result.psms[(kind, control)][i][kept[i]][:, kept[i]]
-            chart(column, 
+            chart(
+                column,
                 psm_heatmap(matrix, names, f"layer {layer} · {kind} · {CONTROL_TITLES[control]}", kind),
-                width="stretch", key=f"psm-{kind}-{control}",
+                width="stretch",
+                key=f"psm-{kind}-{control}",
             )
 
     st.subheader("Downloads")
@@ -149,7 +165,12 @@ def render() -> None:
     a, b, c = st.columns(3)
     a.download_button("PSMs (CSV)", result.psm_csv(), f"{slug}_psms.csv", "text/csv")
     b.download_button("Directions (NPZ)", result.directions_npz(), f"{slug}_directions.npz", "application/octet-stream")
-    c.download_button("Settings (JSON)", json.dumps({**result.settings(), "dedup_threshold": threshold}, indent=2), f"{slug}_settings.json", "application/json")
+    c.download_button(
+        "Settings (JSON)",
+        json.dumps({**result.settings(), "dedup_threshold": threshold}, indent=2),
+        f"{slug}_settings.json",
+        "application/json",
+    )
 
 
 render_safely(render)

@@ -37,7 +37,11 @@ from ui.resources import cached_model
 from ui.state import adopt_url, require_selection, set_query
 
 KIND = HESSIAN_FEATURES.name
-MODELS = {**{name: spec.description for name, spec in TOYS.items()}, "minilm": "MiniLM (offline language model; its final hidden state at each token)", "other": "another language model (id or directory)"}
+MODELS = {
+    **{name: spec.description for name, spec in TOYS.items()},
+    "minilm": "MiniLM (offline language model; its final hidden state at each token)",
+    "other": "another language model (id or directory)",
+}
 KEY_BLOCK = "(the attention key weight of the layer)"
 URL_FIELDS = {"k": ("k", int), "lam": ("lambda_interference", float), "steps": ("steps", int)}
 
@@ -103,15 +107,19 @@ def _toy_block(model: str) -> tuple[list[str], int]:
         st.session_state["hx_toy_block"] = wanted
     elif wanted:
         st.error(f"The link's block {text!r} is not made of the {model} toy's parameters ({', '.join(names)}); using its default block.")
-    chosen = st.multiselect("Parameter block", list(names), key="hx_toy_block", help="the parameters whose Hessian is decomposed (concatenated)")
+    chosen = st.multiselect(
+        "Parameter block", list(names), key="hx_toy_block", help="the parameters whose Hessian is decomposed (concatenated)"
+    )
     return chosen, spec.block_size(chosen)
 
 
 def _language_block(model_id: str) -> tuple[str, int]:
     loaded = cached_model(model_id)
     if loaded.plain_model is None:
-        raise FeatgeomError(f"{model_id!r} is a TransformerLens-native model with no Hugging Face module to differentiate; choose minilm, "
-                            f"a local Hugging Face checkpoint directory or a hub id")
+        raise FeatgeomError(
+            f"{model_id!r} is a TransformerLens-native model with no Hugging Face module to differentiate; choose minilm, "
+            f"a local Hugging Face checkpoint directory or a hub id"
+        )
     c1, c2 = st.columns([1, 3])
     layer = widgets.number_input(LanguageTarget, "layer", "Layer", "hx_layer", container=c1, max_value=loaded.n_layers - 1)
     names = [name for name, p in loaded.plain_model.named_parameters() if p.is_floating_point()]
@@ -120,8 +128,12 @@ def _language_block(model_id: str) -> tuple[str, int]:
         st.session_state["hx_lm_block"] = text if text in names else KEY_BLOCK
         if text and text not in names:
             st.error(f"The link's block {text!r} is not a parameter of {model_id}; using the attention key weight of the layer.")
-    block = c2.selectbox("Parameter block", [KEY_BLOCK] + names, key="hx_lm_block",
-                         help="any parameter of the checkpoint; by default the attention key weight W_K of the chosen layer")
+    block = c2.selectbox(
+        "Parameter block",
+        [KEY_BLOCK] + names,
+        key="hx_lm_block",
+        help="any parameter of the checkpoint; by default the attention key weight W_K of the chosen layer",
+    )
     return ("" if block == KEY_BLOCK else block), int(layer)
 
 
@@ -133,8 +145,9 @@ def settings() -> dict | None:
     choice = c1.selectbox("Model", list(MODELS), format_func=lambda m: f"{m}: {MODELS[m]}", key="hx_model")
     model = choice
     if choice == "other":
-        model = c2.text_input("Language model: local checkpoint directory or hub id", key="hx_custom",
-                              placeholder="EleutherAI/pythia-70m-deduped").strip()
+        model = c2.text_input(
+            "Language model: local checkpoint directory or hub id", key="hx_custom", placeholder="EleutherAI/pythia-70m-deduped"
+        ).strip()
         if not model:
             st.info("Type a model id or directory.")
             return None
@@ -169,14 +182,26 @@ def settings() -> dict | None:
         if language:
             a, b, c = st.columns(3)
             params["n_texts"] = int(widgets.number_input(LanguageTarget, "n_texts", "Training texts", "hx_texts", container=a))
-            params["max_tokens"] = int(widgets.number_input(LanguageTarget, "max_tokens", "Tokens per text at most", "hx_tokens", container=b))
-            params["heldout_texts"] = int(widgets.number_input(LanguageTarget, "heldout_texts", "Held-out texts", "hx_heldout", container=c))
+            params["max_tokens"] = int(
+                widgets.number_input(LanguageTarget, "max_tokens", "Tokens per text at most", "hx_tokens", container=b)
+            )
+            params["heldout_texts"] = int(
+                widgets.number_input(LanguageTarget, "heldout_texts", "Held-out texts", "hx_heldout", container=c)
+            )
     params["fit"] = fit
-    set_query(hmodel=model, k=str(int(k)), lam=f"{lam:g}", steps=str(int(steps)),
-              **({"layer": str(params["layer"])} if language else {}), block=",".join(params["block"]))
+    set_query(
+        hmodel=model,
+        k=str(int(k)),
+        lam=f"{lam:g}",
+        steps=str(int(steps)),
+        **({"layer": str(params["layer"])} if language else {}),
+        block=",".join(params["block"]),
+    )
     if language:
-        st.caption("Every real token of the training texts is a sample (padding never is). With the defaults MiniLM's layer-4 W_K "
-                   "(147,456 numbers) takes about 3 minutes on a 2-core CPU.")
+        st.caption(
+            "Every real token of the training texts is a sample (padding never is). With the defaults MiniLM's layer-4 W_K "
+            "(147,456 numbers) takes about 3 minutes on a 2-core CPU."
+        )
     return {"target": params}
 
 
@@ -188,8 +213,13 @@ def _label(record: jobs.JobRecord) -> str:
 
 def _u_npz(result) -> bytes:
     features = result.features
-    return codec.arrays_npz({"U": features.U.numpy(), "block": np.array(features.block),
-                             **{f"shape_{n}": np.array(s) for n, s in zip(features.block, features.block_shapes)}})
+    return codec.arrays_npz(
+        {
+            "U": features.U.numpy(),
+            "block": np.array(features.block),
+            **{f"shape_{n}": np.array(s) for n, s in zip(features.block, features.block_shapes)},
+        }
+    )
 
 
 def _curvatures_csv(result, which: str) -> str:
@@ -214,8 +244,11 @@ def show(job_id: str) -> None:
     result = HESSIAN_FEATURES.load(job_id)
     features = result.features
     st.markdown(f"**{result.model}**: {result.description}")
-    st.caption(f"Job {job_id} · block {', '.join(features.block)} ({features.U.shape[1]:,} numbers) · k = {features.k} · D = {features.divergence} "
-               f"· {features.steps_done} steps · {sum(result.timings.values()):.1f} s")
+    st.caption(
+        f"Job {job_id} · block {', '.join(features.block)} ({features.U.shape[1]:,} numbers) · k = {features.k} · D = "
+        f"{features.divergence} "
+        f"· {features.steps_done} steps · {sum(result.timings.values()):.1f} s"
+    )
     if features.stopped_reason:
         st.warning(f"The fit stopped early: {features.stopped_reason}")
     chart(st, loss_figure(list(range(1, features.steps_done + 1)), features.steep_loss, features.interference_loss), key="hx_losses")
@@ -231,8 +264,12 @@ def show(job_id: str) -> None:
     which = c1.selectbox("Samples", sets, key="hx_set", help="a language model's features are read on held-out texts")
     feature = c2.selectbox("Feature", list(range(features.k)), key="hx_feature")
     n_top = c3.number_input("Top samples", 1, 50, 8, key="hx_top")
-    single = c4.toggle("Only one-input samples", key="hx_single", disabled=result.inputs is None,
-                       help="toys: only samples with exactly one non-zero input (the write-up's TMS table)")
+    single = c4.toggle(
+        "Only one-input samples",
+        key="hx_single",
+        disabled=result.inputs is None,
+        help="toys: only samples with exactly one non-zero input (the write-up's TMS table)",
+    )
     set_query(job=job_id, feature=str(feature), set=which)
     single = bool(single and result.inputs is not None)
     rows = result.top_rows(int(feature), int(n_top), which, single)
@@ -240,11 +277,22 @@ def show(job_id: str) -> None:
     if result.is_language_model:
         st.html(contexts_html(rows))
         with st.expander("Every feature's top tokens"):
-            st.dataframe(pd.DataFrame([{"feature": j, **{f"#{r['rank']}": r["token"] for r in result.top_rows(j, 8, which)}}
-                                       for j in range(features.k)]), hide_index=True)
+            st.dataframe(
+                pd.DataFrame(
+                    [{"feature": j, **{f"#{r['rank']}": r["token"] for r in result.top_rows(j, 8, which)}} for j in range(features.k)]
+                ),
+                hide_index=True,
+            )
     else:
-        st.dataframe(pd.DataFrame([{"rank": r["rank"], "sample": r["sample"], "input": str(np.round(r["input"], 3).tolist()), "uᵀH(x)u": r["value"]}
-                                   for r in rows]), hide_index=True)
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {"rank": r["rank"], "sample": r["sample"], "input": str(np.round(r["input"], 3).tolist()), "uᵀH(x)u": r["value"]}
+                    for r in rows
+                ]
+            ),
+            hide_index=True,
+        )
     curvatures = result.curvatures(which)
     left, right = st.columns(2)
     chart(left, spectrum_figure(curvatures, int(feature), result.sample_labels(which)), key="hx_spectrum")
@@ -253,17 +301,26 @@ def show(job_id: str) -> None:
     chart(st, direction_figure(direction, f"Direction u of feature {feature} in the block's shape"), key="hx_direction")
     a, b, c = st.columns(3)
     a.download_button("U (NPZ)", _u_npz(result), "hessian_U.npz", "application/octet-stream", key="hx_dl_u")
-    b.download_button(f"Per-sample curvatures, {which} (CSV)", _curvatures_csv(result, which), "hessian_curvatures.csv", "text/csv", key="hx_dl_curv")
-    c.download_button("Top samples of every feature (CSV)", _top_csv(result, which, int(n_top), single), "hessian_top_samples.csv", "text/csv",
-                      key="hx_dl_top")
+    b.download_button(
+        f"Per-sample curvatures, {which} (CSV)", _curvatures_csv(result, which), "hessian_curvatures.csv", "text/csv", key="hx_dl_curv"
+    )
+    c.download_button(
+        "Top samples of every feature (CSV)",
+        _top_csv(result, which, int(n_top), single),
+        "hessian_top_samples.csv",
+        "text/csv",
+        key="hx_dl_top",
+    )
 
 
 def render() -> None:
     require_selection()
     st.title("Hessian features")
-    st.caption("Sparse eigendecomposition of sample-level Hessians: k unit directions u in a parameter block along which some samples' "
-               "divergence curves steeply (uᵀH(x)u, by batched Jacobian-vector products, H never formed) and few samples curve steeply "
-               "along two overlapping ones. A sample's activation of a feature is its curvature.")
+    st.caption(
+        "Sparse eigendecomposition of sample-level Hessians: k unit directions u in a parameter block along which some samples' "
+        "divergence curves steeply (uᵀH(x)u, by batched Jacobian-vector products, H never formed) and few samples curve steeply "
+        "along two overlapping ones. A sample's activation of a feature is its curvature."
+    )
     adopt_job_from_url(KIND, "hx_job")
     params = settings()
     if params is not None and st.button("Learn the features as a job", type="primary", key="hx_run"):

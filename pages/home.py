@@ -48,7 +48,10 @@ info = backend_info()
 if info.started:
     st.write(f"Jobs run on **{info.mode}**: {info.workers} workers, {info.threads} threads, {info.gpus:g} GPUs.")
 else:
-    st.write(f"Jobs run on **{info.mode}** ({'a local Dask cluster' if info.mode == 'local' else 'a Dask scheduler'}); it starts with the first job.")
+    st.write(
+        f"Jobs run on **{info.mode}** ({'a local Dask cluster' if info.mode == 'local' else 'a Dask scheduler'}); it starts with "
+        "the first job."
+    )
     if st.button("Start the backend now"):
         backend_info(start=True)
         st.rerun()

@@ -33,8 +33,11 @@ from ui.jobs import adopt_job_from_url, open_finished, show_when_done
 from ui.report import chart
 from ui.state import adopt_url, one_of, set_query
 
-MODELS = {"modadd": "modular-addition transformer (p = 113)", "digits": "digits MLP (scikit-learn's 8x8 digits)",
-          "language": "a language model's block (MiniLM offline)"}
+MODELS = {
+    "modadd": "modular-addition transformer (p = 113)",
+    "digits": "digits MLP (scikit-learn's 8x8 digits)",
+    "language": "a language model's block (MiniLM offline)",
+}
 SOURCES = {"trained": "trained here (once, then stored)", "job": "a finished training job", "upload": "upload a state dict (.pt)"}
 
 
@@ -63,7 +66,9 @@ def settings() -> dict | None:
         checkpoint = TRAIN_JOB_PREFIX + train_job
         chart(st, training_figure(train_kind.load(train_job).history, train_job), key="ig_training")
     elif source == "upload":
-        upload = st.file_uploader("State dict (torch.save of model.state_dict(); read with weights_only=True)", type=["pt", "pth", "bin"], key="ig_upload")
+        upload = st.file_uploader(
+            "State dict (torch.save of model.state_dict(); read with weights_only=True)", type=["pt", "pth", "bin"], key="ig_upload"
+        )
         if upload is None:
             return None
         if st.session_state.get("ig_upload_id") != upload.file_id:  # hash and check each file once, not on every rerun
@@ -73,10 +78,16 @@ def settings() -> dict | None:
     tolerance, graph = rule_settings()
     set_query(net=model, tolerance=f"{tolerance:g}")
     if model == "modadd" and checkpoint == TRAINED:
-        st.caption("The first build trains the transformer with the peer's recipe (AdamW, weight decay 1, full batch) until it "
-                   "generalises: tens of minutes on a CPU, once; every later build reuses it.")
-    return {"target": {"kind": model, "checkpoint": checkpoint}, "bases": bases or ["lib"], "graph": graph,
-            "ablation": {"tolerance": float(tolerance)}}
+        st.caption(
+            "The first build trains the transformer with the peer's recipe (AdamW, weight decay 1, full batch) until it "
+            "generalises: tens of minutes on a CPU, once; every later build reuses it."
+        )
+    return {
+        "target": {"kind": model, "checkpoint": checkpoint},
+        "bases": bases or ["lib"],
+        "graph": graph,
+        "ablation": {"tolerance": float(tolerance)},
+    }
 
 
 def rule_settings() -> tuple[float, dict]:
@@ -84,8 +95,9 @@ def rule_settings() -> tuple[float, dict]:
     c4, c5, c6 = st.columns(3)
     tolerance = widgets.number_input(AblationParams, "tolerance", "Edge-ablation tolerance", "ig_tolerance", container=c4)
     integration = widgets.selectbox(GraphParams, "integration", "Integration rule", "ig_integration", container=c5)
-    intervals = widgets.number_input(GraphParams, "n_intervals", "Integration intervals", "ig_intervals", container=c6,
-                                     default=0 if integration == "gradient" else 4)
+    intervals = widgets.number_input(
+        GraphParams, "n_intervals", "Integration intervals", "ig_intervals", container=c6, default=0 if integration == "gradient" else 4
+    )
     return float(tolerance), {"integration": integration, "n_intervals": int(intervals if integration != "gradient" else 0)}
 
 
@@ -95,21 +107,37 @@ def language_settings(container, bases: list[str]) -> dict:
     adopt_url("block", int, "ig_block")
     adopt_url("windows", int, "ig_windows")
     adopt_url("tokens", int, "ig_tokens")
-    model_id = container.text_input("Language model id", value="minilm", key="ig_lm", max_chars=500,
-                                    help="minilm (offline), a hub id on a networked machine, or a local checkpoint directory").strip() or "minilm"
+    model_id = (
+        container.text_input(
+            "Language model id",
+            value="minilm",
+            key="ig_lm",
+            max_chars=500,
+            help="minilm (offline), a hub id on a networked machine, or a local checkpoint directory",
+        ).strip()
+        or "minilm"
+    )
     c1, c2, c3 = st.columns(3)
     layer = widgets.number_input(LanguageTarget, "layer", "Block", "ig_block", container=c1)
     windows = widgets.number_input(LanguageTarget, "windows", "Token windows", "ig_windows", container=c2)
     tokens = widgets.number_input(LanguageTarget, "tokens", "Tokens per window", "ig_tokens", container=c3)
     tolerance, graph = rule_settings()
-    set_query(net="language", lm=model_id, block=str(int(layer)), windows=str(int(windows)), tokens=str(int(tokens)), tolerance=f"{tolerance:g}")
-    st.caption("Node layers: the block's input, the residual after attention (with LayerNorm's variance as a fixed direction), the MLP "
-               "hidden units with the residual, the block's output. Built in float32; ablations score the mean squared change of the "
-               "block's output relative to its variance (0 = unablated) on held-out windows. A graph needs more tokens than the MLP "
-               "node layer is wide, or directions are truncated away.")
+    set_query(
+        net="language", lm=model_id, block=str(int(layer)), windows=str(int(windows)), tokens=str(int(tokens)), tolerance=f"{tolerance:g}"
+    )
+    st.caption(
+        "Node layers: the block's input, the residual after attention (with LayerNorm's variance as a fixed direction), the MLP "
+        "hidden units with the residual, the block's output. Built in float32; ablations score the mean squared change of the "
+        "block's output relative to its variance (0 = unablated) on held-out windows. A graph needs more tokens than the MLP "
+        "node layer is wide, or directions are truncated away."
+    )
     target = {"kind": "language", "model": model_id, "layer": int(layer), "windows": int(windows), "tokens": int(tokens)}
-    return {"target": target, "bases": bases or ["lib"],
-            "graph": {**graph, "dtype": "float32"}, "ablation": {"tolerance": float(tolerance)}}
+    return {
+        "target": target,
+        "bases": bases or ["lib"],
+        "graph": {**graph, "dtype": "float32"},
+        "ablation": {"tolerance": float(tolerance)},
+    }
 
 
 def _label(record: jobs.JobRecord) -> str:
@@ -135,8 +163,18 @@ def _edges_csv(result) -> str:
         for k, E in enumerate(r.graph.edges):
             values = E.numpy()
             out_idx, in_idx = np.nonzero(values > 0)
-            rows.append(pd.DataFrame({"basis": kind, "from_layer": r.graph.node_layers[k], "to_layer": r.graph.node_layers[k + 1],
-                                      "from_direction": in_idx, "to_direction": out_idx, "E": values[out_idx, in_idx]}))
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "basis": kind,
+                        "from_layer": r.graph.node_layers[k],
+                        "to_layer": r.graph.node_layers[k + 1],
+                        "from_direction": in_idx,
+                        "to_direction": out_idx,
+                        "E": values[out_idx, in_idx],
+                    }
+                )
+            )
     return pd.concat(rows).to_csv(index=False) if rows else ""
 
 
@@ -145,8 +183,17 @@ def _modules_csv(result, modules) -> str:
     for kind, (per_layer, _) in modules.items():
         graph = result.results[kind].graph
         for k, membership in enumerate(per_layer):
-            rows.append(pd.DataFrame({"basis": kind, "layer": graph.node_layers[k], "direction": np.arange(len(membership)),
-                                      "eigenvalue": graph.bases[k].values.numpy(), "module": membership}))
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "basis": kind,
+                        "layer": graph.node_layers[k],
+                        "direction": np.arange(len(membership)),
+                        "eigenvalue": graph.bases[k].values.numpy(),
+                        "module": membership,
+                    }
+                )
+            )
     return pd.concat(rows).to_csv(index=False)
 
 
@@ -166,15 +213,28 @@ def show(job_id: str) -> None:
     resolution = widgets.number_input(ModulesParams, "resolution", "Leiden resolution γ", "ig_resolution", container=c2)
     set_query(job=job_id, topk=str(int(top_k)), res=f"{resolution:g}")
     modules = _modules(job_id, result, float(resolution), 0)
-    st.markdown(f"**{result.model}**, checkpoint {result.checkpoint}: unablated {result.metric} **{result.base_score:.4f}** on the test split.")
-    summary = pd.DataFrame([{"basis": kind, **{f"edges required {layer} →": n for layer, n in r.edges_required().items()},
-                             "directions": " / ".join(str(d) for d in r.graph.dims()), "modularity Q": round(modules[kind][1], 3),
-                             "build (s)": round(result.timings.get(f"{kind} build", 0.0), 1),
-                             "ablation (s)": round(result.timings.get(f"{kind} ablation", 0.0), 1)} for kind, r in result.results.items()])
+    st.markdown(
+        f"**{result.model}**, checkpoint {result.checkpoint}: unablated {result.metric} **{result.base_score:.4f}** on the test split."
+    )
+    summary = pd.DataFrame(
+        [
+            {
+                "basis": kind,
+                **{f"edges required {layer} →": n for layer, n in r.edges_required().items()},
+                "directions": " / ".join(str(d) for d in r.graph.dims()),
+                "modularity Q": round(modules[kind][1], 3),
+                "build (s)": round(result.timings.get(f"{kind} build", 0.0), 1),
+                "ablation (s)": round(result.timings.get(f"{kind} ablation", 0.0), 1),
+            }
+            for kind, r in result.results.items()
+        ]
+    )
     st.dataframe(summary, hide_index=True)
     columns = st.columns(len(result.results))
     for column, (kind, r) in zip(columns, result.results.items()):
-        title = f"{kind.upper()}: " + " / ".join(str(n) for n in r.edges_required().values()) + " edges required" if r.bisect else kind.upper()
+        title = (
+            f"{kind.upper()}: " + " / ".join(str(n) for n in r.edges_required().values()) + " edges required" if r.bisect else kind.upper()
+        )
         chart(column, layered_graph(r.graph, modules[kind][0], int(top_k), title, r.fourier), key=f"ig_graph_{kind}")
     curves = {kind: r.node_curves for kind, r in result.results.items() if r.node_curves}
     bisects = {kind: r.bisect for kind, r in result.results.items() if r.bisect}
@@ -187,13 +247,17 @@ def show(job_id: str) -> None:
     a, b, c = st.columns(3)
     a.download_button("Edges (CSV)", _edges_csv(result), "interaction_edges.csv", "text/csv", key="ig_dl_edges")
     b.download_button("Modules (CSV)", _modules_csv(result, modules), "interaction_modules.csv", "text/csv", key="ig_dl_modules")
-    c.download_button("Bases, edges and modules (NPZ)", _npz(result, modules), "interaction_graph.npz", "application/octet-stream", key="ig_dl_npz")
+    c.download_button(
+        "Bases, edges and modules (NPZ)", _npz(result, modules), "interaction_graph.npz", "application/octet-stream", key="ig_dl_npz"
+    )
 
 
 def render() -> None:
     st.title("Interaction graph")
-    st.caption("The Local Interaction Basis (Bushnaq et al. 2024): bases per node layer, edges E = squared attributions between "
-               "consecutive layers, the fewest edges that keep the model's accuracy (bisect), Leiden modules on log(E/ε).")
+    st.caption(
+        "The Local Interaction Basis (Bushnaq et al. 2024): bases per node layer, edges E = squared attributions between "
+        "consecutive layers, the fewest edges that keep the model's accuracy (bisect), Leiden modules on log(E/ε)."
+    )
     adopt_job_from_url(LIB_GRAPH.name, "ig_job")
     params = settings()
     if params is not None and st.button("Build as a job", type="primary", key="ig_run"):

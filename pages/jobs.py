@@ -87,9 +87,14 @@ def render() -> None:
     require_selection()
     st.title("Jobs")
     info = jobs.backend_info()
-    st.caption(f"Backend: {info.mode}" + (f" · {info.workers} workers · {info.threads} threads · {info.gpus:g} GPUs" if info.started else " · starts with the first job"))
+    st.caption(
+        f"Backend: {info.mode}"
+        + (f" · {info.workers} workers · {info.threads} threads · {info.gpus:g} GPUs" if info.started else " · starts with the first job")
+    )
     left, right = st.columns(2)
-    adopt_fields({"jobs_kind_filter": list_of(one_of(jobs.job_kinds())), "jobs_status_filter": list_of(one_of(STATUSES)), "jobs_selected": str})
+    adopt_fields(
+        {"jobs_kind_filter": list_of(one_of(jobs.job_kinds())), "jobs_status_filter": list_of(one_of(STATUSES)), "jobs_selected": str}
+    )
     kinds = left.multiselect("Kind", sorted(jobs.job_kinds()), key="jobs_kind_filter")
     statuses = right.multiselect("Status", STATUSES, key="jobs_status_filter")
     publish_fields(["jobs_kind_filter", "jobs_status_filter"])
@@ -104,25 +109,48 @@ def render() -> None:
         if _any_active(every) != polling:
             st.rerun()  # the last active job ended, or one started (a resubmit here): poll, or stop polling
         if not polling:
-            st.button("Refresh", key="jobs_refresh", icon=":material/refresh:",
-                      help="The table updates by itself while a job is queued or running")
+            st.button(
+                "Refresh",
+                key="jobs_refresh",
+                icon=":material/refresh:",
+                help="The table updates by itself while a job is queued or running",
+            )
         records = [r for r in every if (not kinds or r.kind in kinds) and (not statuses or r.status in statuses)]
         if not records:
             st.info("No jobs yet. Turn on 'Long runs as background jobs' in the sidebar, or run `featgeom sweep`.")
             return
         st.dataframe(
-            _table(records), hide_index=True, width="stretch",
+            _table(records),
+            hide_index=True,
+            width="stretch",
             column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent")},
         )
         keep_valid("jobs_selected", [r.job_id for r in records])
-        chosen = st.selectbox("Job", [r.job_id for r in records], format_func=lambda j: f"{j} · {next(r.kind for r in records if r.job_id == j)}", key="jobs_selected")
+        chosen = st.selectbox(
+            "Job",
+            [r.job_id for r in records],
+            format_func=lambda j: f"{j} · {next(r.kind for r in records if r.job_id == j)}",
+            key="jobs_selected",
+        )
         publish_fields(["jobs_selected"])
         record = next(r for r in records if r.job_id == chosen)
         a, b, r, c = st.columns([1, 1, 1, 3])
         a.button("Cancel", disabled=record.status not in ACTIVE, key="jobs_cancel", on_click=_act, args=(jobs.cancel, chosen))
-        b.button("Delete", key="jobs_delete", help="Forget the job; its stored results stay in the cache", on_click=_act, args=(jobs.delete, chosen))
-        r.button("Resubmit", disabled=record.status not in RESUBMITTABLE, key="jobs_resubmit", on_click=_act, args=(jobs.resubmit, chosen),
-                 help="Run an interrupted, failed or cancelled job again with the same settings")
+        b.button(
+            "Delete",
+            key="jobs_delete",
+            help="Forget the job; its stored results stay in the cache",
+            on_click=_act,
+            args=(jobs.delete, chosen),
+        )
+        r.button(
+            "Resubmit",
+            disabled=record.status not in RESUBMITTABLE,
+            key="jobs_resubmit",
+            on_click=_act,
+            args=(jobs.resubmit, chosen),
+            help="Run an interrupted, failed or cancelled job again with the same settings",
+        )
         if st.session_state.get("_jobs_error"):
             st.error(st.session_state.pop("_jobs_error"))
         with c:

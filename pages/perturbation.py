@@ -50,8 +50,12 @@ SIGMA_MENU = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 GRID_FIELDS = {  # widget key -> URL parser
     "pert_kernels": list_of(one_of(field_spec(EnergySweepParams, "kernels").choices)),
     "pert_sims": list_of(one_of(field_spec(EnergySweepParams, "similarities").choices)),
-    "pert_dims": list_of(int), "pert_ld": list_of(float), "pert_lx": list_of(float), "pert_sigmas": list_of(float),
-    "pert_restarts": int, "pert_repeats": int,
+    "pert_dims": list_of(int),
+    "pert_ld": list_of(float),
+    "pert_lx": list_of(float),
+    "pert_sigmas": list_of(float),
+    "pert_restarts": int,
+    "pert_repeats": int,
 }
 
 
@@ -73,8 +77,16 @@ def grid_params(n_min: int) -> dict:
     restarts = widgets.number_input(EnergySweepParams, "restarts", "restarts", "pert_restarts", container=c7)
     repeats = widgets.number_input(EnergySweepParams, "repeats", "noise draws per σ", "pert_repeats", container=c8)
     publish_fields(GRID_FIELDS)
-    return {"kernels": kernels, "similarities": similarities, "dims": dims, "lambda_d": lambda_d, "lambda_x": lambda_x,
-            "sigmas": sigmas, "restarts": int(restarts), "repeats": int(repeats)}
+    return {
+        "kernels": kernels,
+        "similarities": similarities,
+        "dims": dims,
+        "lambda_d": lambda_d,
+        "lambda_x": lambda_x,
+        "sigmas": sigmas,
+        "restarts": int(restarts),
+        "repeats": int(repeats),
+    }
 
 
 def _best_fit_views(sweep: EnergySweepResult, layer: int | None) -> None:
@@ -83,8 +95,16 @@ def _best_fit_views(sweep: EnergySweepResult, layer: int | None) -> None:
     present = [t for t in ("real", *CONTROLS) if any(b["target"] == t for b in sweep.best)]
     adopt_url("pert_best_target", str)
     keep_valid("pert_best_target", present)
-    target_name = st.segmented_control("Target", present, default=None if "pert_best_target" in st.session_state else "real",
-                                       key="pert_best_target", format_func=lambda t: TARGET_LABEL[t]) or "real"
+    target_name = (
+        st.segmented_control(
+            "Target",
+            present,
+            default=None if "pert_best_target" in st.session_state else "real",
+            key="pert_best_target",
+            format_func=lambda t: TARGET_LABEL[t],
+        )
+        or "real"
+    )
     publish_fields(["pert_best_target"])
     shown = [b for b in sweep.best if b["layer"] == layer and b["target"] == target_name and b.get("replicate", 0) == 0]
     names = sweep.names.get(str(layer))
@@ -93,12 +113,18 @@ def _best_fit_views(sweep: EnergySweepResult, layer: int | None) -> None:
         columns = st.columns(len(chosen) + 1)
         target = sweep.fits[chosen[0]["best_index"]].target
         labels = names or [str(i) for i in range(len(target))]
-        chart(columns[0], psm_heatmap(target, labels, f"{TARGET_LABEL[target_name]} target ({similarity})", similarity, height=300),
-                                key=f"pert_target_{similarity}")
+        chart(
+            columns[0],
+            psm_heatmap(target, labels, f"{TARGET_LABEL[target_name]} target ({similarity})", similarity, height=300),
+            key=f"pert_target_{similarity}",
+        )
         for column, b in zip(columns[1:], chosen):
             title = f"{b['kernel']} · dim {b['dim']} · λ_d {b['lambda_d']:g} · error {b['joint_error']:.2e}"
-            chart(column, psm_heatmap(sweep.fits[b["best_index"]].psm, labels, title, similarity, height=300),
-                                key=f"pert_best_{similarity}_{b['kernel']}")
+            chart(
+                column,
+                psm_heatmap(sweep.fits[b["best_index"]].psm, labels, title, similarity, height=300),
+                key=f"pert_best_{similarity}_{b['kernel']}",
+            )
 
 
 def show_sweep(job_id: str) -> None:
@@ -108,27 +134,37 @@ def show_sweep(job_id: str) -> None:
     best = pd.DataFrame(sweep.best)
     st.caption(f"Sweep {job_id}: {sweep.label}")
     st.info(HOW_TO_READ)
-    layers = sorted({r["layer"] for r in sweep.rows}, key=lambda l: (l is None, l))
+    layers = sorted({r["layer"] for r in sweep.rows}, key=lambda layer: (layer is None, layer))
     layer = layers[0]
     if len(layers) > 1:
         adopt_url("pert_layer_shown", int)
         keep_valid("pert_layer_shown", layers)
-        layer = st.segmented_control("Layer shown", layers, default=None if "pert_layer_shown" in st.session_state else layers[0],
-                                     key="pert_layer_shown", format_func=lambda l: f"layer {l}")
+        layer = st.segmented_control(
+            "Layer shown",
+            layers,
+            default=None if "pert_layer_shown" in st.session_state else layers[0],
+            key="pert_layer_shown",
+            format_func=lambda layer: f"layer {layer}",
+        )
         publish_fields(["pert_layer_shown"])
         layer = layers[0] if layer is None else layer  # a deselected segment
     similarities = sorted(rows["similarity"].unique())
     for similarity in similarities:
         chart(st, perturbation_plot(distance_bands(sweep.rows, similarity, layer), similarity), key=f"pert_plot_{similarity}")
         below = real_below_control_bands(sweep.rows, similarity, layer)
-        st.caption(f"Layer {layer}, {similarity}: the real curve lies below the band of "
-                   + ", ".join(f"{TARGET_LABEL[c]}: {'yes' if v else 'no'}" for c, v in below.items()) + " (at every kernel and σ).")
+        st.caption(
+            f"Layer {layer}, {similarity}: the real curve lies below the band of "
+            + ", ".join(f"{TARGET_LABEL[c]}: {'yes' if v else 'no'}" for c, v in below.items())
+            + " (at every kernel and σ)."
+        )
 
     st.subheader("By layer")
     summary = control_summary(sweep.rows)
-    st.caption("Distance after re-optimisation, averaged over kernels and σ at each kernel's best configuration for the real "
-               "target; ranges are the central 95% over seeds × noise draws (controls) or draws (real); a difference's range "
-               "covers every (real draw, control unit) pair.")
+    st.caption(
+        "Distance after re-optimisation, averaged over kernels and σ at each kernel's best configuration for the real "
+        "target; ranges are the central 95% over seeds × noise draws (controls) or draws (real); a difference's range "
+        "covers every (real draw, control unit) pair."
+    )
     st.dataframe(summary_table(summary), hide_index=True)
     if len(layers) > 1:
         for similarity in similarities:
@@ -162,18 +198,25 @@ def render() -> None:
         return
     sizes = sorted({len(t.names) for t in targets})
     n_targets = sum(len(seeds) for seeds in targets[0].targets.values())
-    st.caption(f"{len(targets)} layer(s), N = {', '.join(map(str, sizes))} features; every grid point is fitted, perturbed and "
-               f"re-optimised for {n_targets} targets per layer (the real PSM and every control seed), in one job.")
+    st.caption(
+        f"{len(targets)} layer(s), N = {', '.join(map(str, sizes))} features; every grid point is fitted, perturbed and "
+        f"re-optimised for {n_targets} targets per layer (the real PSM and every control seed), in one job."
+    )
     grid = grid_params(sizes[0])
     label = f"{selection.model_id} · {selection.feature_set_name} · layers {', '.join(str(t.layer) for t in targets)} · {selection.hook}"
     params = {
         "targets": [spec for t in targets for spec in t.sweep_targets(grid["similarities"])],
-        **grid, "label": label,
+        **grid,
+        "label": label,
     }
     ready = all(grid[k] for k in ("kernels", "similarities", "dims", "lambda_d", "lambda_x", "sigmas"))
     if st.button("Run the sweep as a job", type="primary", disabled=not ready, key="pert_run"):
         st.session_state["pert_job"] = ENERGY_SWEEP.submit(params).job_id
-    show_when_done(st.session_state.get("pert_job"), show_sweep, "Choose layers and a grid and run it; the sweep runs on the Dask backend while you keep using the app.")
+    show_when_done(
+        st.session_state.get("pert_job"),
+        show_sweep,
+        "Choose layers and a grid and run it; the sweep runs on the Dask backend while you keep using the app.",
+    )
 
 
 render_safely(render)

@@ -37,23 +37,44 @@ def settings(selection) -> dict:
     st.session_state.setdefault("sl_embeddings", True)
     st.session_state.setdefault("sl_calibrate", True)
     embeddings = c5.toggle("Token embeddings too", key="sl_embeddings", help=widgets.help_text(ModelSparsityParams, "embeddings"))
-    calibrate = c6.toggle("Synthetic calibration and Gaussian control", key="sl_calibrate", help=widgets.help_text(ModelSparsityParams, "calibrate"))
+    calibrate = c6.toggle(
+        "Synthetic calibration and Gaussian control", key="sl_calibrate", help=widgets.help_text(ModelSparsityParams, "calibrate")
+    )
     set_query(act=hook, tokens=str(int(tokens)), dict=f"{multiple:g}", method=method)
-    return {"model": selection.model_id, "hook": hook, "layers": selection.layers, "embeddings": embeddings, "tokens": int(tokens),
-            "calibrate": calibrate, "coding": {"dictionary_multiple": float(multiple), "method": method}}
+    return {
+        "model": selection.model_id,
+        "hook": hook,
+        "layers": selection.layers,
+        "embeddings": embeddings,
+        "tokens": int(tokens),
+        "calibrate": calibrate,
+        "coding": {"dictionary_multiple": float(multiple), "method": method},
+    }
 
 
 def _label(record: jobs.JobRecord) -> str:
     p = record.params
-    return f"{p['model']} · {p['hook']} · dictionary {p['coding']['dictionary_multiple']:g}d · {p['coding']['method']} ({record.job_id[:8]})"
+    return (
+        f"{p['model']} · {p['hook']} · dictionary {p['coding']['dictionary_multiple']:g}d · {p['coding']['method']} ({record.job_id[:8]})"
+    )
 
 
 def _table(result) -> pd.DataFrame:
     rows = []
     for s in result.sets:
-        rows.append({"set": s.name, "normalized loss": s.metrics["normalized_loss"], "S_p": s.metrics["s_p"], "N0": s.metrics["n0"],
-                     "explained variance": s.metrics["explained_variance"], "like sparse-linear a ≈": s.calibrated_a,
-                     "dead atoms": int(s.metrics["dead_atoms"]), "always-on atoms": int(s.metrics["always_on_atoms"]), "λ": s.metrics["lambda"]})
+        rows.append(
+            {
+                "set": s.name,
+                "normalized loss": s.metrics["normalized_loss"],
+                "S_p": s.metrics["s_p"],
+                "N0": s.metrics["n0"],
+                "explained variance": s.metrics["explained_variance"],
+                "like sparse-linear a ≈": s.calibrated_a,
+                "dead atoms": int(s.metrics["dead_atoms"]),
+                "always-on atoms": int(s.metrics["always_on_atoms"]),
+                "λ": s.metrics["lambda"],
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -66,8 +87,12 @@ def show(job_id: str) -> None:
     result = SPARSITY_MODEL.load(job_id)
     record = jobs.status(job_id)
     others = [r for r in SPARSITY_MODEL.finished() if r.job_id != job_id]
-    compare = st.selectbox("Overlay another result", [None] + [r.job_id for r in others], key="sl_compare",
-                           format_func=lambda j: "—" if j is None else _label(next(r for r in others if r.job_id == j)))
+    compare = st.selectbox(
+        "Overlay another result",
+        [None] + [r.job_id for r in others],
+        key="sl_compare",
+        format_func=lambda j: "—" if j is None else _label(next(r for r in others if r.job_id == j)),
+    )
     shown = [(_label(record), result)] + ([(_label(jobs.status(compare)), SPARSITY_MODEL.load(compare))] if compare else [])
     gaussian = next((r for r in result.calibration if r["dataset"] == "gaussian"), None)
     layer_sets = [s for s in result.sets if s.name != "embeddings"]
@@ -76,11 +101,17 @@ def show(job_id: str) -> None:
         inner = layer_sets[1:-1]
         sparsest = min(result.sets, key=lambda s: s.metrics["normalized_loss"])
         st.markdown(
-            f"**Reading.** Lower is sparser. The sparsest set here is **{sparsest.name}** (L_norm {sparsest.metrics['normalized_loss']:.2f})"
+            f"**Reading.** Lower is sparser. The sparsest set here is **{sparsest.name}** (L_norm "
+            f"{sparsest.metrics['normalized_loss']:.2f})"
             + (f"; the Gaussian control at the same d scores {gaussian['normalized_loss']:.2f}" if gaussian else "")
-            + (f". First and last layers: {first.metrics['normalized_loss']:.2f} and {last.metrics['normalized_loss']:.2f}; the layers between "
-               f"range {min(s.metrics['normalized_loss'] for s in inner):.2f}–{max(s.metrics['normalized_loss'] for s in inner):.2f} "
-               "(the paper reports the first and last layers as the sparsest)." if inner else ".")
+            + (
+                f". First and last layers: {first.metrics['normalized_loss']:.2f} and {last.metrics['normalized_loss']:.2f}; the layers "
+                "between "
+                f"range {min(s.metrics['normalized_loss'] for s in inner):.2f}–{max(s.metrics['normalized_loss'] for s in inner):.2f} "
+                "(the paper reports the first and last layers as the sparsest)."
+                if inner
+                else "."
+            )
         )
     left, right = st.columns(2)
     chart(left, metric_by_layer(shown, "normalized_loss", result.calibration), key="sl_lnorm")
@@ -90,12 +121,16 @@ def show(job_id: str) -> None:
     chart(right, metric_by_layer(shown, "n0"), key="sl_n0")
     table = _table(result)
     st.dataframe(table, hide_index=True)
-    st.caption("Dead atoms: used by no held-out token; always-on: used by more than half. 'Like sparse-linear a': the a whose "
-               "synthetic data (same d, same number of activations, same coding) has the same normalised loss.")
+    st.caption(
+        "Dead atoms: used by no held-out token; always-on: used by more than half. 'Like sparse-linear a': the a whose "
+        "synthetic data (same d, same number of activations, same coding) has the same normalised loss."
+    )
     if result.calibration:
         with st.expander("Calibration rows"):
-            st.dataframe(pd.DataFrame([{k: v for k, v in r.items() if k not in ("histogram", "histogram_edges")} for r in result.calibration]),
-                         hide_index=True)
+            st.dataframe(
+                pd.DataFrame([{k: v for k, v in r.items() if k not in ("histogram", "histogram_edges")} for r in result.calibration]),
+                hide_index=True,
+            )
     a, b = st.columns(2)
     a.download_button("Metrics (CSV)", table.to_csv(index=False), "sparsity_by_layer.csv", "text/csv")
     b.download_button("Dictionaries and codes (NPZ)", _npz(result), "sparsity_dictionaries.npz", "application/octet-stream")
@@ -105,15 +140,21 @@ def show(job_id: str) -> None:
 def render() -> None:
     selection = require_selection()
     st.title("Sparsity — by layer")
-    st.caption("Deng, Tao and Benton 2023, section 4: a dictionary of 8d atoms per activation set, fitted on fresh text every "
-               "iteration and measured on held-out tokens from the packaged news, reviews and code.")
+    st.caption(
+        "Deng, Tao and Benton 2023, section 4: a dictionary of 8d atoms per activation set, fitted on fresh text every "
+        "iteration and measured on held-out tokens from the packaged news, reviews and code."
+    )
     adopt_job_from_url(SPARSITY_MODEL.name, "sl_job")
     if selection.model is not None:
         params = settings(selection)
         if st.button("Run as a job", type="primary", key="sl_run", disabled=not selection.layers):
             st.session_state["sl_job"] = SPARSITY_MODEL.submit(params).job_id
             set_query(job=st.session_state["sl_job"])
-    show_when_done(st.session_state.get("sl_job"), show, "Choose the model and layers in the sidebar and run; the job measures every layer (minutes on a CPU).")
+    show_when_done(
+        st.session_state.get("sl_job"),
+        show,
+        "Choose the model and layers in the sidebar and run; the job measures every layer (minutes on a CPU).",
+    )
 
 
 render_safely(render)

@@ -69,8 +69,10 @@ def settings() -> dict:
 
 def _label(record: jobs.JobRecord) -> str:
     p = record.params
-    return (f"d {p['d']} · σ {p['sigma']:g} · {p['feature_multiple']:g}d features · dictionary {p['coding']['dictionary_multiple']:g}d · "
-            f"{p['coding']['method']} ({record.job_id[:8]})")
+    return (
+        f"d {p['d']} · σ {p['sigma']:g} · {p['feature_multiple']:g}d features · dictionary {p['coding']['dictionary_multiple']:g}d · "
+        f"{p['coding']['method']} ({record.job_id[:8]})"
+    )
 
 
 def show(job_id: str) -> None:
@@ -78,17 +80,25 @@ def show(job_id: str) -> None:
     result = SPARSITY_SYNTHETIC.load(job_id)
     record = jobs.status(job_id)
     params = record.params
-    st.caption(f"Job {job_id} · d = {params['d']}, n = {params['n']}, σ = {params['sigma']:g}, {params['feature_multiple']:g}d true features, "
-               f"dictionary {params['coding']['dictionary_multiple']:g}d, {params['coding']['method']} coefficients, p = {params['p']:g}")
+    st.caption(
+        f"Job {job_id} · d = {params['d']}, n = {params['n']}, σ = {params['sigma']:g}, {params['feature_multiple']:g}d true features, "
+        f"dictionary {params['coding']['dictionary_multiple']:g}d, {params['coding']['method']} coefficients, p = {params['p']:g}"
+    )
     rows = result.rows
     others = [r for r in SPARSITY_SYNTHETIC.finished() if r.job_id != job_id]
-    compare = st.selectbox("Overlay another validation result (e.g. the other coefficient step)", [None] + [r.job_id for r in others],
-                           key="sv_compare", format_func=lambda j: "—" if j is None else _label(next(r for r in others if r.job_id == j)))
+    compare = st.selectbox(
+        "Overlay another validation result (e.g. the other coefficient step)",
+        [None] + [r.job_id for r in others],
+        key="sv_compare",
+        format_func=lambda j: "—" if j is None else _label(next(r for r in others if r.job_id == j)),
+    )
     overlay = SPARSITY_SYNTHETIC.load(compare).rows if compare else []
     labels = (f"({params['coding']['method']})", f"({jobs.status(compare).params['coding']['method']}, dashed)") if compare else ("", "")
-    st.markdown("The paper takes **a/2** as the truth (each active coefficient is U(0, 1)). At small a that is not what the "
-                "planted coefficients themselves give: the largest of a few U(0, 1) draws is well below 1, so their own S₁ "
-                "(dotted) exceeds a/2. L_norm also carries the unreconstructed noise (σ), so it sits above S₁.")
+    st.markdown(
+        "The paper takes **a/2** as the truth (each active coefficient is U(0, 1)). At small a that is not what the "
+        "planted coefficients themselves give: the largest of a few U(0, 1) draws is well below 1, so their own S₁ "
+        "(dotted) exceeds a/2. L_norm also carries the unreconstructed noise (σ), so it sits above S₁."
+    )
     left, right = st.columns(2)
     for k, metric in enumerate(METRICS):
         chart(left if k % 2 == 0 else right, metric_against_a(rows, metric, overlay, labels), key=f"sv_against_a_{metric}")
@@ -96,27 +106,38 @@ def show(job_id: str) -> None:
     chart(left, datasets_strip(rows, "normalized_loss"), key="sv_strip_lnorm")
     chart(right, datasets_strip(rows, "s_p"), key="sv_strip_sp")
     table = pd.DataFrame([{k: v for k, v in r.items() if k not in ("histogram", "histogram_edges")} for r in rows])
-    st.dataframe(table, hide_index=True, column_config={name: st.column_config.NumberColumn(format="%.4g") for name in table.columns
-                                                        if table[name].dtype.kind == "f"})
+    st.dataframe(
+        table,
+        hide_index=True,
+        column_config={name: st.column_config.NumberColumn(format="%.4g") for name in table.columns if table[name].dtype.kind == "f"},
+    )
     st.download_button("Metrics (CSV)", table.to_csv(index=False), "sparsity_validation.csv", "text/csv")
     with st.expander("What the columns are"):
-        st.markdown("\n".join(f"- **{name}**: {label}" for name, label in METRIC_LABELS.items())
-                    + "\n- **planted_s1**: S₁ of the generating coefficients; **truth**: a/2; **dead_atoms**/**always_on_atoms**: "
-                      "atoms used by no activation / by more than half; **rounds**: adaptive-λ rounds; **seconds**: coding time.")
+        st.markdown(
+            "\n".join(f"- **{name}**: {label}" for name, label in METRIC_LABELS.items())
+            + "\n- **planted_s1**: S₁ of the generating coefficients; **truth**: a/2; **dead_atoms**/**always_on_atoms**: "
+            "atoms used by no activation / by more than half; **rounds**: adaptive-λ rounds; **seconds**: coding time."
+        )
 
 
 def render() -> None:
     require_selection()
     st.title("Sparsity — validation")
-    st.caption("Deng, Tao and Benton 2023, section 3.1: sparse coding of synthetic sparse-linear activations with a known number "
-               "of active features a, against Gaussian, heavy-tailed and Rademacher controls of identity covariance.")
+    st.caption(
+        "Deng, Tao and Benton 2023, section 3.1: sparse coding of synthetic sparse-linear activations with a known number "
+        "of active features a, against Gaussian, heavy-tailed and Rademacher controls of identity covariance."
+    )
     adopt_job_from_url(SPARSITY_SYNTHETIC.name, "sv_job")
     grid = settings()
     if st.button("Run as a job", type="primary", key="sv_run", disabled=not (grid["a_values"] or grid["controls"])):
         st.session_state["sv_job"] = SPARSITY_SYNTHETIC.submit(grid).job_id
         set_query(job=st.session_state["sv_job"])
-    show_when_done(st.session_state.get("sv_job"), show, "Choose the data sets and run; every set is generated, coded and measured in one job on the Dask backend "
-                "(about 2 minutes for the default grid on a 2-core CPU).")
+    show_when_done(
+        st.session_state.get("sv_job"),
+        show,
+        "Choose the data sets and run; every set is generated, coded and measured in one job on the Dask backend "
+        "(about 2 minutes for the default grid on a 2-core CPU).",
+    )
 
 
 render_safely(render)

@@ -35,8 +35,11 @@ def run_pip_audit() -> dict:
     if not (AUDIT_VENV / "bin" / "pip-audit").exists():
         subprocess.run([sys.executable, "-m", "venv", str(AUDIT_VENV)], check=True)
         subprocess.run([str(AUDIT_VENV / "bin" / "pip"), "install", "-q", PIP_AUDIT], check=True)
-    done = subprocess.run([str(AUDIT_VENV / "bin" / "pip-audit"), "--path", str(site_packages()), "--progress-spinner", "off", "-f", "json"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [str(AUDIT_VENV / "bin" / "pip-audit"), "--path", str(site_packages()), "--progress-spinner", "off", "-f", "json"],
+        capture_output=True,
+        text=True,
+    )
     return json.loads(done.stdout or "{}")
 
 
@@ -57,7 +60,10 @@ def main() -> int:
     print(f"pip-audit: {len(dependencies)} distributions, {audited} audited, {len(skipped)} skipped, {len(vulnerable)} vulnerable")
     for dependency in vulnerable:
         for vuln in dependency["vulns"]:
-            print(f"  VULNERABLE {dependency['name']} {dependency['version']}: {vuln['id']} (fixed in {', '.join(vuln.get('fix_versions', [])) or '?'})")
+            print(
+                f"  VULNERABLE {dependency['name']} {dependency['version']}: {vuln['id']} (fixed in "
+                f"{', '.join(vuln.get('fix_versions', [])) or '?'})"
+            )
     if skipped:
         print(f"  NOT AUDITED by pip-audit: {len(skipped)} (first reason: {skipped[0]['skip_reason']})")
         print("fallback: each project's JSON (advisories of its latest release; pins behind the latest)")

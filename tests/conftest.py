@@ -13,8 +13,9 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -29,7 +30,7 @@ HARNESS = str(REPO_ROOT / "tests" / "harness" / "single_page.py")
 TIER_FIXTURES = {
     "browser": {"browser"},
     "cluster": {"local_backend", "external_cluster", "cluster_in_subprocess"},
-    "slow": {"minilm", "app_url", "processes", "certs", "tiny_bert_dir", "minilm_tokenizer"},
+    "slow": {"minilm", "app_url", "processes", "certs", "tiny_bert_dir", "minilm_tokenizer", "featgeom"},
 }
 """Which fixtures put a test in which tier."""
 
@@ -138,8 +139,12 @@ def output_dir() -> Path:
     return OUTPUT_DIR
 
 
-def poll_until(condition: Callable[[], Any], timeout: float = 60.0, poll: float = 0.05,
-               failure: Callable[[], str] = lambda: "condition not met in time") -> Any:
+def poll_until(
+    condition: Callable[[], Any],
+    timeout: float = 60.0,
+    poll: float = 0.05,
+    failure: Callable[[], str] = lambda: "condition not met in time",
+) -> Any:
     """Call ``condition`` every ``poll`` s until it returns something truthy (returned); fail with
     ``failure()`` after ``timeout`` s."""
     deadline = time.monotonic() + timeout

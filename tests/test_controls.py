@@ -20,8 +20,15 @@ SEEDS = 5
 
 def grid(dim: int) -> SweepGrid:
     """Uniform weights: the planted configurations are minima of the unweighted energy."""
-    return SweepGrid(kernels=("riesz",), similarities=("cosine",), dims=(dim,), lambda_d=(100.0,), lambda_x=(10.0,), sigmas=(0.01, 0.1),
-                     weights="uniform")
+    return SweepGrid(
+        kernels=("riesz",),
+        similarities=("cosine",),
+        dims=(dim,),
+        lambda_d=(100.0,),
+        lambda_x=(10.0,),
+        sigmas=(0.01, 0.1),
+        weights="uniform",
+    )
 
 
 def embed(X: np.ndarray, dim: int, rng: np.random.Generator) -> np.ndarray:
@@ -83,9 +90,24 @@ def test_bands_and_summaries_have_the_shapes_the_pages_draw() -> None:
             for kernel in ("riesz", "log"):
                 for sigma in (0.01, 0.1):
                     draws = [base + 0.01 * r + 0.001 * d + sigma for d in range(4)]
-                    rows.append({"target": target, "replicate": r, "layer": 2, "kernel": kernel, "similarity": "cosine", "dim": 2,
-                                 "lambda_d": 10.0, "lambda_x": 10.0, "sigma": sigma, "joint_error": base / 10, "distances": draws,
-                                 "distance": float(np.mean(draws)), "distance_std": 0.0, "fit": 0})
+                    rows.append(
+                        {
+                            "target": target,
+                            "replicate": r,
+                            "layer": 2,
+                            "kernel": kernel,
+                            "similarity": "cosine",
+                            "dim": 2,
+                            "lambda_d": 10.0,
+                            "lambda_x": 10.0,
+                            "sigma": sigma,
+                            "joint_error": base / 10,
+                            "distances": draws,
+                            "distance": float(np.mean(draws)),
+                            "distance_std": 0.0,
+                            "fit": 0,
+                        }
+                    )
     bands = distance_bands(rows, "cosine", 2)
     assert len(bands) == 3 * 2 * 2
     permuted = next(b for b in bands if b["target"] == "permuted" and b["kernel"] == "log" and b["sigma"] == 0.1)

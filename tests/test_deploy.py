@@ -13,13 +13,14 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO_ROOT, poll_until
 
+from conftest import REPO_ROOT, poll_until
 from featgeom_core import jobs
 from featgeom_core.errors import FeatgeomError
 from featgeom_core.jobs.backend import TLS_VARIABLES, scheduler_security, tls_security
@@ -30,8 +31,11 @@ COMPOSE_TLS = REPO_ROOT / "compose.tls.yaml"
 VENV_BIN = Path(sys.executable).parent
 CPU_SERVICES = ("app", "scheduler", "worker")
 CACHE_IN_IMAGE = "/home/featgeom/app/cache"
-SECRETS = {"/run/secrets/featgeom-tls-ca": "ca.pem", "/run/secrets/featgeom-tls-cert": "featgeom.pem",
-           "/run/secrets/featgeom-tls-key": "featgeom-key.pem"}
+SECRETS = {
+    "/run/secrets/featgeom-tls-ca": "ca.pem",
+    "/run/secrets/featgeom-tls-cert": "featgeom.pem",
+    "/run/secrets/featgeom-tls-key": "featgeom-key.pem",
+}
 
 
 def _services(path: Path) -> dict[str, Any]:
@@ -65,8 +69,9 @@ def _check_compose_schema(*paths: Path) -> subprocess.CompletedProcess:
     # check-jsonschema vendors the official compose-spec JSON schema (`docker compose config`
     # needs a Docker engine, which this machine does not have).
     checker = shutil.which("check-jsonschema") or str(VENV_BIN / "check-jsonschema")
-    return subprocess.run([checker, "--builtin-schema", "vendor.compose-spec", *map(str, paths)],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [checker, "--builtin-schema", "vendor.compose-spec", *map(str, paths)], capture_output=True, text=True, timeout=60
+    )
 
 
 def test_compose_files_follow_the_compose_specification() -> None:
@@ -120,12 +125,14 @@ def test_tls_override_adds_the_tls_flags_to_every_dask_process() -> None:
         assert flags == dict(zip(("--tls-ca-file", "--tls-cert", "--tls-key"), SECRETS)), name
         assert "tls://scheduler:8786" in command or command[command.index("--protocol") + 1] == "tls", name
     assert services["app"]["environment"] == {
-        "FEATGEOM_SCHEDULER": "tls://scheduler:8786", **dict(zip(TLS_VARIABLES, SECRETS)),
+        "FEATGEOM_SCHEDULER": "tls://scheduler:8786",
+        **dict(zip(TLS_VARIABLES, SECRETS)),
     }
     secrets = yaml.safe_load(COMPOSE_TLS.read_text())["secrets"]
     # the secrets are the files scripts/tls_certs.sh writes into ./certs
     assert {f"/run/secrets/{name}": secret["file"] for name, secret in secrets.items()} == {
-        path: f"./certs/{name}" for path, name in SECRETS.items()}
+        path: f"./certs/{name}" for path, name in SECRETS.items()
+    }
     base = _services(COMPOSE)
     for name in ("scheduler", "worker", "gpu-worker"):  # apart from TLS, the same commands as compose.yaml
         assert _without_tls(services[name]["command"]) == base[name]["command"], name
@@ -147,7 +154,7 @@ def _without_tls(command: list[str]) -> list[str]:
 def _setup_step(dockerfile: str) -> str:
     """The shell of the Dockerfile's RUN instruction that installs torch and the requirements."""
     instructions = dockerfile.replace("\\\n", " ").splitlines()
-    return next(line for line in instructions if line.startswith("RUN ") and "scripts/setup.sh" in line)[len("RUN "):]
+    return next(line for line in instructions if line.startswith("RUN ") and "scripts/setup.sh" in line)[len("RUN ") :]
 
 
 def test_dockerfile_builds_the_cpu_and_the_cuda_variant(tmp_path: Path) -> None:
@@ -230,15 +237,15 @@ class Processes:
     def start(self, name: str, argv: list[str], **env: str) -> subprocess.Popen:
         """Start ``argv`` in the repository root (the image's working directory) with ``env`` added."""
         with open(self.log_dir / f"{name}.log", "wb") as log:
-            process = subprocess.Popen(argv, cwd=REPO_ROOT, env={**self.env, **env}, stdout=log,
-                                       stderr=subprocess.STDOUT, start_new_session=True)
+            process = subprocess.Popen(
+                argv, cwd=REPO_ROOT, env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self.started.append((name, process))
         return process
 
     def logs(self) -> str:
         """The end of every process's log, for a failure message."""
-        return "\n".join(f"--- {name} (exit {p.poll()}):\n{(self.log_dir / f'{name}.log').read_text()[-1500:]}"
-                         for name, p in self.started)
+        return "\n".join(f"--- {name} (exit {p.poll()}):\n{(self.log_dir / f'{name}.log').read_text()[-1500:]}" for name, p in self.started)
 
     def stop(self) -> None:
         """SIGTERM every process group, then SIGKILL what is left after 10 s."""
@@ -296,21 +303,22 @@ def start_scheduler(services: dict[str, Any], processes: Processes, base: dict[s
     """The compose scheduler's command on a free loopback port, waited for by the compose health
     check; returns its address (``tcp://scheduler:8786`` made local)."""
     port, dashboard = _free_port(), _free_port()
-    command = swap(services["scheduler"]["command"], whole={"0.0.0.0": "127.0.0.1", "8786": str(port),
-                                                            ":8787": f"127.0.0.1:{dashboard}", **whole})
+    command = swap(
+        services["scheduler"]["command"], whole={"0.0.0.0": "127.0.0.1", "8786": str(port), ":8787": f"127.0.0.1:{dashboard}", **whole}
+    )
     processes.start("scheduler", command)
     check = swap(base["scheduler"]["healthcheck"]["test"], inside={"127.0.0.1:8787": f"127.0.0.1:{dashboard}"})
     wait_until(lambda: healthy(check, processes), "the scheduler's health check", processes)
     return f"127.0.0.1:{port}"
 
 
-def start_worker(name: str, services: dict[str, Any], processes: Processes, base: dict[str, Any], scheduler: str,
-                 **whole: str) -> tuple[subprocess.Popen, list[str]]:
+def start_worker(
+    name: str, services: dict[str, Any], processes: Processes, base: dict[str, Any], scheduler: str, **whole: str
+) -> tuple[subprocess.Popen, list[str]]:
     """The compose worker's command pointed at ``scheduler`` (host:port), with its own empty cache
     directory (no disk shared with the app); returns the process and its health check."""
     dashboard = _free_port()
-    command = swap(services["worker"]["command"], whole={":8788": f"127.0.0.1:{dashboard}", **whole},
-                   inside={"scheduler:8786": scheduler})
+    command = swap(services["worker"]["command"], whole={":8788": f"127.0.0.1:{dashboard}", **whole}, inside={"scheduler:8786": scheduler})
     process = processes.start(name, command, FEATGEOM_CACHE_DIR=str(processes.log_dir / f"{name}-cache"))
     return process, swap(base["worker"]["healthcheck"]["test"], inside={"127.0.0.1:8788": f"127.0.0.1:{dashboard}"})
 
@@ -328,7 +336,8 @@ def _descendants(process: subprocess.Popen) -> set[int]:
 
 @pytest.mark.slow
 def test_compose_commands_on_loopback_serve_the_app_and_compute_a_first_job(
-        processes: Processes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    processes: Processes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """compose.yaml's scheduler, two workers and app as processes, started in compose's order (the
     others once the scheduler is healthy); a job through the job API runs on one of the worker
     processes and its result is written by the app side into the app's store."""
@@ -340,8 +349,9 @@ def test_compose_commands_on_loopback_serve_the_app_and_compute_a_first_job(
     workers = [start_worker(f"worker-{i}", services, processes, services, scheduler) for i in (1, 2)]
     app_port, app_cache = _free_port(), tmp_path / "app-cache"
     address = swap([services["app"]["environment"]["FEATGEOM_SCHEDULER"]], inside={"scheduler:8786": scheduler})[0]
-    processes.start("app", services["app"]["command"], FEATGEOM_SCHEDULER=address, FEATGEOM_CACHE_DIR=str(app_cache),
-                    FEATGEOM_PORT=str(app_port))
+    processes.start(
+        "app", services["app"]["command"], FEATGEOM_SCHEDULER=address, FEATGEOM_CACHE_DIR=str(app_cache), FEATGEOM_PORT=str(app_port)
+    )
 
     monkeypatch.setenv("FEATGEOM_SCHEDULER", address)  # this test is the app side of the job API
     monkeypatch.setenv("FEATGEOM_CACHE_DIR", str(app_cache))
@@ -359,9 +369,11 @@ def test_compose_commands_on_loopback_serve_the_app_and_compute_a_first_job(
     second = jobs.wait(jobs.submit("diagnostic.echo", {"value": f"{value}-again"}), timeout_s=60)
     second_job = time.perf_counter() - began
     holders, second_holders = (_holders(client, job) for job in (job_id, second.job_id))
-    print(f"\nloopback deployment (from process start): scheduler healthy {scheduler_healthy:.1f} s, 2 workers "
-          f"registered {workers_ready:.1f} s, first job result {first_result:.1f} s, app healthy {app_healthy:.1f} s; "
-          f"a second job {1000 * second_job:.0f} ms on the {'same' if holders == second_holders else 'other'} worker")
+    print(
+        f"\nloopback deployment (from process start): scheduler healthy {scheduler_healthy:.1f} s, 2 workers "
+        f"registered {workers_ready:.1f} s, first job result {first_result:.1f} s, app healthy {app_healthy:.1f} s; "
+        f"a second job {1000 * second_job:.0f} ms on the {'same' if holders == second_holders else 'other'} worker"
+    )
 
     assert record.status == "done" and second.status == "done", (record.error, second.error)
     assert jobs.backend_info().mode == address  # no local cluster: the configured scheduler
@@ -378,7 +390,8 @@ def test_compose_commands_on_loopback_serve_the_app_and_compute_a_first_job(
 
 @pytest.mark.slow
 def test_tls_cluster_serves_the_job_api_with_the_lab_certificate_only(
-        processes: Processes, certs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    processes: Processes, certs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """compose.tls.yaml's scheduler and a worker on tls://127.0.0.1; the job API computes a job
     with the deployment's certificate; without TLS, or with another CA's certificate, it cannot
     connect, and says so at once."""
@@ -406,8 +419,12 @@ def test_tls_cluster_serves_the_job_api_with_the_lab_certificate_only(
     refusals = [
         ("tls without certificates", address, (None, None, None), "uses TLS: set FEATGEOM_TLS_CA_FILE"),
         ("plain tcp", address.replace("tls://", "tcp://"), (None, None, None), "cannot reach the Dask scheduler"),
-        ("another CA's certificate", address, (other / "ca.pem", other / "featgeom.pem", other / "featgeom-key.pem"),
-         "cannot reach the Dask scheduler"),
+        (
+            "another CA's certificate",
+            address,
+            (other / "ca.pem", other / "featgeom.pem", other / "featgeom-key.pem"),
+            "cannot reach the Dask scheduler",
+        ),
     ]
     for case, scheduler_address, tls_files, message in refusals:
         monkeypatch.setenv("FEATGEOM_SCHEDULER", scheduler_address)

@@ -148,7 +148,9 @@ def test_batched_lbfgs_solves_independent_quadratics() -> None:
 def test_sweep_rows_and_best_configurations() -> None:
     X = minimize_energy(5, 4, "riesz").X
     targets = {"real": {"cosine": X @ X.T}, "permuted": {"cosine": psm(permuted_control(X, 0))}}
-    grid = SweepGrid(kernels=("riesz", "log"), similarities=("cosine",), dims=(2, 4), lambda_d=(100.0,), lambda_x=(10.0,), sigmas=(0.01, 0.1))
+    grid = SweepGrid(
+        kernels=("riesz", "log"), similarities=("cosine",), dims=(2, 4), lambda_d=(100.0,), lambda_x=(10.0,), sigmas=(0.01, 0.1)
+    )
     rows = run_sweep(targets, grid, restarts=4, repeats=2).rows
     assert len(rows) == 2 * 2 * 2 * 1 * 2
     best = {(r["target"], r["kernel"]): r for r in best_configurations(rows)}
@@ -160,8 +162,11 @@ def test_a_sweep_over_layers_of_different_sizes_picks_the_best_fit_per_layer() -
     from featgeom_core.energy import SweepTarget
 
     simplex, octahedron = minimize_energy(5, 4, "riesz").X, minimize_energy(6, 3, "riesz").X
-    targets = [SweepTarget("real", {"cosine": simplex @ simplex.T}, layer=0), SweepTarget("real", {"cosine": octahedron @ octahedron.T}, layer=1),
-               SweepTarget("random", {"cosine": psm(np.random.default_rng(0).normal(size=(6, 200)))}, layer=1)]
+    targets = [
+        SweepTarget("real", {"cosine": simplex @ simplex.T}, layer=0),
+        SweepTarget("real", {"cosine": octahedron @ octahedron.T}, layer=1),
+        SweepTarget("random", {"cosine": psm(np.random.default_rng(0).normal(size=(6, 200)))}, layer=1),
+    ]
     grid = SweepGrid(kernels=("riesz",), similarities=("cosine",), dims=(2, 3, 4), lambda_d=(100.0,), lambda_x=(10.0,), sigmas=(0.01,))
     sweep = run_sweep(targets, grid, restarts=4, repeats=1)
     assert len(sweep.rows) == 3 * 3 and len(sweep.joints) == 9

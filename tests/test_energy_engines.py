@@ -36,17 +36,24 @@ def _varied_configs() -> list[JointConfig]:
     """Every kernel x similarity x weighting, plus unusual exponents, widths, ratios and dims."""
     configs = [
         JointConfig(dim=d, similarity=sim, kernel=k, lambda_d=ld, weights=wts)  # type: ignore[arg-type]
-        for (k, sim, wts), d, ld in zip(itertools.product(("exp", "log", "riesz"), ("cosine", "rbf"), ("learned", "uniform")), itertools.cycle((2, 3, 5)), itertools.cycle((10.0, 1000.0)))
+        for (k, sim, wts), d, ld in zip(
+            itertools.product(("exp", "log", "riesz"), ("cosine", "rbf"), ("learned", "uniform")),
+            itertools.cycle((2, 3, 5)),
+            itertools.cycle((10.0, 1000.0)),
+        )
     ]
     return configs + [
-        JointConfig(dim=3, kernel="riesz", s=-0.5), JointConfig(dim=4, kernel="riesz", s=2.5, similarity="rbf", rbf_c=0.3),
+        JointConfig(dim=3, kernel="riesz", s=-0.5),
+        JointConfig(dim=4, kernel="riesz", s=2.5, similarity="rbf", rbf_c=0.3),
         JointConfig(dim=2, kernel="exp", weight_ratio=100.0),
     ]
 
 
 def _compare(problem, points: torch.Tensor) -> None:
     a = problem.arrays
-    f_compiled, g_compiled = compiled.value_and_grad(problem.kind, points.numpy(), a["scal"], a["T"], a["w"], a["norm_ref"], problem.n, problem.d_max)
+    f_compiled, g_compiled = compiled.value_and_grad(
+        problem.kind, points.numpy(), a["scal"], a["T"], a["w"], a["norm_ref"], problem.n, problem.d_max
+    )
     f_torch, g_torch = _value_and_grad(problem.objective, points, torch.arange(len(points)))
     np.testing.assert_allclose(f_compiled, f_torch.numpy(), rtol=1e-12)
     scale = np.abs(g_torch.numpy()).max(axis=1, keepdims=True)
@@ -64,7 +71,12 @@ def test_joint_values_and_gradients_equal_autograd() -> None:
 def test_reoptimisation_values_and_gradients_equal_autograd() -> None:
     configs = _varied_configs()
     targets = _noisy_simplex_targets()
-    joints = solve_joint(targets, [(0 if c.similarity == "cosine" else 1, c) for c in configs], restarts=1, solver=SolverSettings(max_iter=20, engine="torch"))
+    joints = solve_joint(
+        targets,
+        [(0 if c.similarity == "cosine" else 1, c) for c in configs],
+        restarts=1,
+        solver=SolverSettings(max_iter=20, engine="torch"),
+    )
     jobs = [(j, ReoptConfig(lambda_x=lx, perturbation_scale=sigma)) for j in joints for lx, sigma in ((1.0, 0.01), (100.0, 0.3))]
     problem, *_ = reopt_problem(jobs, 0, torch.device("cpu"))
     _compare(problem, problem.p0)
@@ -110,7 +122,9 @@ def test_concurrent_solves_from_threads_are_safe_and_identical() -> None:
     jobs = [(0, JointConfig(dim=d)) for d in (2, 3, 4)]
     expected = [r.objective for r in solve_joint(targets, jobs, restarts=4)]
     outcomes: list[list[float]] = []
-    threads = [threading.Thread(target=lambda: outcomes.append([r.objective for r in solve_joint(targets, jobs, restarts=4)])) for _ in range(4)]
+    threads = [
+        threading.Thread(target=lambda: outcomes.append([r.objective for r in solve_joint(targets, jobs, restarts=4)])) for _ in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -79,18 +79,19 @@ import os
 import pickle
 import time
 import typing
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
-from conftest import HARNESS, REPO_ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
+from conftest import HARNESS, REPO_ROOT
 from featgeom_core import cli, jobs
 from featgeom_core.errors import DataError, InvalidParameter, ModelUnavailable
 from featgeom_core.jobs import records
@@ -106,6 +107,7 @@ CASE_BOUND_S = 5.0
 
 # ---- the store every case must leave as it found it -----------------------------------------
 
+
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A cache of its own holding a result, a finished job's record and an uploaded checkpoint."""
@@ -114,8 +116,18 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         patch.setenv("FEATGEOM_CACHE_DIR", str(root))
         store = Store()
         store.put("fuzz:kept", {"values": np.arange(6.0)}, {"what": "computed before the fuzzing"})
-        records.save(records.JobRecord(job_id="0" * 20, kind="diagnostic.echo", params={"value": "kept"}, status="done",
-                                       result_key="fuzz:kept", created=time.time(), finished=time.time()), store.root)
+        records.save(
+            records.JobRecord(
+                job_id="0" * 20,
+                kind="diagnostic.echo",
+                params={"value": "kept"},
+                status="done",
+                result_key="fuzz:kept",
+                created=time.time(),
+                finished=time.time(),
+            ),
+            store.root,
+        )
         from featgeom_core.interaction.checkpoints import store_upload
 
         store_upload(_state_dict_bytes({"embed.W_E": torch.zeros(4, 3)}), store)
@@ -126,8 +138,11 @@ def _snapshot(root: Path) -> dict[str, str]:
     """Every file of the store by content hash, but for the records of jobs still queued or running
     (an earlier case's job moves on: its record changes by design)."""
     active = {f"jobs/{r.job_id}.json" for r in records.load_all(root) if r.status in records.ACTIVE}
-    return {name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*"))
-            if p.is_file() and (name := str(p.relative_to(root))) not in active}
+    return {
+        name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and (name := str(p.relative_to(root))) not in active
+    }
 
 
 @pytest.fixture(autouse=True)
@@ -178,7 +193,7 @@ def _base_type(annotation: Any) -> Any:
     while typing.get_origin(annotation) is typing.Annotated:
         annotation = typing.get_args(annotation)[0]
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    if typing.get_origin(annotation) in (typing.Union, getattr(__import__("types"), "UnionType")) and len(args) == 1:
+    if typing.get_origin(annotation) in (typing.Union, __import__("types").UnionType) and len(args) == 1:
         return _base_type(args[0])
     return annotation
 
@@ -240,7 +255,9 @@ def test_P5_enormous_lists_and_strings(kind: str, field: str) -> None:
 @pytest.mark.parametrize("kind", KIND_NAMES)
 def test_P6_P7_P8_unknown_missing_and_not_a_mapping(kind: str) -> None:
     spec = KINDS[kind]
-    refused(lambda: spec.validate({**spec.example, "colour": "blue"}), InvalidParameter, "unknown parameter 'colour'", *list(_fields(kind))[:2])
+    refused(
+        lambda: spec.validate({**spec.example, "colour": "blue"}), InvalidParameter, "unknown parameter 'colour'", *list(_fields(kind))[:2]
+    )
     for name, info in _fields(kind).items():
         if info.is_required():
             raw = {k: v for k, v in spec.example.items() if k != name}
@@ -262,10 +279,17 @@ def test_P10_P11_true_false_and_forty_digit_integers(kind: str, field: str) -> N
         _validate(kind, field, 10**40)
 
 
-_json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-(10**40), 10**40), st.floats(allow_nan=True, allow_infinity=True),
-                       st.text(max_size=30), st.sampled_from(["minilm", "tiny-native", "xor", "lib", "../../etc/passwd", "0,1", ""]))
-_json_value = st.recursive(_json_leaf, lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-                           max_leaves=12)
+_json_leaf = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**40), 10**40),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=30),
+    st.sampled_from(["minilm", "tiny-native", "xor", "lib", "../../etc/passwd", "0,1", ""]),
+)
+_json_value = st.recursive(
+    _json_leaf, lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12
+)
 
 
 @pytest.mark.parametrize("kind", KIND_NAMES)
@@ -312,14 +336,18 @@ def test_P13_refused_params_reach_no_worker_and_write_no_record(cache: Path, mon
 
 # ---- the CLI ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("case,argv,needle", [
-    ("C1", ["run", "energy.fit", "target=[[1,0],[0,1]]", "dim=two"], "dim = 'two'"),
-    ("C2", ["run", "diagnostic.spin", "iterations=[1,"], "cannot parse the value of iterations"),
-    ("C3", ["run", "diagnostic.spin", "iterations"], "key=value"),
-    ("C4", ["run", "energy.fit", "target=@/no/such/file.yaml"], "cannot read the value of target"),
-    ("C5", ["run", "energy.fitt"], "unknown job kind"),
-    ("C6", ["jobs", "status", "f" * 20], "no job"),
-])
+
+@pytest.mark.parametrize(
+    "case,argv,needle",
+    [
+        ("C1", ["run", "energy.fit", "target=[[1,0],[0,1]]", "dim=two"], "dim = 'two'"),
+        ("C2", ["run", "diagnostic.spin", "iterations=[1,"], "cannot parse the value of iterations"),
+        ("C3", ["run", "diagnostic.spin", "iterations"], "key=value"),
+        ("C4", ["run", "energy.fit", "target=@/no/such/file.yaml"], "cannot read the value of target"),
+        ("C5", ["run", "energy.fitt"], "unknown job kind"),
+        ("C6", ["jobs", "status", "f" * 20], "no job"),
+    ],
+)
 def test_C_cli_answers_in_one_line(case: str, argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
     with within():
         code = cli.main(argv)
@@ -330,6 +358,7 @@ def test_C_cli_answers_in_one_line(case: str, argv: list[str], needle: str, caps
 
 
 # ---- URL query parameters, on every page --------------------------------------------------------
+
 
 def run_page(page: str, query: dict[str, str], at: AppTest | None = None) -> AppTest:
     at = at or AppTest.from_file(HARNESS, default_timeout=PAGE_BOUND_S)
@@ -401,19 +430,33 @@ def test_U_bad_values_in_every_key_of_every_page(case: str, page_keys: dict[str,
 
 def test_U7_unknown_keys_are_ignored(page_keys: dict[str, list[str]], local_backend: None) -> None:
     for page in PAGES:
-        at = run_page(page, {"model": "tiny-native", "layers": "0", "features": "art_type", "zz_unknown": "1", "__proto__": "x",
-                             "layers[]": "0", "page.": "../app.py"})
+        at = run_page(
+            page,
+            {
+                "model": "tiny-native",
+                "layers": "0",
+                "features": "art_type",
+                "zz_unknown": "1",
+                "__proto__": "x",
+                "layers[]": "0",
+                "page.": "../app.py",
+            },
+        )
         assert_clear(at)
         assert not at.warning and not at.error, (page, messages(at))
 
 
 # ---- widgets -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("case,make_value,needle", [
-    ("W1", lambda tmp: "no such model at all", "unknown model"),
-    ("W2", lambda tmp: str(tmp), "holds no config.json"),
-    ("W3", lambda tmp: "someorg/some-model", "cannot be reached"),
-])
+
+@pytest.mark.parametrize(
+    "case,make_value,needle",
+    [
+        ("W1", lambda tmp: "no such model at all", "unknown model"),
+        ("W2", lambda tmp: str(tmp), "holds no config.json"),
+        ("W3", lambda tmp: "someorg/some-model", "cannot be reached"),
+    ],
+)
 def test_W_sidebar_model_box(case: str, make_value, needle: str, tmp_path: Path) -> None:
     at = run_page("geometry.py", {"model": "tiny-native", "layers": "0", "features": "art_type"})
     with within(PAGE_BOUND_S):
@@ -442,18 +485,22 @@ def test_W5_hessian_language_model_that_names_nothing() -> None:
 
 # ---- uploads ---------------------------------------------------------------------------------------
 
+
 class _Evil:
     def __reduce__(self):  # what a malicious pickle does on load: call something
         return (os.system, ("echo pwned > /tmp/featgeom-fuzz-pwned",))
 
 
-@pytest.mark.parametrize("case,content,needle", [
-    ("F1", b"", "not a readable CSV"),
-    ("F2", b"sentence,class\nhello,a\nworld,b\n", "missing the column"),
-    ("F3", b"text,label\n" + b"a red apple,fruit\n" * 10, "only one class"),
-    ("F4", bytes(range(256)) * 8, "not UTF-8 text"),
-    ("F5", "text,label\nä,x\nö,y\n".encode("utf-16"), "not UTF-8 text"),
-])
+@pytest.mark.parametrize(
+    "case,content,needle",
+    [
+        ("F1", b"", "not a readable CSV"),
+        ("F2", b"sentence,class\nhello,a\nworld,b\n", "missing the column"),
+        ("F3", b"text,label\n" + b"a red apple,fruit\n" * 10, "only one class"),
+        ("F4", bytes(range(256)) * 8, "not UTF-8 text"),
+        ("F5", "text,label\nä,x\nö,y\n".encode("utf-16"), "not UTF-8 text"),
+    ],
+)
 def test_F_bad_csv_upload_in_the_sidebar(case: str, content: bytes, needle: str) -> None:
     at = run_page("geometry.py", {"model": "tiny-native", "layers": "0", "features": "art_type"})
     with within(PAGE_BOUND_S):
@@ -469,12 +516,15 @@ def test_F6_oversized_csv_is_refused_before_parsing() -> None:
     refused(lambda: feature_set_from_csv(content), DataError, "the limit is 50 MB", seconds=1.0)
 
 
-@pytest.mark.parametrize("case,content,needle", [
-    ("F7", pickle.dumps(_Evil()), "weights_only"),
-    ("F7", _state_dict_bytes({"w": torch.zeros(2)})[:-40], "not a plain state dict"),
-    ("F9", b"", "not a plain state dict"),
-    ("F9", b"PK\x03\x04" + b"\x00" * 64, "not a plain state dict"),
-])
+@pytest.mark.parametrize(
+    "case,content,needle",
+    [
+        ("F7", pickle.dumps(_Evil()), "weights_only"),
+        ("F7", _state_dict_bytes({"w": torch.zeros(2)})[:-40], "not a plain state dict"),
+        ("F9", b"", "not a plain state dict"),
+        ("F9", b"PK\x03\x04" + b"\x00" * 64, "not a plain state dict"),
+    ],
+)
 def test_F7_F9_bad_checkpoint_upload_on_the_lib_page(case: str, content: bytes, needle: str) -> None:
     at = run_page("interaction_graph.py", {"model": "tiny-native"})
     at.selectbox(key="ig_source").set_value("upload").run()
@@ -496,13 +546,17 @@ def test_F8_checkpoint_of_the_wrong_architecture() -> None:
 
 # ---- models --------------------------------------------------------------------------------------
 
+
 def test_M_models_that_cannot_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from featgeom_core.models import load_model
 
     monkeypatch.setattr("featgeom_core.jobs.manager.get_client", lambda: pytest.fail("the backend was used"))
     refused(lambda: load_model("gpt-17"), ModelUnavailable, "unknown model 'gpt-17'")  # M1
-    refused(lambda: jobs.submit("feature_geometry", {"model": "gpt-17", "feature_set": "athlete_sport", "layers": [0]}),
-            InvalidParameter, "unknown model 'gpt-17'")
+    refused(
+        lambda: jobs.submit("feature_geometry", {"model": "gpt-17", "feature_set": "athlete_sport", "layers": [0]}),
+        InvalidParameter,
+        "unknown model 'gpt-17'",
+    )
     refused(lambda: load_model("someorg/some-model"), ModelUnavailable, "cannot be reached", seconds=3.0)  # M2
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -522,6 +576,7 @@ def test_M_models_that_cannot_load(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 # ---- data ----------------------------------------------------------------------------------------
 
+
 def _feature_set(n: int):
     from featgeom_core.data.knowledge import multiclass_feature_set
 
@@ -535,21 +590,28 @@ def test_D1_D2_D3_D4_activations_that_cannot_be_probed_or_coded() -> None:
 
     rng = np.random.default_rng(0)
     fs = _feature_set(40)
-    for X, needle in ((np.where(rng.random((40, 8)) < 0.1, np.nan, 1.0), "NaN or infinite"),  # D1
-                      (np.full((40, 8), np.inf), "NaN or infinite"),  # D2
-                      (np.ones((40, 8)), "nothing for a probe to separate"),  # D3
-                      (rng.normal(size=(39, 8)), "for 40 samples")):
+    for X, needle in (
+        (np.where(rng.random((40, 8)) < 0.1, np.nan, 1.0), "NaN or infinite"),  # D1
+        (np.full((40, 8), np.inf), "NaN or infinite"),  # D2
+        (np.ones((40, 8)), "nothing for a probe to separate"),  # D3
+        (rng.normal(size=(39, 8)), "for 40 samples"),
+    ):
         refused(lambda: train_probes({3: X}, fs, device="cpu"), DataError, needle)
-    for X, needle in ((np.full((100, 8), np.nan), "NaN or infinite values in 100 of 100 rows"),  # D1
-                      (np.full((100, 8), -np.inf), "NaN or infinite"),  # D2
-                      (np.ones((100, 8)), "nothing to code"),  # D3
-                      (rng.normal(size=(1, 8)), "nothing to code"),  # D4: one sample
-                      (np.zeros((0, 8)), "got shape (0, 8)")):
+    for X, needle in (
+        (np.full((100, 8), np.nan), "NaN or infinite values in 100 of 100 rows"),  # D1
+        (np.full((100, 8), -np.inf), "NaN or infinite"),  # D2
+        (np.ones((100, 8)), "nothing to code"),  # D3
+        (rng.normal(size=(1, 8)), "nothing to code"),  # D4: one sample
+        (np.zeros((0, 8)), "got shape (0, 8)"),
+    ):
         refused(lambda: sparse_code(X), DataError, needle)
     from featgeom_core.data import feature_set_from_csv
 
-    refused(lambda: feature_set_from_csv(b"text,label\n" + b"".join(f"t{i},{'ab'[i % 2] if i < 8 else 'c'}\n".encode() for i in range(10))),
-            DataError, "class 'c' has only 2 row(s)")  # D4: too few samples of a class
+    refused(
+        lambda: feature_set_from_csv(b"text,label\n" + b"".join(f"t{i},{'ab'[i % 2] if i < 8 else 'c'}\n".encode() for i in range(10))),
+        DataError,
+        "class 'c' has only 2 row(s)",
+    )  # D4: too few samples of a class
 
 
 def test_D5_D6_targets_and_directions_that_are_not_data() -> None:

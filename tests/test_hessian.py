@@ -10,11 +10,10 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from featgeom_core import codec
 from torch.autograd.functional import hessian
 from torch.func import functional_call
 
+from featgeom_core import codec
 from featgeom_core.errors import DataError, FeatgeomError, InvalidParameter
 from featgeom_core.hessian import (
     HessianFeatures,
@@ -62,7 +61,7 @@ def explicit_curvatures(model, names, inputs, U, divergence, per_position=False)
         def value(w):
             swapped, start = dict(params), 0
             for name, shape in zip(names, shapes):
-                swapped[name] = w[start: start + shape.numel()].view(shape)
+                swapped[name] = w[start : start + shape.numel()].view(shape)
                 start += shape.numel()
             out = functional_call(model, swapped, (x,))
             if divergence == "mse":
@@ -76,7 +75,7 @@ def explicit_curvatures(model, names, inputs, U, divergence, per_position=False)
 
     rows = []
     for i in range(len(inputs)):
-        x = inputs[i: i + 1]
+        x = inputs[i : i + 1]
         if per_position:
             n_positions = functional_call(model, params, (x,)).shape[1]
             rows.append(torch.stack([torch.einsum("kp,pq,kq->k", U, hessian(divergence_of(x, p), w0), U) for p in range(n_positions)]))
@@ -181,7 +180,16 @@ def test_fit_with_a_position_mask_counts_only_the_masked_in_positions():
     inputs = torch.randn(6, 4, 3, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
     mask = torch.ones(6, 4, dtype=torch.bool)
     mask[0, 2:] = mask[3, 1:] = False
-    params = {"k": 2, "steps": 1, "positions": "each", "init": "random", "restarts": 1, "seed": 4, "device": "cpu", "curvature": "output_jvp"}
+    params = {
+        "k": 2,
+        "steps": 1,
+        "positions": "each",
+        "init": "random",
+        "restarts": 1,
+        "seed": 4,
+        "device": "cpu",
+        "curvature": "output_jvp",
+    }
     result = fit_hessian_features(model, "first", inputs, params, position_mask=mask)
     U0 = random_directions(2, 12, torch.Generator().manual_seed(4), torch.float64, torch.device("cpu"))
     every = directional_curvature(model, "first", inputs, U0, "kl", positions="each")  # (6, 4, 2)
@@ -293,8 +301,14 @@ def test_should_stop_ends_the_run_early(xor_toys):
         if metrics and "step" in metrics:
             steps.append(metrics["step"])
 
-    result = fit_hessian_features(toy.model, toy.default_block, toy.inputs, {"k": 3, "steps": 100, "device": "cpu"},
-                                  progress=report, should_stop=lambda: len(steps) >= 3)
+    result = fit_hessian_features(
+        toy.model,
+        toy.default_block,
+        toy.inputs,
+        {"k": 3, "steps": 100, "device": "cpu"},
+        progress=report,
+        should_stop=lambda: len(steps) >= 3,
+    )
     assert result.steps_done == 3 and "stopped on request" in result.stopped_reason
     assert steps == [1, 2, 3] and calls[-1] == 1.0
 
@@ -317,8 +331,18 @@ def test_a_frozen_block_is_refused():
         fit_hessian_features(toy.model, ("hidden.weight", "hidden.bias"), toy.inputs, FAST)
 
 
-@pytest.mark.parametrize("bad", [{"k": 0}, {"lambda_interference": -1.0}, {"steps": 0}, {"learning_rate": 0.0}, {"device": "tpu"},
-                                 {"divergence": "l2"}, {"unknown": 1}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"k": 0},
+        {"lambda_interference": -1.0},
+        {"steps": 0},
+        {"learning_rate": 0.0},
+        {"device": "tpu"},
+        {"divergence": "l2"},
+        {"unknown": 1},
+    ],
+)
 def test_bad_params_are_refused(bad):
     with pytest.raises(InvalidParameter):
         HessianParams(**bad)

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import open_page
 from streamlit.testing.v1 import AppTest
 from torch.autograd.functional import hessian
 from torch.func import functional_call
 
+from conftest import open_page
 from featgeom_core import jobs
-from featgeom_core.hessian.jobs import HESSIAN_FEATURES
 from featgeom_core.hessian import fit_hessian_features
+from featgeom_core.hessian.jobs import HESSIAN_FEATURES
 from featgeom_core.hessian.language import (
     PREFIX,
     TokenBatch,
@@ -38,9 +38,18 @@ def tiny_bert():
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=40, hidden_size=8, num_hidden_layers=2, num_attention_heads=2, intermediate_size=16,
-                        max_position_embeddings=16, initializer_range=0.5, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-                        attn_implementation="eager")
+    config = BertConfig(
+        vocab_size=40,
+        hidden_size=8,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=16,
+        max_position_embeddings=16,
+        initializer_range=0.5,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        attn_implementation="eager",
+    )
     return BertModel(config, add_pooling_layer=False).double().eval()
 
 
@@ -49,8 +58,14 @@ def padded_batch() -> TokenBatch:
     ids = torch.tensor([[1, 7, 12, 30, 2], [1, 25, 2, 0, 0]])
     mask = ids != 0
     mask[0] = True
-    return TokenBatch(ids, mask, torch.zeros(2, 5, 2, dtype=torch.long), torch.zeros(2, 5, dtype=torch.bool),
-                      (("a",) * 5, ("b",) * 3), ("text a", "text b"))
+    return TokenBatch(
+        ids,
+        mask,
+        torch.zeros(2, 5, 2, dtype=torch.long),
+        torch.zeros(2, 5, dtype=torch.bool),
+        (("a",) * 5, ("b",) * 3),
+        ("text a", "text b"),
+    )
 
 
 def explicit_token_curvatures(model, ids: torch.Tensor, U: torch.Tensor) -> torch.Tensor:
@@ -63,6 +78,7 @@ def explicit_token_curvatures(model, ids: torch.Tensor, U: torch.Tensor) -> torc
 
     rows = []
     for position in range(len(ids)):
+
         def divergence(w: torch.Tensor) -> torch.Tensor:
             out = functional_call(model, {**params, KEY: w.view(shape)}, (x,)).last_hidden_state
             return ((out[0, position] - reference[0, position]) ** 2).mean()
@@ -88,9 +104,13 @@ def test_token_curvature_equals_explicit_hessian_and_padding_is_excluded(tiny_be
 def test_fit_on_a_language_model_leaves_padding_out(tiny_bert):
     batch = padded_batch()
     module = TokenOutputs(tiny_bert, "hidden")
-    result = fit_hessian_features(module, PREFIX + KEY, batch.inputs, {"k": 2, "steps": 3, "positions": "each", "restarts": 1,
-                                                                       "init_iterations": 2, "curvature": "output_jvp", "device": "cpu"},
-                                  position_mask=batch.mask)
+    result = fit_hessian_features(
+        module,
+        PREFIX + KEY,
+        batch.inputs,
+        {"k": 2, "steps": 3, "positions": "each", "restarts": 1, "init_iterations": 2, "curvature": "output_jvp", "device": "cpu"},
+        position_mask=batch.mask,
+    )
     assert result.curvatures.shape == (2, 5, 2)
     assert (result.curvatures[1, 3:] == 0).all()  # padding curves 0 by construction and counted nowhere
     assert torch.isfinite(result.U).all() and len(result.steep_loss) == 3
@@ -104,7 +124,11 @@ def test_token_contexts_come_from_the_text(minilm_tokenizer):
     strings = batch.strings[0]
     left, token, right = token_context(batch.texts[0], table["offsets"][rows], table["special"][rows], strings, 2, window=2)
     assert (left, token, right) == ("Hello ", "world", "ly things")
-    assert token_context(batch.texts[0], table["offsets"][rows], table["special"][rows], strings, 0, window=2) == ("", "[CLS]", "Hello world")
+    assert token_context(batch.texts[0], table["offsets"][rows], table["special"][rows], strings, 0, window=2) == (
+        "",
+        "[CLS]",
+        "Hello world",
+    )
 
 
 def test_reading_helpers():
@@ -125,8 +149,13 @@ def test_the_fits_progress_reports_carry_both_losses_as_metrics():
 
     toy = xor_net(0)
     record = JobRecord("id", "hessian.features", {}, "running")
-    result = fit_hessian_features(toy.model, toy.default_block, toy.inputs, {"k": 3, "steps": 20, "restarts": 1, "device": "cpu"},
-                                  progress=lambda f, m, metrics=None: record.add_metrics(dict(metrics or {})))
+    result = fit_hessian_features(
+        toy.model,
+        toy.default_block,
+        toy.inputs,
+        {"k": 3, "steps": 20, "restarts": 1, "device": "cpu"},
+        progress=lambda f, m, metrics=None: record.add_metrics(dict(metrics or {})),
+    )
     history = loss_history(record)
     assert sorted(history) == list(range(1, 21))
     for step, (steep, interference) in history.items():
@@ -200,8 +229,15 @@ def tiny_bert_dir(tmp_path_factory, tiny_bert, minilm_tokenizer):
     from transformers import BertConfig, BertModel
 
     directory = tmp_path_factory.mktemp("tiny-bert")
-    config = BertConfig(vocab_size=minilm_tokenizer.vocab_size, hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=16, max_position_embeddings=64, architectures=["BertModel"])
+    config = BertConfig(
+        vocab_size=minilm_tokenizer.vocab_size,
+        hidden_size=8,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=16,
+        max_position_embeddings=64,
+        architectures=["BertModel"],
+    )
     torch.manual_seed(0)
     BertModel(config).save_pretrained(directory)
     minilm_tokenizer.save_pretrained(directory)
@@ -210,8 +246,14 @@ def tiny_bert_dir(tmp_path_factory, tiny_bert, minilm_tokenizer):
 
 @pytest.mark.slow
 def test_a_language_model_run_shows_top_tokens_in_context(tiny_bert_dir):
-    params = {"model": tiny_bert_dir, "layer": 1, "n_texts": 6, "heldout_texts": 3, "max_tokens": 12,
-              "fit": {"k": 2, "steps": 4, "init_iterations": 2}}
+    params = {
+        "model": tiny_bert_dir,
+        "layer": 1,
+        "n_texts": 6,
+        "heldout_texts": 3,
+        "max_tokens": 12,
+        "fit": {"k": 2, "steps": 4, "init_iterations": 2},
+    }
     job_id = jobs.submit("hessian.features", params)
     record = jobs.wait(job_id, timeout_s=300)
     assert record.status == "done", record.error

@@ -83,8 +83,12 @@ def block_mlp(seed: int, blocks: int = 3, width: int = 4) -> tuple[SequentialMod
     d = blocks * width
 
     def block_diag() -> torch.Tensor:
-        return torch.block_diag(*[torch.randn(width, width, generator=generator, dtype=torch.float64) + 2 * torch.eye(width, dtype=torch.float64)
-                                  for _ in range(blocks)])
+        return torch.block_diag(
+            *[
+                torch.randn(width, width, generator=generator, dtype=torch.float64) + 2 * torch.eye(width, dtype=torch.float64)
+                for _ in range(blocks)
+            ]
+        )
 
     view = mlp_view([block_diag(), block_diag(), block_diag()], [torch.zeros(d, dtype=torch.float64)] * 3)
     return view, torch.randn(2000, 1, d, generator=generator, dtype=torch.float64)
@@ -110,11 +114,14 @@ def test_rotating_the_final_layer_leaves_earlier_edges_unchanged() -> None:
     graph = build_graph(view, x, {"basis": "lib"})
     Q, _ = torch.linalg.qr(torch.randn(12, 12, generator=torch.Generator().manual_seed(5), dtype=torch.float64))
     last = view.sections[-1]
-    rotated = SequentialModel("rotated", view.node_layers, view.embed, [*view.sections[:-1], Section(linear_in=last.linear_in @ Q)],
-                              view.constant)
+    rotated = SequentialModel(
+        "rotated", view.node_layers, view.embed, [*view.sections[:-1], Section(linear_in=last.linear_in @ Q)], view.constant
+    )
     graph_rotated = build_graph(rotated, x, {"basis": "lib"})
     for k in range(len(graph.bases) - 1):  # every basis but the final layer's: equal up to each direction's sign
-        same = torch.minimum((graph.bases[k].C - graph_rotated.bases[k].C).abs().amax(0), (graph.bases[k].C + graph_rotated.bases[k].C).abs().amax(0))
+        same = torch.minimum(
+            (graph.bases[k].C - graph_rotated.bases[k].C).abs().amax(0), (graph.bases[k].C + graph_rotated.bases[k].C).abs().amax(0)
+        )
         assert float(same.max()) < 1e-9 * float(graph.bases[k].C.abs().max())
     for k in range(len(graph.edges) - 1):  # exact pre-activation zeros (dead blocks) must not take a slope from rounding
         assert torch.allclose(graph.edges[k], graph_rotated.edges[k], rtol=1e-7, atol=1e-12 * float(graph.edges[k].max())), k
@@ -138,7 +145,11 @@ def test_folded_sequential_view_equals_the_model() -> None:
     with torch.no_grad():
         direct = model(data.test_tokens).to(torch.float64)
     assert float((folded - direct).abs().max()) < 1e-5
-    assert view.restricted(["blocks.0.hook_resid_pre", "blocks.0.hook_resid_post", "logits"]).activations(data.test_tokens)[-1].shape == (len(data.test_tokens), 1, 12)
+    assert view.restricted(["blocks.0.hook_resid_pre", "blocks.0.hook_resid_post", "logits"]).activations(data.test_tokens)[-1].shape == (
+        len(data.test_tokens),
+        1,
+        12,
+    )
 
 
 @pytest.mark.parametrize("rule,intervals", [("gradient", 0), ("gauss-legendre", 3)])
@@ -169,7 +180,7 @@ def test_integration_rules_converge_on_a_cubic() -> None:
     exact = x.pow(2).flatten()
 
     def integrated(rule: str, n: int) -> torch.Tensor:
-        (_, _, grads), = list(pullbacks(lambda z: z.pow(3), x, plan, integration_points(rule, n)))
+        ((_, _, grads),) = list(pullbacks(lambda z: z.pow(3), x, plan, integration_points(rule, n)))
         return torch.diagonal(grads[:, 0, 0, :])
 
     assert torch.allclose(integrated("gauss-legendre", 1), exact, rtol=1e-12)  # two nodes integrate a quadratic exactly
@@ -184,12 +195,20 @@ def test_one_stochastic_source_is_exact_with_one_output_position() -> None:
 
     x = torch.randn(30, 4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
     exact = torch.cat([g for _, _, g in pullbacks(reduce_positions, x, RowPlan(1, 3), [(1.0, 1.0)])])
-    with_source = torch.cat([g for _, _, g in pullbacks(reduce_positions, x, RowPlan(1, 3, sources=1), [(1.0, 1.0)], torch.Generator().manual_seed(0))])
+    with_source = torch.cat(
+        [g for _, _, g in pullbacks(reduce_positions, x, RowPlan(1, 3, sources=1), [(1.0, 1.0)], torch.Generator().manual_seed(0))]
+    )
     assert torch.allclose(exact.abs(), with_source.abs(), rtol=1e-12)  # a +-1 sign on the one position, squared away
     # with several output positions, many sources approach the exact squared sum
     x_seq = torch.randn(60, 5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
     exact_sq = sum(g.pow(2).sum() for _, _, g in pullbacks(torch.tanh, x_seq, RowPlan(5, 3), [(1.0, 1.0)]))
-    sources_sq = sum(g.pow(2).sum() for _, _, g in pullbacks(torch.tanh, x_seq, RowPlan(5, 3, sources=64), [(1.0, 1.0)], torch.Generator().manual_seed(1))) / 64
+    sources_sq = (
+        sum(
+            g.pow(2).sum()
+            for _, _, g in pullbacks(torch.tanh, x_seq, RowPlan(5, 3, sources=64), [(1.0, 1.0)], torch.Generator().manual_seed(1))
+        )
+        / 64
+    )
     assert abs(float(sources_sq / exact_sq) - 1) < 1e-12  # tanh is position-wise: the cross terms vanish exactly
 
 
@@ -235,10 +254,13 @@ def test_lib_is_sparser_than_pca_on_the_digits_mlp() -> None:
 
 @pytest.mark.skipif(not REFERENCE.is_dir(), reason=f"the peer's published LIB model and results are not at {REFERENCE}")
 @pytest.mark.slow
-@pytest.mark.parametrize("basis,expected,whiten", [
-    ("lib", (133, 82, 633), False),
-    ("pca", (167, 114, 682), False),
-])
+@pytest.mark.parametrize(
+    "basis,expected,whiten",
+    [
+        ("lib", (133, 82, 633), False),
+        ("pca", (167, 114, 682), False),
+    ],
+)
 def test_peer_check_edge_counts_and_node_ablation(basis: str, expected: tuple[int, ...], whiten: bool) -> None:
     model = load_modular_addition(REFERENCE / "model_epoch_60000.pt")
     data = modular_addition_data()
@@ -268,7 +290,9 @@ def test_kept_schedule_matches_the_peer_counts() -> None:
 def test_projected_masked_attention_equals_the_plain_masked_core() -> None:
     model = tiny_modadd()
     data = modular_addition_data(11, 0.5, 0)
-    graph = build_graph(model, data.train_tokens, {"basis": "lib", "node_layers": ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_post", "logits"]})
+    graph = build_graph(
+        model, data.train_tokens, {"basis": "lib", "node_layers": ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_post", "logits"]}
+    )
     view = sequential_view(model, torch.float64, graph.node_layers)
     f_in_hat = view.activations(data.test_tokens)[0] @ graph.bases[0].C
     projected = MaskedSection(view.sections[0], f_in_hat, graph.bases[0].C_pinv, graph.bases[1].C)

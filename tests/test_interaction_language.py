@@ -1,7 +1,8 @@
 """LIB on a language model's block: the folded sequential view equals the model (BERT's post-LN,
-GPT-2's pre-LN and GPT-NeoX's parallel-residual and sequential blocks with rotary attention), the LayerNorm variance stays a fixed direction of every basis, stochastic
-sources converge to the exact edges, the unablated block scores 0 and keeping every edge
-reproduces it, and a block the model lacks is a clear error."""
+GPT-2's pre-LN and GPT-NeoX's parallel-residual and sequential blocks with rotary attention), the
+LayerNorm variance stays a fixed direction of every basis, stochastic sources converge to the
+exact edges, the unablated block scores 0 and keeping every edge reproduces it, and a block the
+model lacks is a clear error."""
 
 from __future__ import annotations
 
@@ -35,8 +36,9 @@ VOCAB = 40
 
 def tiny_bert(seed: int = 0) -> BertModel:
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=VOCAB, hidden_size=12, num_hidden_layers=2, num_attention_heads=3, intermediate_size=20,
-                        max_position_embeddings=32)
+    config = BertConfig(
+        vocab_size=VOCAB, hidden_size=12, num_hidden_layers=2, num_attention_heads=3, intermediate_size=20, max_position_embeddings=32
+    )
     return BertModel(config).eval()
 
 
@@ -49,8 +51,16 @@ def tiny_gpt2(seed: int = 0) -> GPT2Model:
 def tiny_neox(seed: int = 0, parallel: bool = True) -> GPTNeoXModel:
     """Pythia's architecture in miniature: half of each head's coordinates rotary."""
     torch.manual_seed(seed)
-    config = GPTNeoXConfig(vocab_size=VOCAB, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=24,
-                           max_position_embeddings=32, rotary_pct=0.5, use_parallel_residual=parallel)
+    config = GPTNeoXConfig(
+        vocab_size=VOCAB,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=24,
+        max_position_embeddings=32,
+        rotary_pct=0.5,
+        use_parallel_residual=parallel,
+    )
     return GPTNeoXModel(config).eval()
 
 
@@ -62,8 +72,12 @@ def block_outputs(model: torch.nn.Module, ids: torch.Tensor, layers: tuple[int, 
     """Each block's own output (hidden_states[-1] of GPT-NeoX has the final LayerNorm applied)."""
     blocks = getattr(model, "layers", None) or getattr(model, "h", None) or model.encoder.layer
     outputs: dict[int, torch.Tensor] = {}
-    hooks = [blocks[layer].register_forward_hook(lambda _m, _i, out, layer=layer: outputs.__setitem__(layer, out[0] if isinstance(out, tuple) else out))
-             for layer in layers]
+    hooks = [
+        blocks[layer].register_forward_hook(
+            lambda _m, _i, out, layer=layer: outputs.__setitem__(layer, out[0] if isinstance(out, tuple) else out)
+        )
+        for layer in layers
+    ]
     with torch.no_grad():
         model(input_ids=ids)
     for hook in hooks:
@@ -86,7 +100,7 @@ def test_folded_block_equals_the_model(make, parallel) -> None:
         acts = view.activations(ids)
         assert torch.allclose(acts[-1], reference[layer], atol=1e-12, rtol=0)
         d = acts[-1].shape[-1]  # the variance of x, the residual the middle layer carries first
-        assert torch.allclose(acts[1][..., 0], acts[1][..., 1:1 + d].var(-1, unbiased=False), atol=1e-12)  # LN variance first
+        assert torch.allclose(acts[1][..., 0], acts[1][..., 1 : 1 + d].var(-1, unbiased=False), atol=1e-12)  # LN variance first
         assert all(bool((a[..., -1] == 1).all()) for a in acts[:-1])  # the constant last
 
 
@@ -172,8 +186,15 @@ def test_a_gpt_neox_checkpoint_directory_runs_as_a_lib_graph_job(tmp_path) -> No
 
     tokenizer = AutoTokenizer.from_pretrained(str(minilm_dir()))
     torch.manual_seed(0)
-    config = GPTNeoXConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                           intermediate_size=64, max_position_embeddings=64, rotary_pct=0.25)
+    config = GPTNeoXConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        rotary_pct=0.25,
+    )
     GPTNeoXForCausalLM(config).save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
     params = InteractionGraphParams(model=str(tmp_path), language={"layer": 1, "windows": 8, "tokens": 12}, ablation={"tolerance": 0.05})

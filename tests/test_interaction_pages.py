@@ -8,9 +8,9 @@ import io
 
 import pytest
 import torch
-from conftest import REPO_ROOT, open_page
 from streamlit.testing.v1 import AppTest
 
+from conftest import REPO_ROOT, open_page
 from featgeom_core import jobs
 from featgeom_core.errors import DataError
 from featgeom_core.interaction.checkpoints import store_upload

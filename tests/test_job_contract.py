@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT
 from pydantic import Field
 from streamlit.testing.v1 import AppTest
 
+from conftest import REPO_ROOT
 from featgeom_core import codec, jobs
 from featgeom_core.errors import InvalidParameter
 from featgeom_core.jobs import JobKind, JobOutput, register
@@ -29,6 +29,7 @@ HARNESS = str(REPO_ROOT / "tests" / "harness" / "single_page.py")
 
 
 # ---- a kind that exists only in this test file ----------------------------------------------
+
 
 class SquareParams(Params):
     """Square a number."""
@@ -50,13 +51,22 @@ def run_square(params: SquareParams, report) -> JobOutput:
     return JobOutput(SquareResult(np.full(params.repeat, params.x**2)))
 
 
-SQUARE = register(JobKind("contract.square", "squares a number (registered by a test file)", SquareParams, run_square, SquareResult,
-                          example={"x": 3.0, "repeat": 2}))
+SQUARE = register(
+    JobKind(
+        "contract.square",
+        "squares a number (registered by a test file)",
+        SquareParams,
+        run_square,
+        SquareResult,
+        example={"x": 3.0, "repeat": 2},
+    )
+)
 
 KINDS = sorted(jobs.job_kinds())
 
 
 # ---- helpers ----------------------------------------------------------------------------------
+
 
 def _required_only(kind: JobKind) -> dict[str, Any]:
     return {name: kind.example[name] for name, info in kind.params.model_fields.items() if info.is_required()}
@@ -81,6 +91,7 @@ def _out_of_range(spec) -> Any | None:
 
 
 # ---- the checks -------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", KINDS)
 def test_defaults_and_example_validate(name: str) -> None:

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO_ROOT, poll_until
 
+from conftest import REPO_ROOT, poll_until
 from featgeom_core import jobs
 from featgeom_core.errors import InvalidParameter
 from featgeom_core.jobs import records
@@ -59,16 +59,32 @@ def test_invalid_params_are_refused_before_any_worker(cache: Path, monkeypatch: 
     monkeypatch.setattr("featgeom_core.jobs.manager.get_client", no_backend)
     for kind, params, message in [
         ("feature_geometry", {"model": "minilm", "feature_set": "nope", "layers": [0]}, "unknown feature set"),
-        ("feature_geometry", {"model": "minilm", "feature_set": "athlete_sport", "layers": []}, "layers = \\[\\]: List should have at least 1 item"),
-        ("feature_geometry", {"model": "minilm", "feature_set": "athlete_sport", "layers": [0], "C": -1}, "C = -1: Input should be greater than 0"),
+        (
+            "feature_geometry",
+            {"model": "minilm", "feature_set": "athlete_sport", "layers": []},
+            "layers = \\[\\]: List should have at least 1 item",
+        ),
+        (
+            "feature_geometry",
+            {"model": "minilm", "feature_set": "athlete_sport", "layers": [0], "C": -1},
+            "C = -1: Input should be greater than 0",
+        ),
         ("diagnostic.spin", {"iterations": 0}, "iterations = 0: Input should be greater than or equal to 1"),
         ("no.such.kind", {}, "unknown job kind"),
         ("energy.fit", {"target": EYE3, "dim": 3}, "dim must be between"),
         ("energy.fit", {"target": EYE3, "dim": 2, "features": ["a"]}, "1 feature names"),
         ("energy.fit", {"target": [[1.0, 0.3], [0.1, 1.0]], "dim": 1}, "not symmetric"),
-        ("energy.fit", {"target": EYE3, "dim": 2, "kernel": "gauss"}, "kernel = 'gauss' is not allowed \\(allowed: one of exp, log, riesz\\)"),
+        (
+            "energy.fit",
+            {"target": EYE3, "dim": 2, "kernel": "gauss"},
+            "kernel = 'gauss' is not allowed \\(allowed: one of exp, log, riesz\\)",
+        ),
         ("energy.sweep", {"targets": []}, "targets = \\[\\]: List should have at least 1 item"),
-        ("energy.sweep", {"targets": [{"name": "real", "layer": 2, "features": ["a", "b"], "psms": {"cosine": EYE3}}]}, "names 2 features for an 3 x 3"),
+        (
+            "energy.sweep",
+            {"targets": [{"name": "real", "layer": 2, "features": ["a", "b"], "psms": {"cosine": EYE3}}]},
+            "names 2 features for an 3 x 3",
+        ),
         ("energy.sweep", {"targets": [{"name": "real", "psms": {"cosine": EYE3, "rbf": [[1.0, 0.0], [0.0, 1.0]]}}]}, "differ in size"),
         ("energy.sweep", {"targets": {"real": {"cosine": EYE3}}, "dims": [3]}, "no dim"),
         ("energy.sweep", {"targets": {"real": {"cosine": EYE3}}, "sigmas": []}, "sigmas = \\[\\]: Tuple should have at least 1 item"),
@@ -142,8 +158,9 @@ def test_a_client_killed_with_a_job_in_flight_leaves_it_interrupted(cache: Path,
     finished = next(r for r in jobs.list_jobs() if r.status == "done")
     assert jobs.result(finished.job_id).meta == {"echo": "finished before the kill"}
 
-    from conftest import HARNESS
     from streamlit.testing.v1 import AppTest
+
+    from conftest import HARNESS
 
     at = AppTest.from_file(HARNESS, default_timeout=120)
     at.query_params.update({"page": "pages/jobs.py", "model": "tiny-native", "jobs_selected": job_id})
@@ -192,14 +209,18 @@ def _free_port() -> int:
 def _start_scheduler(port: int) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
 
 
 def _start_worker(address: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
 
 
@@ -218,9 +239,11 @@ class ExternalCluster:
 
     def wait_for_one_worker(self, timeout: float = 60.0) -> None:
         """Until the app's client (connecting afresh if it must) sees the worker."""
+
         def ready() -> bool:
             self.client = _connect()
             return self.client is not None and len(self.client.scheduler_info(n_workers=-1)["workers"]) == 1
+
         poll_until(ready, timeout=timeout, poll=0.5)
 
     def stop(self) -> None:

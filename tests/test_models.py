@@ -57,8 +57,12 @@ def pythia_style_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("pythia-tiny")
     tokenizer = AutoTokenizer.from_pretrained(str(minilm_dir()))
     config = GPTNeoXConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=128, max_position_embeddings=128,
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+        max_position_embeddings=128,
     )
     torch.manual_seed(0)
     GPTNeoXForCausalLM(config).save_pretrained(directory)

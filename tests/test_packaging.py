@@ -20,8 +20,12 @@ OPTIONAL = {
 
 def _top_level_imports() -> dict[str, str]:
     """{top-level module: a file importing it} over featgeom_core/, ui/, pages/ and app.py."""
-    files = [*(REPO_ROOT / "featgeom_core").rglob("*.py"), *(REPO_ROOT / "ui").glob("*.py"), *(REPO_ROOT / "pages").glob("*.py"),
-             REPO_ROOT / "app.py"]
+    files = [
+        *(REPO_ROOT / "featgeom_core").rglob("*.py"),
+        *(REPO_ROOT / "ui").glob("*.py"),
+        *(REPO_ROOT / "pages").glob("*.py"),
+        REPO_ROOT / "app.py",
+    ]
     found: dict[str, str] = {}
     for path in files:
         for node in ast.walk(ast.parse(path.read_text())):
@@ -41,8 +45,10 @@ def _normalised(name: str) -> str:
 
 
 def test_every_third_party_import_is_a_declared_dependency() -> None:
-    declared = {_normalised(re.split(r"[<>=~!\[; ]", spec, maxsplit=1)[0])
-                for spec in tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
+    declared = {
+        _normalised(re.split(r"[<>=~!\[; ]", spec, maxsplit=1)[0])
+        for spec in tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    }
     distributions = importlib.metadata.packages_distributions()
     missing = {}
     for module, where in sorted(_top_level_imports().items()):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import REPO_ROOT
 from streamlit.testing.v1 import AppTest
+
+from conftest import REPO_ROOT
 
 APP = str(REPO_ROOT / "app.py")
 HARNESS = str(REPO_ROOT / "tests" / "harness" / "single_page.py")
@@ -78,8 +79,11 @@ def _upload(at: AppTest, name: str, content: bytes) -> AppTest:
 
 @pytest.mark.parametrize(
     "content,message",
-    [(b"words,label\nhi,a\n", "missing the column"), (b"text,label\n" + b"hi,a\n" * 8, "only one class"),
-     (b"text,label\nhi,a\n,b\nho,a\nhu,b\n", "empty text")],
+    [
+        (b"words,label\nhi,a\n", "missing the column"),
+        (b"text,label\n" + b"hi,a\n" * 8, "only one class"),
+        (b"text,label\nhi,a\n,b\nho,a\nhu,b\n", "empty text"),
+    ],
 )
 def test_bad_csv_upload_shows_an_error_and_keeps_the_current_view(content: bytes, message: str) -> None:
     at = app(HARNESS, page="pages/geometry.py", model="tiny-native", layers="0", features="art_type")

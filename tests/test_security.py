@@ -9,15 +9,19 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
-from conftest import REPO_ROOT
 
+from conftest import REPO_ROOT
 from featgeom_core.access import protect_store
 from featgeom_core.jobs import records
 from featgeom_core.jobs.records import JobRecord
 from featgeom_core.store import Store
 
-SOURCES = [REPO_ROOT / "app.py", *sorted((REPO_ROOT / "featgeom_core").rglob("*.py")), *sorted((REPO_ROOT / "ui").rglob("*.py")),
-           *sorted((REPO_ROOT / "pages").rglob("*.py"))]
+SOURCES = [
+    REPO_ROOT / "app.py",
+    *sorted((REPO_ROOT / "featgeom_core").rglob("*.py")),
+    *sorted((REPO_ROOT / "ui").rglob("*.py")),
+    *sorted((REPO_ROOT / "pages").rglob("*.py")),
+]
 FORBIDDEN_CALLS = {"pickle.load", "pickle.loads", "pd.read_pickle", "pandas.read_pickle", "joblib.load", "dill.load", "cloudpickle.load"}
 
 

@@ -11,10 +11,11 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
+
 from conftest import REPO_ROOT
 
 START_COMMAND = ["bash", "scripts/run.sh"]
@@ -54,8 +55,13 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             start_worker(f"worker-{i}", services, processes, services, scheduler)
         address = swap([services["app"]["environment"]["FEATGEOM_SCHEDULER"]], inside={"scheduler:8786": scheduler})[0]
         port = _free_port()
-        app = processes.start("app", START_COMMAND, FEATGEOM_PORT=str(port), FEATGEOM_SCHEDULER=address,
-                              FEATGEOM_CACHE_DIR=str(tmp_path_factory.mktemp("server-cache")))
+        app = processes.start(
+            "app",
+            START_COMMAND,
+            FEATGEOM_PORT=str(port),
+            FEATGEOM_SCHEDULER=address,
+            FEATGEOM_CACHE_DIR=str(tmp_path_factory.mktemp("server-cache")),
+        )
         url = f"http://127.0.0.1:{port}"
 
         def app_healthy() -> bool:
@@ -88,8 +94,13 @@ def test_readme_and_dockerfile_use_the_same_commands() -> None:
 def test_app_py_imported_by_a_spawned_dask_worker_draws_nothing() -> None:
     """Dask's local workers are spawned processes that run app.py as __mp_main__; drawing the app
     there once failed the workers' start ('Nanny failed to start')."""
-    result = subprocess.run([os.sys.executable, "-c", "import runpy; runpy.run_path('app.py', run_name='__mp_main__')"],
-                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [os.sys.executable, "-c", "import runpy; runpy.run_path('app.py', run_name='__mp_main__')"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
 
 
@@ -107,8 +118,15 @@ def browser():
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(
             executable_path=chromium,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
         )
         yield instance
         instance.close()
@@ -191,8 +209,9 @@ SHARED_VIEWS = [  # page path, a view with settings away from the defaults, the 
 
 
 @pytest.mark.parametrize("path,query,carried", SHARED_VIEWS, ids=[v[0] or "home" for v in SHARED_VIEWS])
-def test_each_pages_copied_link_reproduces_its_view_in_a_fresh_context(app_url: str, browser, path: str, query: str,
-                                                                      carried: list[str]) -> None:
+def test_each_pages_copied_link_reproduces_its_view_in_a_fresh_context(
+    app_url: str, browser, path: str, query: str, carried: list[str]
+) -> None:
     """The view's link (from 'Copy link to this view') carries its settings, and opened in a fresh
     browser context (no cookies, no session) it shows the same view: the same settings again."""
     first = browser.new_context(viewport={"width": 1400, "height": 900})
@@ -227,13 +246,15 @@ def test_an_exported_report_opens_offline_with_the_same_numbers(app_url: str, br
     page.wait_for_selector(".js-plotly-plot .heatmaplayer", timeout=240_000)
     _settle(page)
     # the controls' re-optimisation chart comes last (its sweep job finishes after the fit): every figure is drawn once it is
-    page.wait_for_function("[...document.querySelectorAll('.js-plotly-plot .gtitle')].some(t => t.textContent.includes('after re-optimisation (σ'))",
-                           timeout=240_000)
+    page.wait_for_function(
+        "[...document.querySelectorAll('.js-plotly-plot .gtitle')].some(t => t.textContent.includes('after re-optimisation (σ'))",
+        timeout=240_000,
+    )
     _settle(page)
     titles = page.locator(".js-plotly-plot .gtitle").all_text_contents()
     error_title = next(t for t in titles if "error per pair" in t)
     report = tmp_path / "report.html"
-    for attempt in range(3):  # a rerun landing as the popover opens can swallow the click: open it and click again
+    for _attempt in range(3):  # a rerun landing as the popover opens can swallow the click: open it and click again
         page.get_by_text("Export this view").click()
         button = page.get_by_role("button", name="Report (HTML)")
         button.wait_for(timeout=30_000)
@@ -299,8 +320,10 @@ def test_the_token_gate_in_a_real_browser(browser, tmp_path: Path) -> None:
             os.killpg(process.pid, signal.SIGKILL)
 
 
-SMALL_SWEEP = ("pert_kernels=riesz&pert_sims=cosine&pert_dims=1&pert_ld=10&pert_lx=10&pert_sigmas=0.1&pert_restarts=2&pert_repeats=1"
-               "&ctl_perm_seeds=1&ctl_label_seeds=1")
+SMALL_SWEEP = (
+    "pert_kernels=riesz&pert_sims=cosine&pert_dims=1&pert_ld=10&pert_lx=10&pert_sigmas=0.1&pert_restarts=2&pert_repeats=1"
+    "&ctl_perm_seeds=1&ctl_label_seeds=1"
+)
 ANALYSES = [  # page, its settings (small), the button that submits the job (None: reads the previous one's result), figures drawn
     ("perturbation", f"{TINY}&{SMALL_SWEEP}", "Run the sweep as a job", 3),
     ("sparsity_validation", f"{TINY}&ablation=d%20%3D%2064&a=2&controls=gaussian&method=greedy", "Run as a job", 2),
@@ -312,8 +335,9 @@ ANALYSES = [  # page, its settings (small), the button that submits the job (Non
 
 
 @pytest.mark.parametrize("path,query,button,figures", ANALYSES, ids=[a[0] for a in ANALYSES])
-def test_an_analysis_runs_on_the_deployments_workers_from_its_page(app_url: str, browser, path: str, query: str,
-                                                                   button: str | None, figures: int) -> None:
+def test_an_analysis_runs_on_the_deployments_workers_from_its_page(
+    app_url: str, browser, path: str, query: str, button: str | None, figures: int
+) -> None:
     """A job-backed analysis started from its page in Chromium is computed on the deployment's
     workers (no disk shared with the app) and drawn. (Geometry and Energy run in the tests above.)"""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -325,7 +349,9 @@ def test_an_analysis_runs_on_the_deployments_workers_from_its_page(app_url: str,
     page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {figures}", timeout=300_000)
     _settle(page)
     _assert_no_exception(page)
-    assert page.locator('[data-testid="stAlertContentError"]').count() == 0, page.locator('[data-testid="stAlertContentError"]').all_inner_texts()
+    assert page.locator('[data-testid="stAlertContentError"]').count() == 0, page.locator(
+        '[data-testid="stAlertContentError"]'
+    ).all_inner_texts()
     context.close()
 
 

@@ -135,18 +135,30 @@ def test_the_papers_validation_at_its_settings() -> None:
     assert controls["heavy_tailed"]["n0"] < rows[10.0]["n0"]
 
 
-@pytest.mark.parametrize("make,error,message", [
-    (lambda: SparseCodingParams(dictionary_multiple=0.5), InvalidParameter, "dictionary_multiple = 0.5"),
-    (lambda: sparse_linear_data(16, 64, 100), InvalidParameter, "a .features active on average. must be in"),
-    (lambda: sparse_linear_data(16, 0, 100), InvalidParameter, "must be in"),
-    (lambda: sparse_linear_data(16, 2, 100, sigma=-1), InvalidParameter, "sigma must be >= 0"),
-    (lambda: sparse_code(np.random.default_rng(0).normal(size=(100, 16)), SparseCodingParams()), DataError, "too few for a dictionary of 128"),
-    (lambda: sparse_code(np.full((300, 8), np.nan), SMALL), DataError, "NaN or infinite values in 300 of 300 rows"),
-    (lambda: sparse_code(np.zeros((300, 8)), SMALL), DataError, "constant"),
-    (lambda: sparse_code(control_data("gaussian", 8, 300), SparseCodingParams(initial_lambda=1e3, adaptive_lambda=False, batch_size=64)),
-     InvalidParameter, "sets every coefficient to zero.*use a smaller lambda"),
-    (lambda: control_data("uniform", 8, 10), InvalidParameter, "unknown control"),
-])
+@pytest.mark.parametrize(
+    "make,error,message",
+    [
+        (lambda: SparseCodingParams(dictionary_multiple=0.5), InvalidParameter, "dictionary_multiple = 0.5"),
+        (lambda: sparse_linear_data(16, 64, 100), InvalidParameter, "a .features active on average. must be in"),
+        (lambda: sparse_linear_data(16, 0, 100), InvalidParameter, "must be in"),
+        (lambda: sparse_linear_data(16, 2, 100, sigma=-1), InvalidParameter, "sigma must be >= 0"),
+        (
+            lambda: sparse_code(np.random.default_rng(0).normal(size=(100, 16)), SparseCodingParams()),
+            DataError,
+            "too few for a dictionary of 128",
+        ),
+        (lambda: sparse_code(np.full((300, 8), np.nan), SMALL), DataError, "NaN or infinite values in 300 of 300 rows"),
+        (lambda: sparse_code(np.zeros((300, 8)), SMALL), DataError, "constant"),
+        (
+            lambda: sparse_code(
+                control_data("gaussian", 8, 300), SparseCodingParams(initial_lambda=1e3, adaptive_lambda=False, batch_size=64)
+            ),
+            InvalidParameter,
+            "sets every coefficient to zero.*use a smaller lambda",
+        ),
+        (lambda: control_data("uniform", 8, 10), InvalidParameter, "unknown control"),
+    ],
+)
 def test_bad_input_gets_a_clear_error(make, error, message: str) -> None:
     with pytest.raises(error, match=message):
         make()

@@ -4,9 +4,9 @@ and draw; the dictionary explorer opens the sweep, shows an atom and decomposes 
 from __future__ import annotations
 
 import pytest
-from conftest import open_page
 from streamlit.testing.v1 import AppTest
 
+from conftest import open_page
 from featgeom_core import jobs
 
 

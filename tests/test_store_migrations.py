@@ -44,8 +44,21 @@ def old_store(tmp_path: Path) -> Store:
     shutil.copytree(FIXTURES / "store", tmp_path / "store")
     store = Store(tmp_path / "store")
     for entry in WRITTEN.values():
-        records.save(JobRecord(entry["job_id"], entry["kind"], entry["normalised"], "done", 1.0, "done", result_key=entry["key"],
-                               created=1.0, started=1.0, finished=2.0), store.root)
+        records.save(
+            JobRecord(
+                entry["job_id"],
+                entry["kind"],
+                entry["normalised"],
+                "done",
+                1.0,
+                "done",
+                result_key=entry["key"],
+                created=1.0,
+                started=1.0,
+                finished=2.0,
+            ),
+            store.root,
+        )
     return store
 
 

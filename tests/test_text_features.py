@@ -40,9 +40,17 @@ def test_labels_match_table(token: str, expected: set[str]) -> None:
 
 def test_there_are_the_eleven_thesis_features() -> None:
     assert list(TEXT_FEATURES) == [
-        "contains_digit", "all_digits", "contains_capital", "leading_capital", "all_capitals",
-        "contains_whitespace", "has_leading_space", "no_leading_space_and_loweralpha",
-        "contains_all_whitespace", "is_not_alphanumeric", "is_not_ascii",
+        "contains_digit",
+        "all_digits",
+        "contains_capital",
+        "leading_capital",
+        "all_capitals",
+        "contains_whitespace",
+        "has_leading_space",
+        "no_leading_space_and_loweralpha",
+        "contains_all_whitespace",
+        "is_not_alphanumeric",
+        "is_not_ascii",
     ]
 
 

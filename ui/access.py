@@ -34,14 +34,17 @@ def admitted() -> bool:
         if store_accepts(root, None):
             st.session_state[ADMITTED] = True
             return True
-        st.error(f"The result store at {root} is protected by an access token, but this app was started without one: "
-                 "start it with FEATGEOM_ACCESS_TOKEN (or FEATGEOM_ACCESS_TOKEN_FILE) set to the deployment's token.")
+        st.error(
+            f"The result store at {root} is protected by an access token, but this app was started without one: "
+            "start it with FEATGEOM_ACCESS_TOKEN (or FEATGEOM_ACCESS_TOKEN_FILE) set to the deployment's token."
+        )
         return False
     protect_store(root, token)
     st.title("featgeom")
     with st.form("access_gate"):
-        given = st.text_input("Access token", type="password", key="_access_token_input",
-                              help="This deployment is shared: ask whoever runs it for the token.")
+        given = st.text_input(
+            "Access token", type="password", key="_access_token_input", help="This deployment is shared: ask whoever runs it for the token."
+        )
         submitted = st.form_submit_button("Enter", type="primary")
     if submitted:
         if tokens_match(given or "", token):

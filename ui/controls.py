@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -26,7 +27,11 @@ HOW_TO_READ = (
 )
 
 
-CONTROL_FIELDS: dict[str, Callable[[str], Any]] = {"ctl_shuffled": flag, "ctl_perm_seeds": int, "ctl_label_seeds": int}  # widget key -> URL parser
+CONTROL_FIELDS: dict[str, Callable[[str], Any]] = {
+    "ctl_shuffled": flag,
+    "ctl_perm_seeds": int,
+    "ctl_label_seeds": int,
+}  # widget key -> URL parser
 
 
 def control_settings() -> ControlParams:
@@ -37,7 +42,9 @@ def control_settings() -> ControlParams:
         st.session_state.setdefault("ctl_shuffled", True)
         shuffled = c1.toggle("Shuffled-label control", key="ctl_shuffled", help=widgets.help_text(ControlParams, "shuffled_labels"))
         permutation_seeds = widgets.number_input(ControlParams, "permutation_seeds", "permuted seeds", "ctl_perm_seeds", container=c2)
-        seeds = widgets.number_input(ControlParams, "label_seeds", "label-shuffle seeds", "ctl_label_seeds", container=c3, disabled=not shuffled)
+        seeds = widgets.number_input(
+            ControlParams, "label_seeds", "label-shuffle seeds", "ctl_label_seeds", container=c3, disabled=not shuffled
+        )
     publish_fields(CONTROL_FIELDS)
     return ControlParams(shuffled_labels=shuffled, permutation_seeds=int(permutation_seeds), label_seeds=int(seeds))
 
@@ -51,7 +58,11 @@ def verdict(row: dict) -> str:
     beats = [TARGET_LABEL[c] for c in CONTROLS if row.get(f"real_closer_than_{c}")]
     present = [c for c in CONTROLS if f"real_closer_than_{c}" in row]
     if "shuffled_labels" in present and not row.get("real_closer_than_shuffled_labels"):
-        return "no closer than shuffled labels: the probing construction" if row.get("real_closer_than_permuted") else "no closer than either control"
+        return (
+            "no closer than shuffled labels: the probing construction"
+            if row.get("real_closer_than_permuted")
+            else "no closer than either control"
+        )
     return "closer than " + " and ".join(beats) if beats else "no closer than the permuted control"
 
 
@@ -68,5 +79,3 @@ def summary_table(summary: list[dict]) -> pd.DataFrame:
         shown["reading"] = verdict(row)
         table.append(shown)
     return pd.DataFrame(table)
-
-

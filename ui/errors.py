@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import streamlit as st
 
@@ -23,9 +23,11 @@ def render_safely(render: Callable[[], None]) -> None:
             offer_recompute(exc.job_id)
     except FeatgeomError as exc:
         st.error(str(exc))
-    except Exception as exc:  # noqa: BLE001  (a page must not leak a traceback)
+    except Exception as exc:
         log.exception("page failed")
-        st.error(f"Something went wrong ({type(exc).__name__}): {exc}. Nothing already computed was lost; the details are in the server log.")
+        st.error(
+            f"Something went wrong ({type(exc).__name__}): {exc}. Nothing already computed was lost; the details are in the server log."
+        )
 
 
 def offer_recompute(job_id: str) -> None:

@@ -13,8 +13,11 @@ from ui.report import chart
 def loss_history(record: jobs.JobRecord) -> dict[int, tuple[float, float]]:
     """{step: (L_steep, L_interference)} from the metrics the fit reported (the record keeps them,
     thinned to a few hundred points)."""
-    return {int(m["step"]): (float(m["steep_loss"]), float(m["interference_loss"])) for m in record.metrics_history
-            if {"step", "steep_loss", "interference_loss"} <= m.keys()}
+    return {
+        int(m["step"]): (float(m["steep_loss"]), float(m["interference_loss"]))
+        for m in record.metrics_history
+        if {"step", "steep_loss", "interference_loss"} <= m.keys()
+    }
 
 
 def _losses_and_cancel(current: jobs.JobRecord) -> None:
@@ -26,8 +29,11 @@ def _losses_and_cancel(current: jobs.JobRecord) -> None:
         st.rerun()
     if history:
         steps = sorted(history)
-        chart(st, loss_figure(steps, [history[s][0] for s in steps], [history[s][1] for s in steps],
-                                    "Training losses, live"), key=f"hx_live_chart_{job_id}")
+        chart(
+            st,
+            loss_figure(steps, [history[s][0] for s in steps], [history[s][1] for s in steps], "Training losses, live"),
+            key=f"hx_live_chart_{job_id}",
+        )
     else:
         st.caption("The loss curve appears with the first optimisation step (after the eigenvector start).")
 

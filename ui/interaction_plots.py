@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -29,8 +30,9 @@ def top_edges(E: np.ndarray, top_k: int, skip_constant: bool) -> tuple[np.ndarra
     return rows, cols, flat[order]
 
 
-def layered_graph(graph: InteractionGraph, modules: Sequence[np.ndarray], top_k: int, title: str,
-                  fourier: Sequence[Sequence[dict[str, float]]] = ()) -> go.Figure:
+def layered_graph(
+    graph: InteractionGraph, modules: Sequence[np.ndarray], top_k: int, title: str, fourier: Sequence[Sequence[dict[str, float]]] = ()
+) -> go.Figure:
     """Node layers as columns, directions top to bottom by importance, nodes coloured by module;
     each layer pair's ``top_k`` edges in four traces binned by log E (so thousands stay fast)."""
     figure = go.Figure()
@@ -51,8 +53,17 @@ def layered_graph(graph: InteractionGraph, modules: Sequence[np.ndarray], top_k:
             for x0, y0, x1, y1, _ in chosen:
                 xs += [x0, x1, None]
                 ys += [y0, y1, None]
-            figure.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", line={"width": width, "color": f"rgba(60,60,60,{0.25 + 0.18 * b})"},
-                                          hoverinfo="skip", name=f"edges, strength bin {b + 1}", showlegend=False))
+            figure.add_trace(
+                go.Scattergl(
+                    x=xs,
+                    y=ys,
+                    mode="lines",
+                    line={"width": width, "color": f"rgba(60,60,60,{0.25 + 0.18 * b})"},
+                    hoverinfo="skip",
+                    name=f"edges, strength bin {b + 1}",
+                    showlegend=False,
+                )
+            )
     for k, basis in enumerate(graph.bases):
         n = basis.dim
         module = modules[k] if k < len(modules) else np.full(n, -1)
@@ -60,16 +71,31 @@ def layered_graph(graph: InteractionGraph, modules: Sequence[np.ndarray], top_k:
         values = basis.values.numpy()
         texts = []
         for j in range(n):
-            text = f"{graph.node_layers[k]}<br>direction {j}{' (constant)' if basis.constant_first and j == 0 else ''}<br>eigenvalue {values[j]:.4g}<br>module {module[j]}"
+            constant = " (constant)" if basis.constant_first and j == 0 else ""
+            text = f"{graph.node_layers[k]}<br>direction {j}{constant}<br>eigenvalue {values[j]:.4g}<br>module {module[j]}"
             if fourier and k < len(fourier) and j < len(fourier[k]):
                 f = fourier[k][j]
                 text += f"<br>Fourier ({f['kx']}, {f['ky']}), {100 * f['share']:.0f}% of power"
             texts.append(text)
-        figure.add_trace(go.Scattergl(x=[k] * n, y=-np.arange(n), mode="markers", marker={"size": 7, "color": colours, "line": {"width": 0.5, "color": "#333"}},
-                                      text=texts, hovertemplate="%{text}<extra></extra>", name=graph.node_layers[k], showlegend=False))
-    figure.update_layout(title={"text": title, "font": {"size": 13}}, height=620, **LAYOUT,
-                         xaxis={"tickvals": list(range(len(graph.node_layers))), "ticktext": graph.node_layers, "showgrid": False},
-                         yaxis={"title": "direction (most important at the top)", "showticklabels": False, "showgrid": False})
+        figure.add_trace(
+            go.Scattergl(
+                x=[k] * n,
+                y=-np.arange(n),
+                mode="markers",
+                marker={"size": 7, "color": colours, "line": {"width": 0.5, "color": "#333"}},
+                text=texts,
+                hovertemplate="%{text}<extra></extra>",
+                name=graph.node_layers[k],
+                showlegend=False,
+            )
+        )
+    figure.update_layout(
+        title={"text": title, "font": {"size": 13}},
+        height=620,
+        **LAYOUT,
+        xaxis={"tickvals": list(range(len(graph.node_layers))), "ticktext": graph.node_layers, "showgrid": False},
+        yaxis={"title": "direction (most important at the top)", "showticklabels": False, "showgrid": False},
+    )
     return figure
 
 
@@ -79,11 +105,24 @@ def node_ablation_figure(curves: dict[str, dict[str, dict[int, float]]], metric:
     for b, (kind, per_layer) in enumerate(curves.items()):
         for layer, curve in per_layer.items():
             kept = sorted(curve)
-            figure.add_trace(go.Scatter(x=kept, y=[curve[n] for n in kept], mode="lines+markers", name=f"{kind} · {layer}",
-                                        line={"dash": ("solid", "dash", "dot", "dashdot")[b % 4]}, marker={"size": 4}))
+            figure.add_trace(
+                go.Scatter(
+                    x=kept,
+                    y=[curve[n] for n in kept],
+                    mode="lines+markers",
+                    name=f"{kind} · {layer}",
+                    line={"dash": ("solid", "dash", "dot", "dashdot")[b % 4]},
+                    marker={"size": 4},
+                )
+            )
     figure.add_hline(y=base, line={"color": "#888", "dash": "dot"}, annotation_text="unablated")
-    figure.update_layout(title={"text": f"Node ablation: {metric} keeping the n most important directions", "font": {"size": 13}},
-                         height=380, **LAYOUT, xaxis={"title": "directions kept"}, yaxis={"title": metric})
+    figure.update_layout(
+        title={"text": f"Node ablation: {metric} keeping the n most important directions", "font": {"size": 13}},
+        height=380,
+        **LAYOUT,
+        xaxis={"title": "directions kept"},
+        yaxis={"title": metric},
+    )
     return figure
 
 
@@ -93,13 +132,28 @@ def bisect_figure(bisects: dict[str, dict[str, dict[str, Any]]], metric: str, ba
     for b, (kind, per_layer) in enumerate(bisects.items()):
         for layer, trace in per_layer.items():
             tried = sorted(trace["tried"])
-            figure.add_trace(go.Scatter(x=[max(t[0], 1) for t in tried], y=[t[1] for t in tried], mode="lines+markers",
-                                        name=f"{kind} · {layer}: {trace['required']} edges", line={"dash": ("solid", "dash", "dot", "dashdot")[b % 4]}))
+            figure.add_trace(
+                go.Scatter(
+                    x=[max(t[0], 1) for t in tried],
+                    y=[t[1] for t in tried],
+                    mode="lines+markers",
+                    name=f"{kind} · {layer}: {trace['required']} edges",
+                    line={"dash": ("solid", "dash", "dot", "dashdot")[b % 4]},
+                )
+            )
     figure.add_hline(y=base, line={"color": "#888", "dash": "dot"}, annotation_text="unablated")
-    figure.add_hline(y=base - tolerance if metric == "accuracy" else base + tolerance, line={"color": "#d62728", "dash": "dash"},
-                     annotation_text="tolerance")
-    figure.update_layout(title={"text": f"Edge ablation bisect: {metric} against edges kept", "font": {"size": 13}}, height=380, **LAYOUT,
-                         xaxis={"title": "edges kept", "type": "log"}, yaxis={"title": metric})
+    figure.add_hline(
+        y=base - tolerance if metric == "accuracy" else base + tolerance,
+        line={"color": "#d62728", "dash": "dash"},
+        annotation_text="tolerance",
+    )
+    figure.update_layout(
+        title={"text": f"Edge ablation bisect: {metric} against edges kept", "font": {"size": 13}},
+        height=380,
+        **LAYOUT,
+        xaxis={"title": "edges kept", "type": "log"},
+        yaxis={"title": metric},
+    )
     return figure
 
 
@@ -107,7 +161,15 @@ def training_figure(history: dict[str, list[float]], label: str) -> go.Figure:
     """Test accuracy (and train loss, log scale, right axis) against the epoch of a training job."""
     figure = go.Figure()
     figure.add_trace(go.Scatter(x=history["epoch"], y=history["test_accuracy"], name="test accuracy", mode="lines"))
-    figure.add_trace(go.Scatter(x=history["epoch"], y=history["train_loss"], name="train loss", mode="lines", yaxis="y2", line={"dash": "dot"}))
-    figure.update_layout(title={"text": f"Training job {label}", "font": {"size": 13}}, height=300, **LAYOUT, xaxis={"title": "epoch"},
-                         yaxis={"title": "test accuracy", "range": [0, 1.02]}, yaxis2={"title": "train loss", "type": "log", "overlaying": "y", "side": "right"})
+    figure.add_trace(
+        go.Scatter(x=history["epoch"], y=history["train_loss"], name="train loss", mode="lines", yaxis="y2", line={"dash": "dot"})
+    )
+    figure.update_layout(
+        title={"text": f"Training job {label}", "font": {"size": 13}},
+        height=300,
+        **LAYOUT,
+        xaxis={"title": "epoch"},
+        yaxis={"title": "test accuracy", "range": [0, 1.02]},
+        yaxis2={"title": "train loss", "type": "log", "overlaying": "y", "side": "right"},
+    )
     return figure

@@ -3,7 +3,8 @@ stored result from a ``?job=`` link."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import streamlit as st
 
@@ -87,8 +88,9 @@ def adopt_job_from_url(kind: str, state_key: str) -> None:
         st.session_state[state_key] = opened
 
 
-def open_finished(kind: JobKind[Any, Any], state_key: str, label: Callable[[jobs.JobRecord], str],
-                  prompt: str = "Or open a finished run") -> None:
+def open_finished(
+    kind: JobKind[Any, Any], state_key: str, label: Callable[[jobs.JobRecord], str], prompt: str = "Or open a finished run"
+) -> None:
     """When the page has no current job: a picker of ``kind``'s finished jobs (newest first,
     each shown by ``label``) whose choice becomes the current job in ``state_key``."""
     if st.session_state.get(state_key):
@@ -96,8 +98,9 @@ def open_finished(kind: JobKind[Any, Any], state_key: str, label: Callable[[jobs
     finished = {r.job_id: r for r in kind.finished()}
     if not finished:
         return
-    chosen = st.selectbox(prompt, [None, *finished], key=f"{state_key}_open",
-                          format_func=lambda j: "—" if j is None else _safe_label(label, finished[j]))
+    chosen = st.selectbox(
+        prompt, [None, *finished], key=f"{state_key}_open", format_func=lambda j: "—" if j is None else _safe_label(label, finished[j])
+    )
     if chosen:
         st.session_state[state_key] = chosen
 

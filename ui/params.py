@@ -3,7 +3,8 @@ limit is written once (in the model) and the page cannot drift from what the cor
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import streamlit as st
 from pydantic import BaseModel
@@ -20,8 +21,17 @@ def _clamp(value: float, lowest: float | None, highest: float | None) -> float:
     return value
 
 
-def number_input(model: type[BaseModel], field: str, label: str, key: str, *, container: Any = st, max_value: float | None = None,
-                 default: float | None = None, **kwargs: Any) -> Any:
+def number_input(
+    model: type[BaseModel],
+    field: str,
+    label: str,
+    key: str,
+    *,
+    container: Any = st,
+    max_value: float | None = None,
+    default: float | None = None,
+    **kwargs: Any,
+) -> Any:
     """A number input for ``model.field``; ``max_value`` may tighten (never widen) the model's
     upper bound with a data-dependent limit (e.g. dim below N)."""
     spec = field_spec(model, field)
@@ -38,7 +48,9 @@ def number_input(model: type[BaseModel], field: str, label: str, key: str, *, co
         value = _clamp(current, lowest, highest)
     if spec.is_int:
         cast_int = lambda v: None if v is None else int(v)  # noqa: E731
-        return container.number_input(label, cast_int(lowest), cast_int(highest), int(value), step=1, key=key, help=spec.description, **kwargs)
+        return container.number_input(
+            label, cast_int(lowest), cast_int(highest), int(value), step=1, key=key, help=spec.description, **kwargs
+        )
     cast = lambda v: None if v is None else float(v)  # noqa: E731
     return container.number_input(label, cast(lowest), cast(highest), float(value), format="%g", key=key, help=spec.description, **kwargs)
 
@@ -65,8 +77,9 @@ def selectbox(model: type[BaseModel], field: str, label: str, key: str, *, conta
     return container.selectbox(label, options, index=index, key=key, help=spec.description, **kwargs)
 
 
-def multiselect(model: type[BaseModel], field: str, label: str, key: str, *, options: Sequence[Any] | None = None, container: Any = st,
-                **kwargs: Any) -> list[Any]:
+def multiselect(
+    model: type[BaseModel], field: str, label: str, key: str, *, options: Sequence[Any] | None = None, container: Any = st, **kwargs: Any
+) -> list[Any]:
     """A multiselect for a list field: over its Literal choices, or over ``options`` (a menu of
     values the page offers, filtered to the model's bounds); starts at the model's default."""
     spec = field_spec(model, field)

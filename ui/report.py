@@ -3,7 +3,8 @@ them for this run; the sidebar offers the view as one HTML file and its data as 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -43,9 +44,30 @@ def report_controls(fingerprints: Callable[[], dict[str, str]]) -> None:
     stem = "featgeom-" + "".join(c if c.isalnum() else "-" for c in record.page.lower()).strip("-")
     with st.sidebar.popover("Export this view", icon=":material/description:", width="stretch"):
         st.caption(f"{len(record.figures)} figure(s), interactive; the settings, fingerprints and featgeom version; opens offline.")
-        st.download_button("Report (HTML)", data=lambda: report_html(complete(), link), file_name=f"{stem}.html", mime="text/html",
-                           key="report_html", on_click="ignore", width="stretch")
-        st.download_button("Its data (NPZ)", data=lambda: report_npz(complete()), file_name=f"{stem}.npz",
-                           mime="application/octet-stream", key="report_npz", on_click="ignore", width="stretch")
-        st.download_button("Its data (CSV)", data=lambda: report_csv(complete()), file_name=f"{stem}.csv", mime="text/csv",
-                           key="report_csv", on_click="ignore", width="stretch")
+        st.download_button(
+            "Report (HTML)",
+            data=lambda: report_html(complete(), link),
+            file_name=f"{stem}.html",
+            mime="text/html",
+            key="report_html",
+            on_click="ignore",
+            width="stretch",
+        )
+        st.download_button(
+            "Its data (NPZ)",
+            data=lambda: report_npz(complete()),
+            file_name=f"{stem}.npz",
+            mime="application/octet-stream",
+            key="report_npz",
+            on_click="ignore",
+            width="stretch",
+        )
+        st.download_button(
+            "Its data (CSV)",
+            data=lambda: report_csv(complete()),
+            file_name=f"{stem}.csv",
+            mime="text/csv",
+            key="report_csv",
+            on_click="ignore",
+            width="stretch",
+        )

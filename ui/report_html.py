@@ -8,8 +8,9 @@ import html
 import io
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -45,7 +46,8 @@ def report_html(view: ViewRecord, link: str = "") -> str:
         f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>",
         f"<h1>featgeom · {html.escape(view.page)}</h1>",
         f"<p>featgeom {html.escape(__version__)} · exported {time.strftime('%Y-%m-%d %H:%M:%S %Z')}"
-        + (f" · <a href='{html.escape(link)}'>open this view in the app</a>" if link else "") + "</p>",
+        + (f" · <a href='{html.escape(link)}'>open this view in the app</a>" if link else "")
+        + "</p>",
         _table("Settings", view.settings),
         _table("Model and data fingerprints", view.fingerprints),
     ]
@@ -59,8 +61,10 @@ def report_html(view: ViewRecord, link: str = "") -> str:
 def _table(title: str, rows: Mapping[str, Any]) -> str:
     if not rows:
         return ""
-    body = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(json.dumps(v) if not isinstance(v, str) else v)}</td></tr>"
-                   for k, v in rows.items())
+    body = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(json.dumps(v) if not isinstance(v, str) else v)}</td></tr>"
+        for k, v in rows.items()
+    )
     return f"<h2>{html.escape(title)}</h2><table>{body}</table>"
 
 
@@ -86,8 +90,11 @@ def _trace_arrays(figure: go.Figure) -> dict[str, np.ndarray]:
 def report_npz(view: ViewRecord) -> bytes:
     """Every figure's trace data, ``<figure key>/trace<k>:<name>:<x|y|z>``, plus the settings and
     fingerprints as a JSON string array ``meta``."""
-    arrays: dict[str, np.ndarray] = {"meta": np.asarray(json.dumps({"page": view.page, "settings": view.settings,
-                                                                     "fingerprints": view.fingerprints, "featgeom": __version__}))}
+    arrays: dict[str, np.ndarray] = {
+        "meta": np.asarray(
+            json.dumps({"page": view.page, "settings": view.settings, "fingerprints": view.fingerprints, "featgeom": __version__})
+        )
+    }
     for key, figure in view.figures.items():
         for name, array in _trace_arrays(figure).items():
             arrays[f"{key}/{name}"] = array

@@ -20,5 +20,7 @@ def share_control() -> None:
     """A sidebar popover with the view's link in a code block (its copy icon copies it)."""
     with st.sidebar.popover("Copy link to this view", icon=":material/link:", width="stretch"):
         st.code(view_url(), language=None, wrap_lines=True)
-        st.caption("Copy it with the icon at the right. Anyone on this deployment opens the same page, settings and "
-                   "result (after the access token, where one is set).")
+        st.caption(
+            "Copy it with the icon at the right. Anyone on this deployment opens the same page, settings and "
+            "result (after the access token, where one is set)."
+        )

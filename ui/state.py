@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import streamlit as st
 
@@ -213,14 +214,22 @@ def sidebar() -> Selection:
             link_value_unusable("layers", ",".join(map(str, asked)), f"this model has layers 0 to {n_layers - 1}")
         if url_layers:
             st.session_state["layers"] = url_layers
-        st.session_state["layers"] = [layer for layer in st.session_state.get("layers", list(range(n_layers))) if layer < n_layers] or list(range(n_layers))
+        st.session_state["layers"] = [layer for layer in st.session_state.get("layers", list(range(n_layers))) if layer < n_layers] or list(
+            range(n_layers)
+        )
         st.multiselect("Layers", list(range(n_layers)), key="layers")
         st.radio("Activations", HOOKS, key="hook", horizontal=True, help=field_spec(GeometryParams, "hook").description)
-        st.toggle("Long runs as background jobs", key="background", help="Uncached computations run on the Dask backend (see Jobs) while you keep using the app")
+        st.toggle(
+            "Long runs as background jobs",
+            key="background",
+            help="Uncached computations run on the Dask backend (see Jobs) while you keep using the app",
+        )
         feature_set_name, feature_set = _feature_set_picker(model_id if model is not None else None)
     layers = sorted(st.session_state["layers"])
     set_query(model=model_id, features=feature_set_name, layers=",".join(map(str, layers)), hook=st.session_state["hook"])
-    return Selection(model_id, model, layers, feature_set_name, feature_set, st.session_state["hook"], error, bool(st.session_state.get("background")))
+    return Selection(
+        model_id, model, layers, feature_set_name, feature_set, st.session_state["hook"], error, bool(st.session_state.get("background"))
+    )
 
 
 def require_selection() -> Selection:
@@ -279,7 +288,7 @@ def _feature_set_picker(model_id: str | None) -> tuple[str, FeatureSet | None]:
             st.error(st.session_state["_upload_error"])
     name = st.session_state["feature_set_name"]
     if name.startswith(UPLOADED_PREFIX):
-        return name, uploaded.get(name[len(UPLOADED_PREFIX):])
+        return name, uploaded.get(name[len(UPLOADED_PREFIX) :])
     if model_id is None:
         return name, None
     try:

@@ -31,15 +31,23 @@ def layer_targets(selection, layers: list[int], controls: ControlParams) -> list
     progress = st.progress(0.0, "probe directions…")
     threshold = st.session_state.get("threshold", 0.9) if st.session_state.get("dedup") else None
     result, by_layer, dropped = controls_by_layer(
-        selection.model, selection.feature_set, layers, GeometryParams(hook=selection.hook), controls, dedup_threshold=threshold,
-        store=cached_store(), progress=lambda f, m, *_: None if progress.progress(min(max(f, 0.0), 1.0), m) else None,
+        selection.model,
+        selection.feature_set,
+        layers,
+        GeometryParams(hook=selection.hook),
+        controls,
+        dedup_threshold=threshold,
+        store=cached_store(),
+        progress=lambda f, m, *_: None if progress.progress(min(max(f, 0.0), 1.0), m) else None,
     )
     progress.empty()
     targets = []
     for found in by_layer:
         if dropped[found.layer]:
-            st.caption(f"Layer {found.layer}: de-duplication (cosine > {threshold:g}, set on the Feature geometry page) dropped "
-                       + ", ".join(result.feature_names[a] for a, _, _ in dropped[found.layer]))
+            st.caption(
+                f"Layer {found.layer}: de-duplication (cosine > {threshold:g}, set on the Feature geometry page) dropped "
+                + ", ".join(result.feature_names[a] for a, _, _ in dropped[found.layer])
+            )
         if len(found.names) < MIN_FEATURES:
             st.warning(f"Layer {found.layer}: only {len(found.names)} features; the energy analyses need at least {MIN_FEATURES}.")
             continue
@@ -61,7 +69,7 @@ def choose_target(selection, controls: ControlParams) -> EnergyTarget | None:
         return None
     adopt_url("energy_layer", int)
     keep_valid("energy_layer", selection.layers)
-    layer = st.selectbox("Layer", selection.layers, key="energy_layer", format_func=lambda l: f"layer {l}")
+    layer = st.selectbox("Layer", selection.layers, key="energy_layer", format_func=lambda layer: f"layer {layer}")
     publish_fields(["energy_layer"])
     found = layer_targets(selection, [layer], controls)
     return found[0] if found else None
@@ -73,8 +81,13 @@ def choose_targets(selection, controls: ControlParams) -> list[EnergyTarget]:
         return []
     adopt_url("energy_layers", list_of(int))
     keep_valid("energy_layers", selection.layers)
-    layers = st.multiselect("Layers", selection.layers, default=None if "energy_layers" in st.session_state else selection.layers,
-                            key="energy_layers", format_func=lambda l: f"layer {l}")
+    layers = st.multiselect(
+        "Layers",
+        selection.layers,
+        default=None if "energy_layers" in st.session_state else selection.layers,
+        key="energy_layers",
+        format_func=lambda layer: f"layer {layer}",
+    )
     publish_fields(["energy_layers"])
     if not layers:
         st.info("Choose at least one layer.")

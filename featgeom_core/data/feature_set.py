@@ -45,12 +45,18 @@ class FeatureSet:
         if n == 0:
             raise DataError(f"feature set {self.name!r} has no examples")
         if self.labels.shape != (n, len(self.feature_names)) or self.mask.shape != self.labels.shape:
-            raise DataError(f"feature set {self.name!r}: labels/mask shape {self.labels.shape} does not match {n} examples x {len(self.feature_names)} features")
+            raise DataError(
+                f"feature set {self.name!r}: labels/mask shape {self.labels.shape} does not match {n} examples x "
+                f"{len(self.feature_names)} features"
+            )
         for f, feature in enumerate(self.feature_names):
             positives = int((self.labels[:, f] & self.mask[:, f]).sum())
             negatives = int((~self.labels[:, f] & self.mask[:, f]).sum())
             if positives < 2 or negatives < 2:
-                raise DataError(f"feature {feature!r} in {self.name!r} needs at least 2 positive and 2 negative examples (has {positives} and {negatives})")
+                raise DataError(
+                    f"feature {feature!r} in {self.name!r} needs at least 2 positive and 2 negative examples (has {positives} and "
+                    f"{negatives})"
+                )
 
     @property
     def n_examples(self) -> int:

@@ -7,7 +7,8 @@ A token's string is the text it covers *including the whitespace before it* (see
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -33,7 +33,10 @@ def feature_set_from_csv(content: bytes | str, name: str = "uploaded") -> Featur
     frame.columns = [str(c).strip().lower() for c in frame.columns]
     missing = [c for c in ("text", "label") if c not in frame.columns]
     if missing:
-        raise DataError(f"the CSV is missing the column(s) {', '.join(missing)}; expected text,label[,position] (found: {', '.join(frame.columns) or 'none'})")
+        raise DataError(
+            f"the CSV is missing the column(s) {', '.join(missing)}; expected text,label[,position] (found: "
+            f"{', '.join(frame.columns) or 'none'})"
+        )
     if frame.empty:
         raise DataError("the CSV has a header but no rows")
     if len(frame) > MAX_ROWS:
@@ -52,9 +55,13 @@ def feature_set_from_csv(content: bytes | str, name: str = "uploaded") -> Featur
         parsed = pd.to_numeric(frame["position"].str.strip().replace("", "-1"), errors="coerce")
         bad = frame.index[parsed.isna() | (parsed != parsed.round())]
         if len(bad):
-            raise DataError(f"position must be an integer token index (or -1 for the last token); bad row(s) {', '.join(str(i + 2) for i in bad[:5])}")
+            raise DataError(
+                f"position must be an integer token index (or -1 for the last token); bad row(s) {', '.join(str(i + 2) for i in bad[:5])}"
+            )
         positions = parsed.astype(int).tolist()
     counts = labels.value_counts()
     if counts.min() < 4:
         raise DataError(f"class {counts.idxmin()!r} has only {counts.min()} row(s); each class needs at least 4 for a train/test split")
-    return multiclass_feature_set(name, frame["text"].tolist(), labels.tolist(), positions, f"uploaded CSV ({len(frame)} rows, {labels.nunique()} classes)")
+    return multiclass_feature_set(
+        name, frame["text"].tolist(), labels.tolist(), positions, f"uploaded CSV ({len(frame)} rows, {labels.nunique()} classes)"
+    )

@@ -230,8 +230,9 @@ if numba is not None:
         return _reopt_value_grad(p, g, scal, T, w, norm_ref, n, d_max)
 
     @njit(cache=True)
-    def _lbfgs_one(kind, x, scal, T, w, norm_ref, n, d_max, max_iter, history, tol_grad, tol_change,
-                   max_line_search, armijo, trace):  # pragma: no cover - compiled
+    def _lbfgs_one(
+        kind, x, scal, T, w, norm_ref, n, d_max, max_iter, history, tol_grad, tol_change, max_line_search, armijo, trace
+    ):  # pragma: no cover - compiled
         """``batched_lbfgs`` for one problem (same directions, line search and stopping rules);
         x is updated in place; returns (value, iterations, converged)."""
         size = x.shape[0]
@@ -344,8 +345,9 @@ if numba is not None:
         return f, iterations, g_max <= tol_grad * max(abs(f), 1.0)
 
     @njit(cache=True, parallel=True)
-    def _solve_all(kind, X0, scal, T, w, norm_ref, n, d_max, max_iter, history, tol_grad, tol_change,
-                   max_line_search, armijo):  # pragma: no cover - compiled
+    def _solve_all(
+        kind, X0, scal, T, w, norm_ref, n, d_max, max_iter, history, tol_grad, tol_change, max_line_search, armijo
+    ):  # pragma: no cover - compiled
         batch = X0.shape[0]
         X = X0.copy()
         f = np.empty(batch)
@@ -354,8 +356,22 @@ if numba is not None:
         trace = np.empty((batch, max_iter + 1))
         for b in prange(batch):
             f[b], iterations[b], converged[b] = _lbfgs_one(
-                kind, X[b], scal[b], T[b], w[b], norm_ref[b], n, d_max, max_iter, history, tol_grad,
-                tol_change, max_line_search, armijo, trace[b])
+                kind,
+                X[b],
+                scal[b],
+                T[b],
+                w[b],
+                norm_ref[b],
+                n,
+                d_max,
+                max_iter,
+                history,
+                tol_grad,
+                tol_change,
+                max_line_search,
+                armijo,
+                trace[b],
+            )
         return X, f, trace, iterations, converged
 
     @njit(cache=True, parallel=True)
@@ -371,15 +387,30 @@ if numba is not None:
 KIND = {"joint": 0, "reopt": 1}
 
 
-def value_and_grad(kind: str, P: np.ndarray, scal: np.ndarray, T: np.ndarray, w: np.ndarray, norm_ref: np.ndarray, n: int, d_max: int) -> tuple[np.ndarray, np.ndarray]:
+def value_and_grad(
+    kind: str, P: np.ndarray, scal: np.ndarray, T: np.ndarray, w: np.ndarray, norm_ref: np.ndarray, n: int, d_max: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Objective values (B,) and gradients (B, P) at points P (B, P); for checks against autograd."""
     with _LAUNCH:
         return _values_and_grads(KIND[kind], np.ascontiguousarray(P, dtype=np.float64), scal, T, w, norm_ref, n, d_max)
 
 
-def solve(kind: str, x0: np.ndarray, scal: np.ndarray, T: np.ndarray, w: np.ndarray, norm_ref: np.ndarray, n: int, d_max: int,
-          max_iter: int, tol_grad: float, tol_change: float, history: int = 10, max_line_search: int = 30,
-          armijo: float = 1e-4) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray]:
+def solve(
+    kind: str,
+    x0: np.ndarray,
+    scal: np.ndarray,
+    T: np.ndarray,
+    w: np.ndarray,
+    norm_ref: np.ndarray,
+    n: int,
+    d_max: int,
+    max_iter: int,
+    tol_grad: float,
+    tol_change: float,
+    history: int = 10,
+    max_line_search: int = 30,
+    armijo: float = 1e-4,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray]:
     """Minimise B independent problems in parallel threads.
 
     ``x0`` (B, P); ``scal`` (B, 8) per-problem scalars; ``T`` (B, N, N) targets (joint) ;
@@ -390,7 +421,20 @@ def solve(kind: str, x0: np.ndarray, scal: np.ndarray, T: np.ndarray, w: np.ndar
     contiguous = lambda a: np.ascontiguousarray(a, dtype=np.float64)  # noqa: E731
     with _LAUNCH:
         X, f, trace, iterations, converged = _solve_all(
-            KIND[kind], contiguous(x0), contiguous(scal), contiguous(T), contiguous(w), contiguous(norm_ref),
-            n, d_max, max_iter, history, tol_grad, tol_change, max_line_search, armijo)
+            KIND[kind],
+            contiguous(x0),
+            contiguous(scal),
+            contiguous(T),
+            contiguous(w),
+            contiguous(norm_ref),
+            n,
+            d_max,
+            max_iter,
+            history,
+            tol_grad,
+            tol_change,
+            max_line_search,
+            armijo,
+        )
     used = int(iterations.max()) if len(iterations) else 0
     return X, f, np.ascontiguousarray(trace[:, : used + 1].T), used, converged

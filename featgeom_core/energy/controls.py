@@ -17,7 +17,8 @@ of ``curves_of_best``: per kernel, the real target's best configuration, applied
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -38,8 +39,17 @@ def distance_bands(rows: Sequence[dict], similarity: str, layer: int | None = No
     for (target, kernel, sigma), values in sorted(grouped.items(), key=lambda item: (_order(item[0][0]), item[0][1], item[0][2])):
         array = np.asarray(values)
         low, high = np.percentile(array, [tail, 100 - tail])
-        bands.append({"target": target, "kernel": kernel, "sigma": sigma, "mean": float(array.mean()), "low": float(low),
-                      "high": float(high), "n": int(array.size)})
+        bands.append(
+            {
+                "target": target,
+                "kernel": kernel,
+                "sigma": sigma,
+                "mean": float(array.mean()),
+                "low": float(low),
+                "high": float(high),
+                "n": int(array.size),
+            }
+        )
     return bands
 
 
@@ -106,19 +116,29 @@ def control_summary(rows: Sequence[dict], level: float = 0.95) -> list[dict[str,
             units = {target: values for target, values in units.items() if len(values)}
             for target, values in units.items():
                 low, high = np.percentile(values, [tail, 100 - tail])
-                entry.update({target: float(values.mean()), f"{target}_low": float(low), f"{target}_high": float(high),
-                              f"{target}_units": int(len(values))})
+                entry.update(
+                    {
+                        target: float(values.mean()),
+                        f"{target}_low": float(low),
+                        f"{target}_high": float(high),
+                        f"{target}_units": int(len(values)),
+                    }
+                )
             for control in CONTROLS:
                 if "real" not in units or control not in units:
                     continue
                 differences = (units["real"][:, None] - units[control][None, :]).ravel()
                 low, high = np.percentile(differences, [tail, 100 - tail])
                 seeds = seed_values(curve, control)
-                entry.update({
-                    f"real_minus_{control}": entry["real"] - entry[control], f"real_minus_{control}_low": float(low),
-                    f"real_minus_{control}_high": float(high), f"real_closer_than_{control}": bool(high < 0),
-                    f"rank_p_{control}": float((1 + np.sum(seeds <= entry["real"])) / (len(seeds) + 1)),
-                })
+                entry.update(
+                    {
+                        f"real_minus_{control}": entry["real"] - entry[control],
+                        f"real_minus_{control}_low": float(low),
+                        f"real_minus_{control}_high": float(high),
+                        f"real_closer_than_{control}": bool(high < 0),
+                        f"rank_p_{control}": float((1 + np.sum(seeds <= entry["real"])) / (len(seeds) + 1)),
+                    }
+                )
             summary.append(entry)
     return summary
 
@@ -134,6 +154,16 @@ def joint_error_bands(best: Sequence[dict], level: float = 0.95) -> list[dict[st
     for (layer, similarity, kernel, target), values in grouped.items():
         array = np.asarray(values)
         low, high = np.percentile(array, [tail, 100 - tail])
-        out.append({"layer": layer, "similarity": similarity, "kernel": kernel, "target": target, "mean": float(array.mean()),
-                    "low": float(low), "high": float(high), "n": int(array.size)})
+        out.append(
+            {
+                "layer": layer,
+                "similarity": similarity,
+                "kernel": kernel,
+                "target": target,
+                "mean": float(array.mean()),
+                "low": float(low),
+                "high": float(high),
+                "n": int(array.size),
+            }
+        )
     return sorted(out, key=lambda r: (r["similarity"], r["kernel"], _order(r["target"]), (r["layer"] is None, r["layer"])))

@@ -25,8 +25,9 @@ in Cartesian coordinates the line search stalls near the perturbed start).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -83,7 +84,7 @@ class _Batch:
         self.log_ratio_half = expand([np.log(c.weight_ratio) / 2 for c in configs])
         self.dim_mask = expand([[1.0 if d < c.dim else 0.0 for d in range(self.d_max)] for c in configs])
 
-    def select(self, rows: torch.Tensor) -> "_Batch":
+    def select(self, rows: torch.Tensor) -> _Batch:
         """The same batch restricted to some problems (rows of every per-problem tensor)."""
         sub = object.__new__(_Batch)
         sub.n, sub.d_max = self.n, self.d_max
@@ -165,17 +166,29 @@ class Problem:
         for start in range(0, len(x0), size):
             report(start / len(x0), f"L-BFGS, problems {start + 1}-{min(start + size, len(x0))} of {len(x0)}")
             rows = slice(start, start + size)
-            parts.append(compiled.solve(self.kind, x0[rows], a["scal"][rows], a["T"][rows], a["w"][rows], a["norm_ref"][rows],
-                                        self.n, self.d_max, **limits))
+            parts.append(
+                compiled.solve(
+                    self.kind, x0[rows], a["scal"][rows], a["T"][rows], a["w"][rows], a["norm_ref"][rows], self.n, self.d_max, **limits
+                )
+            )
         used = max(part[3] for part in parts)
         trace = np.concatenate([np.pad(part[2], ((0, used + 1 - len(part[2])), (0, 0)), mode="edge") for part in parts], axis=1)
         as_tensor = lambda v: torch.as_tensor(v, device=self.p0.device)  # noqa: E731
-        return LbfgsResult(x=as_tensor(np.concatenate([p[0] for p in parts])), f=as_tensor(np.concatenate([p[1] for p in parts])),
-                           trace=as_tensor(trace), iterations=used, converged=as_tensor(np.concatenate([p[4] for p in parts])))
+        return LbfgsResult(
+            x=as_tensor(np.concatenate([p[0] for p in parts])),
+            f=as_tensor(np.concatenate([p[1] for p in parts])),
+            trace=as_tensor(trace),
+            iterations=used,
+            converged=as_tensor(np.concatenate([p[4] for p in parts])),
+        )
 
 
 def joint_problem(
-    targets: Sequence[np.ndarray], jobs: Sequence[tuple[int, JointConfig]], restarts: int, seed: int, device: torch.device,
+    targets: Sequence[np.ndarray],
+    jobs: Sequence[tuple[int, JointConfig]],
+    restarts: int,
+    seed: int,
+    device: torch.device,
 ) -> tuple[Problem, _Batch]:
     """The joint step of every (target index, config) x ``restarts`` (targets already checked)."""
     n = targets[0].shape[0]
@@ -186,8 +199,10 @@ def joint_problem(
     ]
     generator = torch.Generator().manual_seed(seed)
     b = len(configs) * restarts
-    p0 = torch.cat([torch.randn(b, n * batch.d_max, generator=generator, dtype=DTYPE),
-                    0.1 * torch.randn(b, n, generator=generator, dtype=DTYPE)], dim=1).to(device)
+    p0 = torch.cat(
+        [torch.randn(b, n * batch.d_max, generator=generator, dtype=DTYPE), 0.1 * torch.randn(b, n, generator=generator, dtype=DTYPE)],
+        dim=1,
+    ).to(device)
 
     def objective(p: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         sub = batch.select(rows)
@@ -195,19 +210,34 @@ def joint_problem(
         misfit = ((similarity_matrix(X, sub.is_cosine, sub.rbf_c) - T[rows]) ** 2).sum((1, 2))
         return sub.energy(X, w) + sub.lambda_d * misfit
 
-    scal = compiled.scalars(compiled.JOINT_FIELDS, [
-        {"kernel": kernel_index(c.kernel), "similarity": 1 if c.similarity == "cosine" else 2, "lambda_d": c.lambda_d, "s": c.s,
-         "rbf_c": c.rbf_c, "learned": c.weights == "learned", "log_ratio_half": np.log(c.weight_ratio) / 2, "dim": c.dim}
-        for c in configs
-    ]).repeat(restarts, axis=0)
+    scal = compiled.scalars(
+        compiled.JOINT_FIELDS,
+        [
+            {
+                "kernel": kernel_index(c.kernel),
+                "similarity": 1 if c.similarity == "cosine" else 2,
+                "lambda_d": c.lambda_d,
+                "s": c.s,
+                "rbf_c": c.rbf_c,
+                "learned": c.weights == "learned",
+                "log_ratio_half": np.log(c.weight_ratio) / 2,
+                "dim": c.dim,
+            }
+            for c in configs
+        ],
+    ).repeat(restarts, axis=0)
     zeros = np.zeros((b, n))
     arrays = {"scal": scal, "T": T.cpu().numpy(), "w": zeros, "norm_ref": zeros}
     return Problem("joint", objective, p0, arrays, n, batch.d_max), batch
 
 
 def solve_joint(
-    targets: Sequence[np.ndarray], jobs: Sequence[tuple[int, JointConfig]], restarts: int = 16, seed: int = 0,
-    solver: SolverSettings = SolverSettings(), progress: Progress | None = None,
+    targets: Sequence[np.ndarray],
+    jobs: Sequence[tuple[int, JointConfig]],
+    restarts: int = 16,
+    seed: int = 0,
+    solver: SolverSettings = SolverSettings(),
+    progress: Progress | None = None,
 ) -> list[JointResult]:
     """Every (target index, config) pair x ``restarts`` as one batched L-BFGS problem (sweeps pass
     looser tolerances; the engine is chosen by ``use_compiled``). Targets: (N, N) each."""
@@ -230,13 +260,20 @@ def solve_joint(
     for c, (target_index, config) in enumerate(jobs):
         best = c * restarts + int(torch.argmin(values[c]))
         S_best = S[best].cpu().numpy()
-        results.append(JointResult(
-            config=config, target=checked[target_index],
-            features=X[best, :, : config.dim].cpu().numpy(), weights=w[best].cpu().numpy(), psm=S_best,
-            error=float(np.linalg.norm(S_best - checked[target_index]) / n**2),
-            energy=float(E[best]), objective=float(solved.f[best]),
-            objectives=values[c].cpu().numpy(), trace=solved.trace[:, best].cpu().numpy(),
-        ))
+        results.append(
+            JointResult(
+                config=config,
+                target=checked[target_index],
+                features=X[best, :, : config.dim].cpu().numpy(),
+                weights=w[best].cpu().numpy(),
+                psm=S_best,
+                error=float(np.linalg.norm(S_best - checked[target_index]) / n**2),
+                energy=float(E[best]),
+                objective=float(solved.f[best]),
+                objectives=values[c].cpu().numpy(),
+                trace=solved.trace[:, best].cpu().numpy(),
+            )
+        )
     return results
 
 
@@ -256,11 +293,15 @@ def joint_optimize(
     engine: Engine = "auto",
 ) -> JointResult:
     """Fit N abstract features in R^dim (and importance weights) to a target PSM (N, N)."""
-    config = JointConfig(dim=dim, similarity=similarity, kernel=kernel, lambda_d=lambda_d, s=s, weights=weights, weight_ratio=weight_ratio, rbf_c=rbf_c)
+    config = JointConfig(
+        dim=dim, similarity=similarity, kernel=kernel, lambda_d=lambda_d, s=s, weights=weights, weight_ratio=weight_ratio, rbf_c=rbf_c
+    )
     return solve_joint([target_psm], [(0, config)], restarts, seed, SolverSettings(device=device, engine=engine))[0]
 
 
-def reopt_problem(jobs: Sequence[tuple[JointResult, ReoptConfig]], seed: int, device: torch.device) -> tuple[Problem, _Batch, torch.Tensor, torch.Tensor]:
+def reopt_problem(
+    jobs: Sequence[tuple[JointResult, ReoptConfig]], seed: int, device: torch.device
+) -> tuple[Problem, _Batch, torch.Tensor, torch.Tensor]:
     """The re-optimisation of every (joint result, setting); also returns the start (B, N, d_max)
     and the frozen weights (B, N)."""
     n = jobs[0][0].features.shape[0]
@@ -284,17 +325,32 @@ def reopt_problem(jobs: Sequence[tuple[JointResult, ReoptConfig]], seed: int, de
 
     p0 = torch.cat([start.reshape(len(jobs), -1), start.norm(dim=-1)], dim=1)
     arrays = {
-        "scal": compiled.scalars(compiled.REOPT_FIELDS, [
-            {"kernel": kernel_index(joint.config.kernel), "lambda_x": r.lambda_x, "s": joint.config.s, "huber_width": HUBER_WIDTH, "dim": joint.config.dim}
-            for joint, r in jobs
-        ]),
-        "T": np.zeros((len(jobs), 1, 1)), "w": w.cpu().numpy(), "norm_ref": norms.cpu().numpy(),
+        "scal": compiled.scalars(
+            compiled.REOPT_FIELDS,
+            [
+                {
+                    "kernel": kernel_index(joint.config.kernel),
+                    "lambda_x": r.lambda_x,
+                    "s": joint.config.s,
+                    "huber_width": HUBER_WIDTH,
+                    "dim": joint.config.dim,
+                }
+                for joint, r in jobs
+            ],
+        ),
+        "T": np.zeros((len(jobs), 1, 1)),
+        "w": w.cpu().numpy(),
+        "norm_ref": norms.cpu().numpy(),
     }
     return Problem("reopt", objective, p0, arrays, n, d_max), batch, start, w
 
 
-def solve_reopt(jobs: Sequence[tuple[JointResult, ReoptConfig]], seed: int = 0, solver: SolverSettings = SolverSettings(),
-                progress: Progress | None = None) -> list[ReoptResult]:
+def solve_reopt(
+    jobs: Sequence[tuple[JointResult, ReoptConfig]],
+    seed: int = 0,
+    solver: SolverSettings = SolverSettings(),
+    progress: Progress | None = None,
+) -> list[ReoptResult]:
     """Re-optimise every (joint result, setting) pair as one batched problem."""
     if not jobs:
         return []
@@ -309,16 +365,28 @@ def solve_reopt(jobs: Sequence[tuple[JointResult, ReoptConfig]], seed: int = 0, 
     for b, (joint, config) in enumerate(jobs):
         dim = joint.config.dim
         S_b = S[b].cpu().numpy()
-        results.append(ReoptResult(
-            joint=joint, config=config, start=start[b, :, :dim].cpu().numpy(), features=X[b, :, :dim].cpu().numpy(),
-            psm=S_b, distance=float(np.linalg.norm(S_b - joint.target) / n**2), energy=float(E[b]),
-            objective=float(solved.f[b]), trace=solved.trace[:, b].cpu().numpy(),
-        ))
+        results.append(
+            ReoptResult(
+                joint=joint,
+                config=config,
+                start=start[b, :, :dim].cpu().numpy(),
+                features=X[b, :, :dim].cpu().numpy(),
+                psm=S_b,
+                distance=float(np.linalg.norm(S_b - joint.target) / n**2),
+                energy=float(E[b]),
+                objective=float(solved.f[b]),
+                trace=solved.trace[:, b].cpu().numpy(),
+            )
+        )
     return results
 
 
 def reoptimize(
-    joint_result: JointResult, lambda_x: float = 10.0, perturbation_scale: float = 0.01, seed: int = 0, device: str = "auto",
+    joint_result: JointResult,
+    lambda_x: float = 10.0,
+    perturbation_scale: float = 0.01,
+    seed: int = 0,
+    device: str = "auto",
     engine: Engine = "auto",
 ) -> ReoptResult:
     """Weights frozen; perturb the joint features by sigma * n_i noise and minimise E + lambda_x sum |n - n_i|."""

@@ -61,7 +61,11 @@ def energy(X: np.ndarray, weights: np.ndarray | None = None, kernel: Kernel = "r
     """
     X_t = torch.as_tensor(np.asarray(X, dtype=np.float64))[None]
     n = X_t.shape[1]
-    w = torch.full((1, n), 1.0 / n, dtype=torch.float64) if weights is None else torch.as_tensor(np.asarray(weights, dtype=np.float64))[None]
+    w = (
+        torch.full((1, n), 1.0 / n, dtype=torch.float64)
+        if weights is None
+        else torch.as_tensor(np.asarray(weights, dtype=np.float64))[None]
+    )
     if kernel == "riesz" and s == 0:
         raise InvalidParameter("Riesz s = 0 is the -log kernel: use kernel='log'")
     K = pair_kernels(X_t, float(s))[kernel_index(kernel)]

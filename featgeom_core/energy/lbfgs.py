@@ -7,8 +7,8 @@ Converged problems are frozen; every objective evaluation is one batched forward
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 

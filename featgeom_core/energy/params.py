@@ -7,7 +7,8 @@ Defaults are the thesis's (section 4.2): lambda_d 100, lambda_x 10, Riesz s = 1,
 from __future__ import annotations
 
 import itertools
-from typing import Annotated, Any, Literal, Mapping
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
@@ -23,13 +24,19 @@ MAX_GRID_VALUES = 32  # values per grid axis: a grid is a product, so its size g
 Dim = Annotated[int, Field(ge=1, le=256, description="dimension of the abstract features (must be below the number of features N)")]
 SimilarityField = Annotated[Similarity, Field(description="PSM similarity: cosine (norm-free) or rbf (exp(-|x_i - x_j|^2 / c))")]
 KernelField = Annotated[Kernel, Field(description="pair kernel: exp = exp(cos); log = -log|x_i - x_j|; riesz = sgn(s) |x_i - x_j|^(-s)")]
-LambdaD = Annotated[float, Field(ge=1e-3, le=1e6, description="lambda_d, weight of the PSM misfit sum (d_p - T)^2 against the energy (dimensionless)")]
+LambdaD = Annotated[
+    float, Field(ge=1e-3, le=1e6, description="lambda_d, weight of the PSM misfit sum (d_p - T)^2 against the energy (dimensionless)")
+]
 RieszS = Annotated[float, Field(ge=-5.0, le=10.0, description="Riesz exponent s (0 is the -log kernel); ignored by the other kernels")]
 WeightsField = Annotated[Weights, Field(description="importance weights: learned (bounded softmax) or uniform 1/N")]
 WeightRatio = Annotated[float, Field(gt=1.0, le=1e4, description="bound on largest / smallest learned weight")]
 RbfWidth = Annotated[float, Field(gt=0, le=1e6, description="c of the abstract features' RBF similarity, in squared feature units")]
-LambdaX = Annotated[float, Field(ge=1e-3, le=1e6, description="lambda_x, weight of the norm penalty sum |(|x_i|) - n_i| in re-optimisation")]
-PerturbationScale = Annotated[float, Field(ge=0.0, le=10.0, description="sigma: the perturbation's standard deviation, relative to each feature's norm n_i")]
+LambdaX = Annotated[
+    float, Field(ge=1e-3, le=1e6, description="lambda_x, weight of the norm penalty sum |(|x_i|) - n_i| in re-optimisation")
+]
+PerturbationScale = Annotated[
+    float, Field(ge=0.0, le=10.0, description="sigma: the perturbation's standard deviation, relative to each feature's norm n_i")
+]
 FitRestarts = Annotated[int, Field(ge=1, le=512, description="random restarts of the joint optimisation (the best is kept)")]
 SweepRestarts = Annotated[int, Field(ge=1, le=64, description="random restarts per joint configuration")]
 NoiseDraws = Annotated[int, Field(ge=1, le=32, description="noise draws per sigma (the curves show their mean and spread)")]
@@ -49,12 +56,12 @@ class JointFields(Params):
     weight_ratio: WeightRatio = 10.0
 
     @model_validator(mode="after")
-    def _riesz_exponent(self) -> "JointFields":
+    def _riesz_exponent(self) -> JointFields:
         if self.kernel == "riesz" and self.s == 0:
             raise ValueError("Riesz s = 0 is the -log kernel: use kernel='log'")
         return self
 
-    def joint_config(self) -> "JointConfig":
+    def joint_config(self) -> JointConfig:
         """These choices as an engine configuration."""
         return JointConfig(**{name: getattr(self, name) for name in JointFields.model_fields})
 
@@ -93,10 +100,16 @@ class SweepGrid(Params):
 
     kernels: tuple[Kernel, ...] = Field(("exp", "log", "riesz"), min_length=1, max_length=3, description="pair kernels to fit with")
     similarities: tuple[Similarity, ...] = Field(("cosine", "rbf"), min_length=1, max_length=2, description="PSM similarities to fit")
-    dims: tuple[Dim, ...] = Field((2, 3, 4, 5), min_length=1, max_length=MAX_GRID_VALUES, description="abstract feature dimensions (those below N are used)")
-    lambda_d: tuple[LambdaD, ...] = Field((10.0, 100.0, 1000.0), min_length=1, max_length=MAX_GRID_VALUES, description="lambda_d values (PSM misfit weight)")
+    dims: tuple[Dim, ...] = Field(
+        (2, 3, 4, 5), min_length=1, max_length=MAX_GRID_VALUES, description="abstract feature dimensions (those below N are used)"
+    )
+    lambda_d: tuple[LambdaD, ...] = Field(
+        (10.0, 100.0, 1000.0), min_length=1, max_length=MAX_GRID_VALUES, description="lambda_d values (PSM misfit weight)"
+    )
     lambda_x: tuple[LambdaX, ...] = Field((10.0,), min_length=1, max_length=MAX_GRID_VALUES, description="lambda_x values (norm penalty)")
-    sigmas: tuple[PerturbationScale, ...] = Field((0.01, 0.03, 0.1, 0.3), min_length=1, max_length=MAX_GRID_VALUES, description="perturbation scales sigma")
+    sigmas: tuple[PerturbationScale, ...] = Field(
+        (0.01, 0.03, 0.1, 0.3), min_length=1, max_length=MAX_GRID_VALUES, description="perturbation scales sigma"
+    )
     weights: WeightsField = "learned"
     weight_ratio: WeightRatio = 10.0
     s: RieszS = 1.0
@@ -141,7 +154,9 @@ def _as_matrix_input(value: Any) -> Any:
 PsmMatrix = Annotated[list[list[float]], BeforeValidator(_as_matrix_input), AfterValidator(_as_psm)]
 
 
-FeatureNames = Annotated[list[Annotated[str, Field(max_length=200)]], Field(max_length=MAX_FEATURES, description="feature names, one per PSM row (optional)")]
+FeatureNames = Annotated[
+    list[Annotated[str, Field(max_length=200)]], Field(max_length=MAX_FEATURES, description="feature names, one per PSM row (optional)")
+]
 
 
 class EnergyFitParams(JointFields):
@@ -154,7 +169,7 @@ class EnergyFitParams(JointFields):
     label: Label = ""
 
     @model_validator(mode="after")
-    def _sizes_agree(self) -> "EnergyFitParams":
+    def _sizes_agree(self) -> EnergyFitParams:
         n = len(self.target)
         validate_sizes(n, self.dim)
         if self.features and len(self.features) != n:
@@ -172,7 +187,7 @@ class SweepTargetSpec(Params):
     psms: dict[Similarity, PsmMatrix] = Field(..., min_length=1, description="{similarity: PSM}")
 
     @model_validator(mode="after")
-    def _consistent(self) -> "SweepTargetSpec":
+    def _consistent(self) -> SweepTargetSpec:
         sizes = {len(matrix) for matrix in self.psms.values()}
         if len(sizes) != 1:
             raise ValueError(f"the PSMs of target {self.name!r} (layer {self.layer}) differ in size")
@@ -198,14 +213,15 @@ class EnergySweepParams(SweepGrid):
     """The grid (thesis 4.2-4.3) over every target; targets with equal N are solved as one batched problem."""
 
     targets: Annotated[list[SweepTargetSpec], BeforeValidator(_targets_from_mapping)] = Field(
-        ..., min_length=1, max_length=MAX_TARGETS, description="targets: [{name, layer, features, psms: {similarity: PSM}}]")
+        ..., min_length=1, max_length=MAX_TARGETS, description="targets: [{name, layer, features, psms: {similarity: PSM}}]"
+    )
     restarts: SweepRestarts = 8
     repeats: NoiseDraws = 3
     seed: Seed = 0
     label: Label = ""
 
     @model_validator(mode="after")
-    def _every_target_has_a_configuration(self) -> "EnergySweepParams":
+    def _every_target_has_a_configuration(self) -> EnergySweepParams:
         for target in self.targets:
             self.joint_configs(target.n_features)  # raises when no dim is below this N
         return self

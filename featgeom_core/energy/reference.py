@@ -48,8 +48,15 @@ def minimize_energy(
 
 
 def matched_reference(
-    target: np.ndarray, dim: int, kernel: Kernel = "riesz", s: float = 1.0, similarity: str = "cosine",
-    restarts: int = 16, seed: int = 0, device: str = "auto", progress: Progress | None = None,
+    target: np.ndarray,
+    dim: int,
+    kernel: Kernel = "riesz",
+    s: float = 1.0,
+    similarity: str = "cosine",
+    restarts: int = 16,
+    seed: int = 0,
+    device: str = "auto",
+    progress: Progress | None = None,
 ) -> MatchedReference:
     """The kernel's minimum-energy configuration for the target's N and ``dim``, its features
     permuted (``match_permutation``, FAQ) to sit beside the target feature by feature."""

@@ -33,7 +33,6 @@ class JointResult:
     trace: np.ndarray
 
 
-
 @dataclass(frozen=True)
 class ReoptResult:
     """One re-optimisation of a joint result (same fields, plus where it started).
@@ -100,8 +99,13 @@ class EnergyFitResult:
 
     def summary(self) -> dict[str, Any]:
         """The fit's error per pair, energy, objective, weights and the reference's distance."""
-        return {"error": self.joint.error, "energy": self.joint.energy, "objective": self.joint.objective,
-                "weights": [round(float(w), 4) for w in self.joint.weights], "reference_distance": self.reference_distance}
+        return {
+            "error": self.joint.error,
+            "energy": self.joint.energy,
+            "objective": self.joint.objective,
+            "weights": [round(float(w), 4) for w in self.joint.weights],
+            "reference_distance": self.reference_distance,
+        }
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,34 @@ def run_fit(params: EnergyFitParams, report: Progress) -> JobOutput[EnergyFitRes
 
     target = np.asarray(params.target)
     report(0.1, f"joint optimisation, {params.restarts} restarts")
-    joint = solve_joint([target], [(0, params.joint_config())], restarts=params.restarts, seed=params.seed,
-                        progress=sub_progress(report, 0.1, 0.7, "joint: "))[0]
-    reference = matched_reference(target, params.dim, params.kernel, s=params.s, similarity=params.similarity,
-                                  restarts=params.restarts, seed=params.seed, progress=sub_progress(report, 0.7, 1.0, "reference: "))
-    return JobOutput(EnergyFitResult(
-        joint=joint, reference_psm=reference.psm, reference_features=reference.reference.X, reference_distance=reference.distance,
-        reference_energy=reference.reference.energy, feature_names=list(params.features), label=params.label,
-    ))
+    joint = solve_joint(
+        [target],
+        [(0, params.joint_config())],
+        restarts=params.restarts,
+        seed=params.seed,
+        progress=sub_progress(report, 0.1, 0.7, "joint: "),
+    )[0]
+    reference = matched_reference(
+        target,
+        params.dim,
+        params.kernel,
+        s=params.s,
+        similarity=params.similarity,
+        restarts=params.restarts,
+        seed=params.seed,
+        progress=sub_progress(report, 0.7, 1.0, "reference: "),
+    )
+    return JobOutput(
+        EnergyFitResult(
+            joint=joint,
+            reference_psm=reference.psm,
+            reference_features=reference.reference.X,
+            reference_distance=reference.distance,
+            reference_energy=reference.reference.energy,
+            feature_names=list(params.features),
+            label=params.label,
+        )
+    )
 
 
 def run_sweep_job(params: EnergySweepParams, report: Progress) -> JobOutput[EnergySweepResult]:

@@ -7,15 +7,15 @@ another.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 
 from featgeom_core.energy.joint import solve_joint, solve_reopt
 from featgeom_core.energy.params import SWEEP_SOLVER, SolverSettings, SweepGrid
 from featgeom_core.energy.result import JointResult, SweepRun
-from featgeom_core.progress import Progress, silent
+from featgeom_core.progress import Progress, silent, steps_progress, sub_progress
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def run_sweep(
     rows: list[dict] = []
     joints: list[JointResult] = []
     for group, (n, group_targets) in enumerate(by_size.items()):
-        share = lambda f, m, g=group: report((g + f) / len(by_size), m)  # noqa: E731
+        share = steps_progress(report, group, len(by_size))
         matrices, jobs, owners = [], [], []
         for target in group_targets:
             for config in grid.joint_configs(n):
@@ -70,12 +70,11 @@ def run_sweep(
                 jobs.append((len(matrices) - 1, config))
                 owners.append(target)
         share(0.05, f"joint optimisation of {len(jobs)} configurations x {restarts} restarts (N = {n})")
-        fits = solve_joint(matrices, jobs, restarts=restarts, seed=seed, solver=solver,
-                           progress=lambda f, m, *_: share(0.05 + 0.55 * f, m))
+        fits = solve_joint(matrices, jobs, restarts=restarts, seed=seed, solver=solver, progress=sub_progress(share, 0.05, 0.6))
         settings = grid.reopt_settings()
         reopt_jobs = [(joint, setting) for joint in fits for setting in settings for _ in range(repeats)]
         share(0.6, f"re-optimisation of {len(reopt_jobs)} perturbed configurations (N = {n})")
-        reopts = solve_reopt(reopt_jobs, seed=seed + 1, solver=solver, progress=lambda f, m, *_: share(0.6 + 0.4 * f, m))
+        reopts = solve_reopt(reopt_jobs, seed=seed + 1, solver=solver, progress=sub_progress(share, 0.6, 1.0))
         per_joint = len(settings) * repeats
         for j, (joint, target) in enumerate(zip(fits, owners)):
             block = reopts[j * per_joint : (j + 1) * per_joint]
@@ -83,12 +82,25 @@ def run_sweep(
                 lx, sigma = setting.lambda_x, setting.perturbation_scale
                 distances = np.asarray([r.distance for r in block[k * repeats : (k + 1) * repeats]])
                 c = joint.config
-                rows.append({
-                    "target": target.name, "replicate": target.replicate, "layer": target.layer, "kernel": c.kernel,
-                    "similarity": c.similarity, "dim": c.dim, "lambda_d": c.lambda_d, "lambda_x": lx, "sigma": sigma,
-                    "joint_error": joint.error, "joint_objective": joint.objective, "distances": distances.tolist(),
-                    "distance": float(distances.mean()), "distance_std": float(distances.std()), "fit": len(joints),
-                })
+                rows.append(
+                    {
+                        "target": target.name,
+                        "replicate": target.replicate,
+                        "layer": target.layer,
+                        "kernel": c.kernel,
+                        "similarity": c.similarity,
+                        "dim": c.dim,
+                        "lambda_d": c.lambda_d,
+                        "lambda_x": lx,
+                        "sigma": sigma,
+                        "joint_error": joint.error,
+                        "joint_objective": joint.objective,
+                        "distances": distances.tolist(),
+                        "distance": float(distances.mean()),
+                        "distance_std": float(distances.std()),
+                        "fit": len(joints),
+                    }
+                )
             joints.append(joint)
     report(1.0, "done")
     return SweepRun(rows=rows, joints=joints)

@@ -9,8 +9,8 @@ with detached copies of the trained weights W0 (and buffers), the block replaced
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -53,7 +53,7 @@ class ParameterBlock:
         start = 0
         for name, shape in zip(self.names, self.shapes):
             count = shape.numel()
-            tensors[name] = flat[start: start + count].view(shape)
+            tensors[name] = flat[start : start + count].view(shape)
             start += count
         return tensors
 
@@ -83,13 +83,17 @@ def resolve_block(model: torch.nn.Module, block: BlockSpec, device: torch.device
         if name not in parameters:
             known = list(parameters)
             listed = ", ".join(known[:12]) + (f", ... ({len(known)} in all)" if len(known) > 12 else "")
-            raise InvalidParameter(f"parameter block {name!r} does not exist in {type(model).__name__}; its parameters are: {listed or '(none)'}")
+            raise InvalidParameter(
+                f"parameter block {name!r} does not exist in {type(model).__name__}; its parameters are: {listed or '(none)'}"
+            )
         parameter = parameters[name]
         if not parameter.is_floating_point():
             raise InvalidParameter(f"parameter block {name!r} has dtype {parameter.dtype}: curvature needs a floating-point parameter")
         if not parameter.requires_grad:
-            raise InvalidParameter(f"parameter block {name!r} has requires_grad=False (frozen): choose a trainable parameter, "
-                                   f"or call {name}.requires_grad_(True) first")
+            raise InvalidParameter(
+                f"parameter block {name!r} has requires_grad=False (frozen): choose a trainable parameter, "
+                f"or call {name}.requires_grad_(True) first"
+            )
     dtypes = {parameters[name].dtype for name in names}
     if len(dtypes) > 1:
         raise InvalidParameter(f"parameter block {list(names)} mixes dtypes {sorted(map(str, dtypes))}: choose parameters of one dtype")

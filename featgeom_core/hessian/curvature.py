@@ -22,7 +22,8 @@ support forward-mode AD (for Hugging Face models: ``attn_implementation="eager"`
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import torch
 from torch.func import jvp, vmap
@@ -61,12 +62,21 @@ def second_directional_derivatives(divergence: Divergence, w0: torch.Tensor, U: 
     try:
         return vmap(along)(U)
     except NotImplementedError as exc:
-        raise DataError(f"the model does not support forward-mode differentiation, which the curvature needs ({exc}); for a Hugging Face "
-                        f"model load it with attn_implementation='eager'") from exc
+        raise DataError(
+            f"the model does not support forward-mode differentiation, which the curvature needs ({exc}); for a Hugging Face "
+            f"model load it with attn_implementation='eager'"
+        ) from exc
 
 
-def output_second_derivatives(model: torch.nn.Module, block: ParameterBlock, inputs: torch.Tensor, reference: torch.Tensor,
-                              kind: DivergenceKind, positions: Positions, U: torch.Tensor) -> torch.Tensor:
+def output_second_derivatives(
+    model: torch.nn.Module,
+    block: ParameterBlock,
+    inputs: torch.Tensor,
+    reference: torch.Tensor,
+    kind: DivergenceKind,
+    positions: Positions,
+    U: torch.Tensor,
+) -> torch.Tensor:
     """uᵀH(x)u at W0 for each row u of U (k, size) from one jvp of the outputs along u and D's
     closed-form second derivative in the outputs: (k, B) or (k, B, P), equal to
     :func:`second_directional_derivatives` of the divergence. Differentiable with respect to U."""
@@ -80,12 +90,21 @@ def output_second_derivatives(model: torch.nn.Module, block: ParameterBlock, inp
     try:
         return vmap(along)(U)
     except NotImplementedError as exc:
-        raise DataError(f"the model does not support forward-mode differentiation, which the curvature needs ({exc}); for a Hugging Face "
-                        f"model load it with attn_implementation='eager'") from exc
+        raise DataError(
+            f"the model does not support forward-mode differentiation, which the curvature needs ({exc}); for a Hugging Face "
+            f"model load it with attn_implementation='eager'"
+        ) from exc
 
 
-def curvature_function(model: torch.nn.Module, block: ParameterBlock, inputs: torch.Tensor, reference: torch.Tensor, kind: DivergenceKind,
-                       positions: Positions, method: CurvatureMethod = "nested_jvp") -> Curvatures:
+def curvature_function(
+    model: torch.nn.Module,
+    block: ParameterBlock,
+    inputs: torch.Tensor,
+    reference: torch.Tensor,
+    kind: DivergenceKind,
+    positions: Positions,
+    method: CurvatureMethod = "nested_jvp",
+) -> Curvatures:
     """U (q, size) -> uᵀH(x)u for every row of U and every sample of ``inputs`` (their reference
     outputs ``reference``): (q, B) or (q, B, P), by ``method`` (see the module docstring)."""
     if method == "nested_jvp":
@@ -119,25 +138,47 @@ def check_directions(U: torch.Tensor, size: int) -> torch.Tensor:
     return U if U.ndim == 2 else U[None]
 
 
-def curvatures_in_batches(model: torch.nn.Module, block: ParameterBlock, inputs: torch.Tensor, reference: torch.Tensor, U: torch.Tensor,
-                          kind: DivergenceKind, positions: Positions, batch_size: int, directions_per_pass: int,
-                          method: CurvatureMethod = "nested_jvp", progress: Progress = silent) -> torch.Tensor:
+def curvatures_in_batches(
+    model: torch.nn.Module,
+    block: ParameterBlock,
+    inputs: torch.Tensor,
+    reference: torch.Tensor,
+    U: torch.Tensor,
+    kind: DivergenceKind,
+    positions: Positions,
+    batch_size: int,
+    directions_per_pass: int,
+    method: CurvatureMethod = "nested_jvp",
+    progress: Progress = silent,
+) -> torch.Tensor:
     """uᵀH(x)u for every sample and every row of U, ``batch_size`` samples and
     ``directions_per_pass`` directions per pass, without gradients: (n, k) or (n, P, k)."""
     rows = []
     with torch.no_grad():
         for i in range(0, len(inputs), batch_size):
             progress(i / len(inputs), f"curvatures of samples {i}-{min(i + batch_size, len(inputs))} of {len(inputs)}")
-            curvatures = curvature_function(model, block, inputs[i: i + batch_size], reference[i: i + batch_size], kind, positions, method)
-            parts = [curvatures(U[j: j + directions_per_pass]) for j in range(0, len(U), directions_per_pass)]
+            curvatures = curvature_function(
+                model, block, inputs[i : i + batch_size], reference[i : i + batch_size], kind, positions, method
+            )
+            parts = [curvatures(U[j : j + directions_per_pass]) for j in range(0, len(U), directions_per_pass)]
             rows.append(per_sample(torch.cat(parts)))
     return torch.cat(rows)
 
 
-def directional_curvature(model: torch.nn.Module, block: BlockSpec, inputs: torch.Tensor, U: torch.Tensor, divergence: DivergenceChoice = "auto",
-                          *, positions: Positions = "sum", batch_size: int = 1024, directions_per_pass: int = 64,
-                          device: str | torch.device | None = None, method: CurvatureMethod = "nested_jvp",
-                          progress: Progress = silent) -> torch.Tensor:
+def directional_curvature(
+    model: torch.nn.Module,
+    block: BlockSpec,
+    inputs: torch.Tensor,
+    U: torch.Tensor,
+    divergence: DivergenceChoice = "auto",
+    *,
+    positions: Positions = "sum",
+    batch_size: int = 1024,
+    directions_per_pass: int = 64,
+    device: str | torch.device | None = None,
+    method: CurvatureMethod = "nested_jvp",
+    progress: Progress = silent,
+) -> torch.Tensor:
     """Curvature uᵀH(x)u of every sample's divergence along every direction, at the trained weights.
 
     ``model``: a module whose forward maps an input batch to outputs (B, ...) with the samples
@@ -160,12 +201,20 @@ def directional_curvature(model: torch.nn.Module, block: BlockSpec, inputs: torc
     inputs = inputs.to(resolved.device)
     reference = reference_outputs(model, resolved, inputs, batch_size)
     kind = choose_divergence(model, reference, divergence)
-    return curvatures_in_batches(model, resolved, inputs, reference, directions, kind, positions, batch_size, directions_per_pass, method,
-                                 progress)
+    return curvatures_in_batches(
+        model, resolved, inputs, reference, directions, kind, positions, batch_size, directions_per_pass, method, progress
+    )
 
 
-def sample_divergence(model: torch.nn.Module, block: BlockSpec, inputs: torch.Tensor, delta: torch.Tensor | None = None,
-                      divergence: DivergenceChoice = "auto", *, positions: Positions = "sum") -> torch.Tensor:
+def sample_divergence(
+    model: torch.nn.Module,
+    block: BlockSpec,
+    inputs: torch.Tensor,
+    delta: torch.Tensor | None = None,
+    divergence: DivergenceChoice = "auto",
+    *,
+    positions: Positions = "sum",
+) -> torch.Tensor:
     """D(f, x, W0 + delta) for every sample: (n_samples,) or (n_samples, n_positions). ``delta``
     (block size,) moves the block away from the trained weights (None: 0); the result is
     differentiable with respect to it."""
@@ -181,8 +230,15 @@ def sample_divergence(model: torch.nn.Module, block: BlockSpec, inputs: torch.Te
     return divergence_function(model, resolved, inputs, reference, kind, positions)(resolved.w0 + delta)
 
 
-def reference_curvature(model: torch.nn.Module, block: BlockSpec, inputs: torch.Tensor, U: torch.Tensor, divergence: DivergenceChoice = "auto",
-                        *, positions: Positions = "sum") -> torch.Tensor:
+def reference_curvature(
+    model: torch.nn.Module,
+    block: BlockSpec,
+    inputs: torch.Tensor,
+    U: torch.Tensor,
+    divergence: DivergenceChoice = "auto",
+    *,
+    positions: Positions = "sum",
+) -> torch.Tensor:
     """The write-up's nested products, one sample, position and direction at a time:
     ∇_w(∇_w D(x) · u) · u by double backward (``torch.autograd.grad`` with ``create_graph``).
     Same contract and result as :func:`directional_curvature`; slow, kept as the baseline."""
@@ -194,7 +250,7 @@ def reference_curvature(model: torch.nn.Module, block: BlockSpec, inputs: torch.
     kind = choose_divergence(model, reference, divergence)
     rows = []
     for i in range(len(inputs)):
-        divergence_i = divergence_function(model, resolved, inputs[i: i + 1], reference[i: i + 1], kind, positions)
+        divergence_i = divergence_function(model, resolved, inputs[i : i + 1], reference[i : i + 1], kind, positions)
         n_positions = 1 if positions == "sum" else divergence_i(resolved.w0).shape[1]
         sample = torch.zeros(n_positions, len(directions), dtype=resolved.dtype, device=resolved.device)
         for p in range(n_positions):

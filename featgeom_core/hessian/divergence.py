@@ -15,7 +15,8 @@ keeps them (shape (B, P)), so every sample-position counts as a sample of its ow
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import torch
 from torch.func import functional_call
@@ -37,11 +38,15 @@ def forward(model: torch.nn.Module, tensors: dict[str, torch.Tensor], inputs: to
     be one floating-point tensor whose leading dimension is the batch."""
     out = functional_call(model, tensors, (inputs,), tie_weights=True)
     if not isinstance(out, torch.Tensor):
-        raise DataError(f"{type(model).__name__}'s forward returned {type(out).__name__}; the Hessian analysis needs a module whose forward "
-                        f"maps an input batch to one output tensor (wrap it, e.g. to return last_hidden_state or logits)")
+        raise DataError(
+            f"{type(model).__name__}'s forward returned {type(out).__name__}; the Hessian analysis needs a module whose forward "
+            f"maps an input batch to one output tensor (wrap it, e.g. to return last_hidden_state or logits)"
+        )
     if not out.is_floating_point() or out.ndim == 0 or out.shape[0] != inputs.shape[0]:
-        raise DataError(f"{type(model).__name__}'s output has shape {tuple(out.shape)} and dtype {out.dtype} for {inputs.shape[0]} samples: "
-                        f"it must be floating point with the samples as its leading dimension")
+        raise DataError(
+            f"{type(model).__name__}'s output has shape {tuple(out.shape)} and dtype {out.dtype} for {inputs.shape[0]} samples: "
+            f"it must be floating point with the samples as its leading dimension"
+        )
     return out
 
 
@@ -56,9 +61,11 @@ def choose_divergence(model: torch.nn.Module, outputs: torch.Tensor, divergence:
     else:
         kind = divergence
     if kind == "kl" and (outputs.ndim < 2 or outputs.shape[-1] < 2):
-        raise InvalidParameter(f"divergence 'kl' treats the model's outputs as logits over classes (softmax over the last dimension), but "
-                               f"the output has shape {tuple(outputs.shape)}: its last dimension is not a distribution over 2 or more classes "
-                               f"(a regression output); use divergence='mse'")
+        raise InvalidParameter(
+            f"divergence 'kl' treats the model's outputs as logits over classes (softmax over the last dimension), but "
+            f"the output has shape {tuple(outputs.shape)}: its last dimension is not a distribution over 2 or more classes "
+            f"(a regression output); use divergence='mse'"
+        )
     return kind
 
 
@@ -71,7 +78,9 @@ def as_positions(outputs: torch.Tensor) -> torch.Tensor:
     return outputs.reshape(outputs.shape[0], -1, outputs.shape[-1])
 
 
-def divergence_from_outputs(outputs: torch.Tensor, reference: torch.Tensor, kind: DivergenceKind, positions: Positions = "sum") -> torch.Tensor:
+def divergence_from_outputs(
+    outputs: torch.Tensor, reference: torch.Tensor, kind: DivergenceKind, positions: Positions = "sum"
+) -> torch.Tensor:
     """D per sample (B,) (``positions="sum"``) or per sample and position (B, P) (``"each"``),
     from the outputs at W and the reference outputs at W0 (same shape). MSE in squared output
     units, KL in nats."""
@@ -88,7 +97,9 @@ def divergence_from_outputs(outputs: torch.Tensor, reference: torch.Tensor, kind
     return per_position.sum(dim=1) if positions == "sum" else per_position
 
 
-def curvature_from_tangent(tangent: torch.Tensor, reference: torch.Tensor, kind: DivergenceKind, positions: Positions = "sum") -> torch.Tensor:
+def curvature_from_tangent(
+    tangent: torch.Tensor, reference: torch.Tensor, kind: DivergenceKind, positions: Positions = "sum"
+) -> torch.Tensor:
     """d²D/dt² at W0 along a direction whose output tangent is ``tangent`` = J u (same shape as the
     outputs), in closed form: (B,) or (B, P). Exact at the trained weights, where D and its gradient
     in the outputs vanish, so uᵀH(x)u = (J u)ᵀ ∇²_y D (J u): MSE 2·mean(a²) over output dimensions;
@@ -104,8 +115,14 @@ def curvature_from_tangent(tangent: torch.Tensor, reference: torch.Tensor, kind:
     return per_position.sum(dim=1) if positions == "sum" else per_position
 
 
-def divergence_function(model: torch.nn.Module, block: ParameterBlock, inputs: torch.Tensor, reference: torch.Tensor,
-                        kind: DivergenceKind, positions: Positions = "sum") -> Callable[[torch.Tensor], torch.Tensor]:
+def divergence_function(
+    model: torch.nn.Module,
+    block: ParameterBlock,
+    inputs: torch.Tensor,
+    reference: torch.Tensor,
+    kind: DivergenceKind,
+    positions: Positions = "sum",
+) -> Callable[[torch.Tensor], torch.Tensor]:
     """w (block size,) -> D(f, x, W0 with the block set to w) for every sample of ``inputs``:
     (B,) or (B, P). ``reference``: the outputs at W0 on ``inputs``."""
 
@@ -118,4 +135,4 @@ def divergence_function(model: torch.nn.Module, block: ParameterBlock, inputs: t
 def reference_outputs(model: torch.nn.Module, block: ParameterBlock, inputs: torch.Tensor, batch_size: int) -> torch.Tensor:
     """f(W0, x) for every sample, in batches, without gradients: (n_samples, ...)."""
     with torch.no_grad():
-        return torch.cat([forward(model, block.tensors, inputs[i: i + batch_size]) for i in range(0, len(inputs), batch_size)])
+        return torch.cat([forward(model, block.tensors, inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)])

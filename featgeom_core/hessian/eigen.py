@@ -20,7 +20,7 @@ def mean_hessian_products(curvature: Curvatures, V: torch.Tensor, directions_per
     samples of ``curvature`` (and summed over positions), (q, size)."""
     products = []
     for start in range(0, len(V), directions_per_pass):
-        chunk = V[start: start + directions_per_pass].detach().requires_grad_(True)
+        chunk = V[start : start + directions_per_pass].detach().requires_grad_(True)
         with torch.enable_grad():
             curvatures = curvature(chunk)  # (q, B, ...)
             half_quadratic = 0.5 * curvatures.reshape(len(chunk), curvatures.shape[1], -1).sum(dim=2).mean(dim=1).sum()
@@ -29,8 +29,15 @@ def mean_hessian_products(curvature: Curvatures, V: torch.Tensor, directions_per
     return torch.cat(products)
 
 
-def top_eigenvectors(curvature: Curvatures, w0: torch.Tensor, k: int, generator: torch.Generator, iterations: int = 15,
-                     directions_per_pass: int = 64, progress: Progress = silent) -> torch.Tensor | None:
+def top_eigenvectors(
+    curvature: Curvatures,
+    w0: torch.Tensor,
+    k: int,
+    generator: torch.Generator,
+    iterations: int = 15,
+    directions_per_pass: int = 64,
+    progress: Progress = silent,
+) -> torch.Tensor | None:
     """The k leading eigenvectors of H̄ (the mean Hessian of ``curvature``'s samples, around the
     block's trained weights ``w0`` (size,)) as unit rows (k, size), largest eigenvalue first, by
     ``iterations`` rounds of subspace iteration on min(size, 2k) vectors from ``generator``.

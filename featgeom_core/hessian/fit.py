@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import torch
 
@@ -80,7 +81,7 @@ def sample_batches(n: int, batch_size: int, generator: torch.Generator) -> Itera
     while True:
         order = torch.randperm(n, generator=generator)
         for start in range(0, n - batch_size + 1, batch_size):
-            yield order[start: start + batch_size]
+            yield order[start : start + batch_size]
 
 
 def _unit_rows(U: torch.Tensor) -> torch.Tensor:
@@ -95,15 +96,24 @@ class _Problem:
     """The model, block, samples and settings of one fit: curvatures of a batch along (starts, k)
     directions. ``mask`` (n, P) bool or None: the sample-positions that count (positions="each")."""
 
-    def __init__(self, model: torch.nn.Module, block: ParameterBlock, inputs: torch.Tensor, reference: torch.Tensor,
-                 kind: DivergenceKind, p: HessianParams, mask: torch.Tensor | None = None) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        block: ParameterBlock,
+        inputs: torch.Tensor,
+        reference: torch.Tensor,
+        kind: DivergenceKind,
+        p: HessianParams,
+        mask: torch.Tensor | None = None,
+    ) -> None:
         self.model, self.block, self.inputs, self.reference, self.kind, self.p, self.mask = model, block, inputs, reference, kind, p, mask
 
     def curvature(self, batch: torch.Tensor, zero_masked: bool = True) -> Curvatures:
         """U (q, size) -> the batch's curvatures (q, B[, P]); with a mask and ``zero_masked``, the
         positions that do not count curve 0 (so they add nothing to the mean Hessian)."""
-        curvature = curvature_function(self.model, self.block, self.inputs[batch], self.reference[batch], self.kind, self.p.positions,
-                                       self.p.curvature)
+        curvature = curvature_function(
+            self.model, self.block, self.inputs[batch], self.reference[batch], self.kind, self.p.positions, self.p.curvature
+        )
         if self.mask is None or not zero_masked:
             return curvature
         weights = self.mask[batch].to(self.block.dtype)
@@ -116,7 +126,7 @@ class _Problem:
         flat = _unit_rows(U).reshape(starts * k, size)
         curvature = self.curvature(batch, zero_masked=False)
         per = self.p.directions_per_pass
-        c = per_sample(torch.cat([curvature(flat[j: j + per]) for j in range(0, len(flat), per)]))  # (B, [P,] S*k)
+        c = per_sample(torch.cat([curvature(flat[j : j + per]) for j in range(0, len(flat), per)]))  # (B, [P,] S*k)
         if self.mask is not None:
             c = c[self.mask[batch]]  # only the sample-positions that count
         return c.reshape(-1, starts, k)  # sample-positions count as samples under positions="each"
@@ -124,8 +134,19 @@ class _Problem:
     def all_curvatures(self, U: torch.Tensor, progress: Progress = silent) -> torch.Tensor:
         """Curvatures of every sample along U (S, k, size), without gradients: (n, [P,] S, k)."""
         starts, k, size = U.shape
-        c = curvatures_in_batches(self.model, self.block, self.inputs, self.reference, U.reshape(starts * k, size), self.kind,
-                                  self.p.positions, self.p.batch_size, self.p.directions_per_pass, self.p.curvature, progress)
+        c = curvatures_in_batches(
+            self.model,
+            self.block,
+            self.inputs,
+            self.reference,
+            U.reshape(starts * k, size),
+            self.kind,
+            self.p.positions,
+            self.p.batch_size,
+            self.p.directions_per_pass,
+            self.p.curvature,
+            progress,
+        )
         return c.reshape(*c.shape[:-1], starts, k)
 
 
@@ -136,7 +157,9 @@ def starting_directions(problem: _Problem, n: int, generator: torch.Generator, p
     starts = []
     if p.init == "eigenvectors":
         first = torch.randperm(n, generator=generator)[: p.batch_size].to(block.device)
-        eigenvectors = top_eigenvectors(problem.curvature(first), block.w0, p.k, generator, p.init_iterations, p.directions_per_pass, progress)
+        eigenvectors = top_eigenvectors(
+            problem.curvature(first), block.w0, p.k, generator, p.init_iterations, p.directions_per_pass, progress
+        )
         if eigenvectors is not None:  # else (non-finite curvature in the batch) every start is random
             starts.append(eigenvectors)
     while len(starts) < p.restarts:
@@ -160,23 +183,29 @@ def check_position_mask(mask: torch.Tensor, reference: torch.Tensor, positions: 
     return mask
 
 
-def fit_hessian_features(model: torch.nn.Module, block: BlockSpec, inputs: torch.Tensor,
-                         params: HessianParams | Mapping[str, Any] | None = None,
-                         progress: Progress | None = None, should_stop: ShouldStop | None = None,
-                         position_mask: torch.Tensor | None = None) -> HessianFeatures:
+def fit_hessian_features(
+    model: torch.nn.Module,
+    block: BlockSpec,
+    inputs: torch.Tensor,
+    params: HessianParams | Mapping[str, Any] | None = None,
+    progress: Progress | None = None,
+    should_stop: ShouldStop | None = None,
+    position_mask: torch.Tensor | None = None,
+) -> HessianFeatures:
     """Learn ``params.k`` unit directions in ``block`` whose sample-level curvatures are large for
     some samples and interfere little, and every sample's activation of each.
 
     ``model``: a module whose forward maps an input batch (B, ...) to outputs (B, ...), samples
     independent. ``block``: a parameter name (or list of names) from ``model.named_parameters()``.
     ``inputs``: (n_samples, ...). ``params``: :class:`HessianParams` or a mapping of its fields.
-    ``progress(fraction, message, metrics)`` is called at every step (metrics: step, steps, steep_loss, interference_loss); ``should_stop()`` is polled
-    before each step. A non-finite loss or update stops the run and keeps the last good U
-    (``stopped_reason`` says so). ``position_mask`` (n_samples, n_positions) bool, with
-    ``positions="each"``: only the True sample-positions count as samples (e.g. not a text's
-    padding) in the losses, the eigenvector start and the choice of start; the others' curvatures
-    are still returned. Returns a :class:`HessianFeatures` with U (k, block size) and
-    curvatures (n_samples, k) (or (n_samples, n_positions, k) with ``positions="each"``).
+    ``progress(fraction, message, metrics)`` is called at every step (metrics: step, steps,
+    steep_loss, interference_loss); ``should_stop()`` is polled before each step. A non-finite
+    loss or update stops the run and keeps the last good U (``stopped_reason`` says so).
+    ``position_mask`` (n_samples, n_positions) bool, with ``positions="each"``: only the True
+    sample-positions count as samples (e.g. not a text's padding) in the losses, the eigenvector
+    start and the choice of start; the others' curvatures are still returned. Returns a
+    :class:`HessianFeatures` with U (k, block size) and curvatures (n_samples, k) (or
+    (n_samples, n_positions, k) with ``positions="each"``).
     """
     from featgeom_core.config import resolve_device
 
@@ -188,8 +217,10 @@ def fit_hessian_features(model: torch.nn.Module, block: BlockSpec, inputs: torch
     device = resolve_device(p.device)
     resolved = resolve_block(model, block, device)
     if p.k > resolved.size:
-        raise InvalidParameter(f"k = {p.k} directions do not fit the block {list(resolved.names)}, which has {resolved.size} numbers: "
-                               f"choose k <= {resolved.size}")
+        raise InvalidParameter(
+            f"k = {p.k} directions do not fit the block {list(resolved.names)}, which has {resolved.size} numbers: "
+            f"choose k <= {resolved.size}"
+        )
     inputs = inputs.to(device)
     n = len(inputs)
     reference = reference_outputs(model, resolved, inputs, p.batch_size)
@@ -225,8 +256,9 @@ def fit_hessian_features(model: torch.nn.Module, block: BlockSpec, inputs: torch
             stopped_reason = f"the interference loss became non-finite ({interference.detach().tolist()}) at step {step + 1}; {_kept(step)}"
             break
         if p.lambda_interference > 0:
-            through_curvatures, direct = torch.autograd.grad(((p.lambda_interference * interference - steep) / scale).sum(),
-                                                             (evaluated_at, updated))
+            through_curvatures, direct = torch.autograd.grad(
+                ((p.lambda_interference * interference - steep) / scale).sum(), (evaluated_at, updated)
+            )
             U = _unit_rows(U - lr * (through_curvatures + direct))  # ascent on L_steep - lambda L_interference
         if not torch.isfinite(U).all():
             stopped_reason = f"the directions became non-finite at step {step + 1}; {_kept(step)}"
@@ -236,8 +268,11 @@ def fit_hessian_features(model: torch.nn.Module, block: BlockSpec, inputs: torch
         interference_history.append(interference.detach())
         best = int(torch.argmax(steep.detach() - p.lambda_interference * interference.detach()))
         steep_best, interference_best = float(steep.detach()[best]), float(interference.detach()[best])
-        report(0.02 + 0.88 * (step + 1) / p.steps, f"step {step + 1}/{p.steps}: L_steep {steep_best:.4g}, L_interference {interference_best:.4g}",
-               {"step": step + 1, "steps": p.steps, "steep_loss": steep_best, "interference_loss": interference_best})
+        report(
+            0.02 + 0.88 * (step + 1) / p.steps,
+            f"step {step + 1}/{p.steps}: L_steep {steep_best:.4g}, L_interference {interference_best:.4g}",
+            {"step": step + 1, "steps": p.steps, "steep_loss": steep_best, "interference_loss": interference_best},
+        )
     fit_seconds = time.perf_counter() - start_time - init_seconds
     report(0.9, f"curvatures of {n} samples along {p.restarts} x {p.k} directions")
     curvatures = problem.all_curvatures(good, sub_progress(report, 0.9, 1.0))  # (n, [P,] restarts, k)
@@ -252,9 +287,17 @@ def fit_hessian_features(model: torch.nn.Module, block: BlockSpec, inputs: torch
     steeps = torch.stack(steep_history)[:, kept] if steep_history else torch.zeros(0)
     interferences = torch.stack(interference_history)[:, kept] if interference_history else torch.zeros(0)
     return HessianFeatures(
-        U=good[kept].cpu(), curvatures=curvatures[..., kept, :].cpu(), steep_loss=steeps.cpu().double().numpy(),
-        interference_loss=interferences.cpu().double().numpy(), block=resolved.names, block_shapes=tuple(tuple(s) for s in resolved.shapes),
-        divergence=kind, params=p.normalised(), stopped_reason=stopped_reason, restart=kept,
-        objectives=objectives.cpu().double().numpy(), seconds=seconds,
+        U=good[kept].cpu(),
+        curvatures=curvatures[..., kept, :].cpu(),
+        steep_loss=steeps.cpu().double().numpy(),
+        interference_loss=interferences.cpu().double().numpy(),
+        block=resolved.names,
+        block_shapes=tuple(tuple(s) for s in resolved.shapes),
+        divergence=kind,
+        params=p.normalised(),
+        stopped_reason=stopped_reason,
+        restart=kept,
+        objectives=objectives.cpu().double().numpy(),
+        seconds=seconds,
         timings={"start": init_seconds, "fit": fit_seconds, "final_curvatures": seconds - init_seconds - fit_seconds},
     )

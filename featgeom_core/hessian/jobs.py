@@ -11,8 +11,15 @@ from featgeom_core.hessian.result import HessianFeaturesResult
 from featgeom_core.hessian.run import run_features
 from featgeom_core.jobs.protocol import JobKind, register
 
-HESSIAN_FEATURES = register(JobKind(
-    "hessian.features", "features as sparse directions of sample-level Hessians in a parameter block (XOR, TMS, a language model)",
-    HessianFeaturesParams, run_features, HessianFeaturesResult, page="pages/hessian_features.py", wants_gpu=True,
-    example={"target": {"kind": "toy", "model": "xor", "fit": {"k": 3, "steps": 40, "restarts": 1, "init_iterations": 3}}},
-))
+HESSIAN_FEATURES = register(
+    JobKind(
+        "hessian.features",
+        "features as sparse directions of sample-level Hessians in a parameter block (XOR, TMS, a language model)",
+        HessianFeaturesParams,
+        run_features,
+        HessianFeaturesResult,
+        page="pages/hessian_features.py",
+        wants_gpu=True,
+        example={"target": {"kind": "toy", "model": "xor", "fit": {"k": 3, "steps": 40, "restarts": 1, "init_iterations": 3}}},
+    )
+)

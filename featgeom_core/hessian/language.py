@@ -20,8 +20,9 @@ Block names are the checkpoint's own (``encoder.layer.4.attention.self.key.weigh
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -34,8 +35,14 @@ from featgeom_core.progress import Progress, silent
 PREFIX = "model."
 """The wrapped checkpoint's attribute in :class:`TokenOutputs`: block names gain it inside."""
 Output = Literal["hidden", "logits"]
-KEY_WEIGHT_PATTERNS = (r"attention\.self\.key\.weight$", r"k_proj\.weight$", r"attn\.W_K$", r"query_key_value\.weight$",
-                       r"attn\.c_attn\.weight$", r"qkv(_proj)?\.weight$")
+KEY_WEIGHT_PATTERNS = (
+    r"attention\.self\.key\.weight$",
+    r"k_proj\.weight$",
+    r"attn\.W_K$",
+    r"query_key_value\.weight$",
+    r"attn\.c_attn\.weight$",
+    r"qkv(_proj)?\.weight$",
+)
 """Where an attention key weight lives in common checkpoints (the fused QKV forms last)."""
 
 
@@ -69,8 +76,13 @@ class TokenBatch:
         (n_tokens,) int, ``offsets`` (n_tokens, 2) int, ``special`` (n_tokens,) bool, ``token_ids``
         (n_tokens,) int."""
         text, position = torch.nonzero(self.mask, as_tuple=True)
-        return {"text": text.numpy(), "position": position.numpy(), "offsets": self.offsets[self.mask].numpy(),
-                "special": self.special[self.mask].numpy(), "token_ids": self.ids[self.mask].numpy()}
+        return {
+            "text": text.numpy(),
+            "position": position.numpy(),
+            "offsets": self.offsets[self.mask].numpy(),
+            "special": self.special[self.mask].numpy(),
+            "token_ids": self.ids[self.mask].numpy(),
+        }
 
 
 def tokenize(tokenizer: Any, texts: Sequence[str], max_tokens: int) -> TokenBatch:
@@ -86,12 +98,20 @@ def tokenize(tokenizer: Any, texts: Sequence[str], max_tokens: int) -> TokenBatc
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "right"
     try:
-        encoded = tokenizer(list(texts), truncation=True, max_length=max_tokens, padding="longest", return_tensors="pt",
-                            return_offsets_mapping=True, return_special_tokens_mask=True)
+        encoded = tokenizer(
+            list(texts),
+            truncation=True,
+            max_length=max_tokens,
+            padding="longest",
+            return_tensors="pt",
+            return_offsets_mapping=True,
+            return_special_tokens_mask=True,
+        )
         offsets = encoded["offset_mapping"].long()
     except NotImplementedError:  # a slow tokenizer: no character offsets (contexts are then built from token strings)
-        encoded = tokenizer(list(texts), truncation=True, max_length=max_tokens, padding="longest", return_tensors="pt",
-                            return_special_tokens_mask=True)
+        encoded = tokenizer(
+            list(texts), truncation=True, max_length=max_tokens, padding="longest", return_tensors="pt", return_special_tokens_mask=True
+        )
         offsets = torch.zeros(*encoded["input_ids"].shape, 2, dtype=torch.long)
     ids, mask = encoded["input_ids"].long(), encoded["attention_mask"].bool()
     if not mask.any(dim=1).all():
@@ -143,7 +163,7 @@ class LanguageModel:
 
     def block_names(self) -> list[str]:
         """Parameter names a block can be made of, as the checkpoint names them."""
-        return [name[len(PREFIX):] for name in trainable_parameter_names(self.module)]
+        return [name[len(PREFIX) :] for name in trainable_parameter_names(self.module)]
 
     def default_block(self, layer: int) -> str:
         """The attention key weight of ``layer`` (a fused QKV weight where the checkpoint fuses them)."""
@@ -155,8 +175,10 @@ class LanguageModel:
             found = [n for n in in_layer if re.search(pattern, n)]
             if found:
                 return found[0]
-        raise InvalidParameter(f"no attention key weight found in layer {layer} of {self.name}; name a block, e.g. one of "
-                               f"{', '.join(in_layer[:8]) or ', '.join(names[:8])}")
+        raise InvalidParameter(
+            f"no attention key weight found in layer {layer} of {self.name}; name a block, e.g. one of "
+            f"{', '.join(in_layer[:8]) or ', '.join(names[:8])}"
+        )
 
     def block(self, names: Sequence[str]) -> tuple[str, ...]:
         """The names as the wrapped module knows them (with :data:`PREFIX`); refuses an unknown name."""
@@ -164,8 +186,9 @@ class LanguageModel:
         for name in names:
             if name not in known:
                 listed = ", ".join(self.block_names()[:12])
-                raise InvalidParameter(f"parameter block {name!r} does not exist in {self.name}; its parameters are: {listed}, ... "
-                                       f"({len(known)} in all)")
+                raise InvalidParameter(
+                    f"parameter block {name!r} does not exist in {self.name}; its parameters are: {listed}, ... ({len(known)} in all)"
+                )
         return tuple(PREFIX + name for name in names)
 
 
@@ -182,8 +205,10 @@ def load_language_model(model_id: str) -> LanguageModel:
 
     loaded = shared_model(model_id)
     if loaded.plain_model is None:
-        raise ModelUnavailable(f"{model_id!r} is a TransformerLens-native model with no Hugging Face module to differentiate; "
-                               f"choose minilm, a local Hugging Face checkpoint directory or a hub id")
+        raise ModelUnavailable(
+            f"{model_id!r} is a TransformerLens-native model with no Hugging Face module to differentiate; "
+            f"choose minilm, a local Hugging Face checkpoint directory or a hub id"
+        )
     model: torch.nn.Module = loaded.plain_model
     output: Output = "hidden"
     if is_causal(model.config):
@@ -197,12 +222,21 @@ def load_language_model(model_id: str) -> LanguageModel:
     return LanguageModel(loaded.name, TokenOutputs(model.eval(), output), loaded.tokenizer, loaded.n_layers, loaded.fingerprint)
 
 
-def token_curvatures(module: TokenOutputs, block: Sequence[str], batch: TokenBatch, U: torch.Tensor, *, batch_size: int = 16,
-                     method: CurvatureMethod = "output_jvp", device: str | torch.device | None = None,
-                     progress: Progress = silent) -> torch.Tensor:
+def token_curvatures(
+    module: TokenOutputs,
+    block: Sequence[str],
+    batch: TokenBatch,
+    U: torch.Tensor,
+    *,
+    batch_size: int = 16,
+    method: CurvatureMethod = "output_jvp",
+    device: str | torch.device | None = None,
+    progress: Progress = silent,
+) -> torch.Tensor:
     """uᵀH(x)u of every real token of ``batch`` along every row of U (k, block size): (n_tokens, k),
     rows in the order of :meth:`TokenBatch.token_table` (padding left out). ``block``: names as
     the wrapped module knows them (see :meth:`LanguageModel.block`)."""
-    per_position = directional_curvature(module, list(block), batch.inputs, U, positions="each", batch_size=batch_size, method=method,
-                                         device=device, progress=progress)  # (n_texts, T, k)
+    per_position = directional_curvature(
+        module, list(block), batch.inputs, U, positions="each", batch_size=batch_size, method=method, device=device, progress=progress
+    )  # (n_texts, T, k)
     return per_position[batch.mask.to(per_position.device)].cpu()

@@ -3,7 +3,7 @@ and a token's context in its text. Plain numpy on stored results (no model neede
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -53,8 +53,9 @@ def single_input_samples(inputs: np.ndarray) -> np.ndarray:
     return (np.asarray(inputs) != 0).sum(axis=1) == 1
 
 
-def token_context(text: str, offsets: np.ndarray, special: np.ndarray, strings: Sequence[str], position: int,
-                  window: int = 8) -> tuple[str, str, str]:
+def token_context(
+    text: str, offsets: np.ndarray, special: np.ndarray, strings: Sequence[str], position: int, window: int = 8
+) -> tuple[str, str, str]:
     """(left, token, right): the token at ``position`` of one text with up to ``window`` tokens of
     context each side. ``offsets`` (T, 2) character spans, ``special`` (T,) bool and ``strings``
     (T,) token strings of the text's real tokens. Spans come from the text itself; special tokens
@@ -65,18 +66,18 @@ def token_context(text: str, offsets: np.ndarray, special: np.ndarray, strings: 
     spans = np.asarray(offsets)
     has_spans = bool((spans[:, 1] > 0).any())
     if not has_spans:
-        left = " ".join(strings[max(0, position - window): position])
-        right = " ".join(strings[position + 1: position + 1 + window])
+        left = " ".join(strings[max(0, position - window) : position])
+        right = " ".join(strings[position + 1 : position + 1 + window])
         return left, strings[position], right
     real = [i for i in range(T) if not special[i] and spans[i, 1] > spans[i, 0]]
     lo = [i for i in real if position - window <= i < position]
     hi = [i for i in real if position < i <= position + window]
     if special[position] or spans[position, 1] <= spans[position, 0]:
         anchor_start = spans[hi[0], 0] if hi else (spans[lo[-1], 1] if lo else 0)
-        left = text[spans[lo[0], 0]: anchor_start] if lo else ""
-        right = text[anchor_start: spans[hi[-1], 1]] if hi else ""
+        left = text[spans[lo[0], 0] : anchor_start] if lo else ""
+        right = text[anchor_start : spans[hi[-1], 1]] if hi else ""
         return left, strings[position], right
     start, end = int(spans[position, 0]), int(spans[position, 1])
-    left = text[int(spans[lo[0], 0]): start] if lo else text[:0]
-    right = text[end: int(spans[hi[-1], 1])] if hi else ""
+    left = text[int(spans[lo[0], 0]) : start] if lo else text[:0]
+    right = text[end : int(spans[hi[-1], 1])] if hi else ""
     return left, text[start:end], right

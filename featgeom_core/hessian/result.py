@@ -74,19 +74,26 @@ class HessianFeatures:
         out, start = {}, 0
         for name, shape in zip(self.block, self.block_shapes):
             count = math.prod(shape)
-            out[name] = self.U[feature, start: start + count].reshape(shape)
+            out[name] = self.U[feature, start : start + count].reshape(shape)
             start += count
         return out
 
     def summary(self) -> dict[str, Any]:
         """A few JSON-able numbers that say what the result is."""
         last = self.steps_done - 1
-        return {"block": list(self.block), "k": self.k, "divergence": self.divergence, "steps_done": self.steps_done,
-                "stopped_reason": self.stopped_reason, "n_samples": int(self.curvatures.shape[0]), "restart": self.restart,
-                "final_steep_loss": float(self.steep_loss[last]) if last >= 0 else None,
-                "final_interference_loss": float(self.interference_loss[last]) if last >= 0 else None,
-                "max_activation": [float(v) for v in self.curvatures.reshape(-1, self.k).max(dim=0).values],
-                "seconds": round(self.seconds, 3)}
+        return {
+            "block": list(self.block),
+            "k": self.k,
+            "divergence": self.divergence,
+            "steps_done": self.steps_done,
+            "stopped_reason": self.stopped_reason,
+            "n_samples": int(self.curvatures.shape[0]),
+            "restart": self.restart,
+            "final_steep_loss": float(self.steep_loss[last]) if last >= 0 else None,
+            "final_interference_loss": float(self.interference_loss[last]) if last >= 0 else None,
+            "max_activation": [float(v) for v in self.curvatures.reshape(-1, self.k).max(dim=0).values],
+            "seconds": round(self.seconds, 3),
+        }
 
 
 @dataclass(frozen=True)
@@ -111,8 +118,14 @@ class TokenSet:
         """(left, token, right) of one row in its text (see :func:`~featgeom_core.hessian.reading.token_context`)."""
         text = int(self.table["text"][row])
         rows = np.flatnonzero(self.table["text"] == text)
-        return token_context(self.texts[text], self.table["offsets"][rows], self.table["special"][rows], self.strings[text],
-                             int(self.table["position"][row]), window)
+        return token_context(
+            self.texts[text],
+            self.table["offsets"][rows],
+            self.table["special"][rows],
+            self.strings[text],
+            int(self.table["position"][row]),
+            window,
+        )
 
 
 @dataclass(frozen=True)
@@ -155,7 +168,9 @@ class HessianFeaturesResult:
         """Toys: samples with exactly one non-zero input; None for a language model."""
         return None if self.inputs is None else single_input_samples(self.inputs)
 
-    def top_rows(self, feature: int, n: int = 5, which: str = TRAINING, single_input_only: bool = False, window: int = 8) -> list[dict[str, Any]]:
+    def top_rows(
+        self, feature: int, n: int = 5, which: str = TRAINING, single_input_only: bool = False, window: int = 8
+    ) -> list[dict[str, Any]]:
         """The ``n`` samples of ``which`` that activate ``feature`` most, largest first, one dict
         each: ``rank``, ``sample`` (row), ``value``, and ``input`` (toys) or ``token``, ``left``,
         ``right``, ``text``, ``position`` (language models)."""
@@ -169,7 +184,13 @@ class HessianFeaturesResult:
             tokens = self._tokens(which)
             if tokens is not None:
                 left, token, right = tokens.context(int(index), window)
-                row.update(token=token, left=left, right=right, text=int(tokens.table["text"][index]), position=int(tokens.table["position"][index]))
+                row.update(
+                    token=token,
+                    left=left,
+                    right=right,
+                    text=int(tokens.table["text"][index]),
+                    position=int(tokens.table["position"][index]),
+                )
             elif self.inputs is not None:
                 row["input"] = [float(v) for v in self.inputs[index]]
             rows.append(row)
@@ -195,5 +216,4 @@ class HessianFeaturesResult:
         for j in range(self.features.k):
             rows = self.top_rows(j, 1, which)
             top.append(None if not rows else rows[0].get("token", rows[0].get("input")))
-        return {"model": self.model, **self.features.summary(), f"top {which} sample": top,
-                "seconds": round(sum(self.timings.values()), 2)}
+        return {"model": self.model, **self.features.summary(), f"top {which} sample": top, "seconds": round(sum(self.timings.values()), 2)}

@@ -26,8 +26,9 @@ def _run_toy(target: ToyTarget, report: Progress) -> JobOutput[HessianFeaturesRe
     toy = xor_net(target.seed) if target.model == "xor" else toy_superposition(seed=target.seed)
     trained = time.perf_counter() - start
     features = fit_hessian_features(toy.model, target.block_names(), toy.inputs, target.fit, progress=sub_progress(report, 0.05, 1.0))
-    result = HessianFeaturesResult(features, target.model, toy.description, inputs=toy.inputs.numpy(),
-                                   timings={"model": trained, "fit": features.seconds})
+    result = HessianFeaturesResult(
+        features, target.model, toy.description, inputs=toy.inputs.numpy(), timings={"model": trained, "fit": features.seconds}
+    )
     return JobOutput(result)
 
 
@@ -45,28 +46,49 @@ def _run_language(target: LanguageTarget, report: Progress) -> JobOutput[Hessian
     lm = load_language_model(target.model)
     texts = corpus_texts(None, target.data_seed)
     if target.n_texts + target.heldout_texts > len(texts):
-        raise DataError(f"n_texts + heldout_texts = {target.n_texts + target.heldout_texts}, but the packaged corpus has {len(texts)} texts")
+        raise DataError(
+            f"n_texts + heldout_texts = {target.n_texts + target.heldout_texts}, but the packaged corpus has {len(texts)} texts"
+        )
     train = tokenize(lm.tokenizer, texts[: target.n_texts], target.max_tokens)
-    heldout = tokenize(lm.tokenizer, texts[target.n_texts: target.n_texts + target.heldout_texts], target.max_tokens)
+    heldout = tokenize(lm.tokenizer, texts[target.n_texts : target.n_texts + target.heldout_texts], target.max_tokens)
     names = tuple(target.block) or (lm.default_block(target.layer),)
     block = lm.block(names)
     timings["model and texts"] = time.perf_counter() - start
     report(0.02, f"{lm.name}: {train.n_tokens} training tokens in {target.n_texts} texts, block {', '.join(names)}")
-    features = fit_hessian_features(lm.module, block, train.inputs, target.fit, progress=sub_progress(report, 0.02, 0.9),
-                                    position_mask=train.mask)
+    features = fit_hessian_features(
+        lm.module, block, train.inputs, target.fit, progress=sub_progress(report, 0.02, 0.9), position_mask=train.mask
+    )
     timings["fit"] = features.seconds
     features = replace(features, curvatures=features.curvatures[train.mask], block=names)
     report(0.9, f"curvatures of {heldout.n_tokens} held-out tokens")
     start = time.perf_counter()
-    held = token_curvatures(lm.module, block, heldout, features.U, batch_size=max(16, target.fit.batch_size), method=target.fit.curvature,
-                            device=target.fit.device, progress=sub_progress(report, 0.9, 1.0))
+    held = token_curvatures(
+        lm.module,
+        block,
+        heldout,
+        features.U,
+        batch_size=max(16, target.fit.batch_size),
+        method=target.fit.curvature,
+        device=target.fit.device,
+        progress=sub_progress(report, 0.9, 1.0),
+    )
     timings["held-out"] = time.perf_counter() - start
     report(1.0, "done")
     divergence = "MSE of the final hidden state" if lm.output == "hidden" else "KL of the next-token distribution"
-    description = (f"{lm.n_layers} layers, block {', '.join(names)}; D = {divergence} at each token; {target.n_texts} training and "
-                   f"{target.heldout_texts} held-out texts of at most {target.max_tokens} tokens")
-    result = HessianFeaturesResult(features, target.model, description, train_tokens=token_set(train), heldout_tokens=token_set(heldout),
-                                   heldout_curvatures=held.double().numpy(), output=lm.module.featgeom_output, timings=timings)
+    description = (
+        f"{lm.n_layers} layers, block {', '.join(names)}; D = {divergence} at each token; {target.n_texts} training and "
+        f"{target.heldout_texts} held-out texts of at most {target.max_tokens} tokens"
+    )
+    result = HessianFeaturesResult(
+        features,
+        target.model,
+        description,
+        train_tokens=token_set(train),
+        heldout_tokens=token_set(heldout),
+        heldout_curvatures=held.double().numpy(),
+        output=lm.module.featgeom_output,
+        timings=timings,
+    )
     return JobOutput(result, fingerprints={"model": lm.fingerprint})
 
 

@@ -40,8 +40,12 @@ class ToySpec:
 
 
 TOYS: dict[str, ToySpec] = {
-    "xor": ToySpec("xor", "the XOR net (2 inputs, 2 GELU units, summed)", {"hidden.weight": (2, 2), "hidden.bias": (2,)},
-                   ("hidden.weight", "hidden.bias")),
+    "xor": ToySpec(
+        "xor",
+        "the XOR net (2 inputs, 2 GELU units, summed)",
+        {"hidden.weight": (2, 2), "hidden.bias": (2,)},
+        ("hidden.weight", "hidden.bias"),
+    ),
     "tms": ToySpec("tms", "the toy model of superposition (5 features, 2 dims)", {"W": (2, 5), "b": (5,)}, ("W",)),
 }
 """The toys by name (the shapes are those of :class:`XorNet` and ``ToySuperposition(5, 2)``)."""
@@ -128,10 +132,16 @@ def xor_net(seed: int = 0, tolerance: float = 0.05) -> HessianToy:
         if error < tolerance:
             model.eval()
             return HessianToy(
-                name="xor", model=model, inputs=torch.tensor(XOR_INPUTS, dtype=torch.float64), blocks=tuple(TOYS["xor"].parameters),
-                default_block=TOYS["xor"].default_block, seed=seed, attempts=attempt + 1,
+                name="xor",
+                model=model,
+                inputs=torch.tensor(XOR_INPUTS, dtype=torch.float64),
+                blocks=tuple(TOYS["xor"].parameters),
+                default_block=TOYS["xor"].default_block,
+                seed=seed,
+                attempts=attempt + 1,
                 description=f"XOR net: 2 inputs -> 2 GELU units -> sum, trained on the 4 points (max error {error:.3g}); "
-                            f"divergence MSE; the write-up's features peak on [1,1], [0,1] and [1,0]")
+                f"divergence MSE; the write-up's features peak on [1,1], [0,1] and [1,0]",
+            )
     raise FeatgeomError(f"the XOR net did not learn XOR within {MAX_ATTEMPTS} trainings from seed {seed}")
 
 
@@ -161,7 +171,9 @@ def polygon_error(W: torch.Tensor) -> float:
     return float(max((norms / norms.mean() - 1).abs().max(), ((gaps - ideal).abs() / ideal).max()))
 
 
-def _train_tms(n_features: int, n_hidden: int, density: float, generator: torch.Generator, steps: int, batch: int = 1024) -> ToySuperposition:
+def _train_tms(
+    n_features: int, n_hidden: int, density: float, generator: torch.Generator, steps: int, batch: int = 1024
+) -> ToySuperposition:
     model = ToySuperposition(n_features, n_hidden, generator)
     optimiser = torch.optim.Adam(model.parameters(), lr=0.02)
     for _ in range(steps):
@@ -173,15 +185,25 @@ def _train_tms(n_features: int, n_hidden: int, density: float, generator: torch.
     return model
 
 
-def toy_superposition(n_features: int = 5, n_hidden: int = 2, density: float = 0.05, seed: int = 0, *, n_samples: int = 1024,
-                      steps: int = 1000, tolerance: float = 0.1) -> HessianToy:
+def toy_superposition(
+    n_features: int = 5,
+    n_hidden: int = 2,
+    density: float = 0.05,
+    seed: int = 0,
+    *,
+    n_samples: int = 1024,
+    steps: int = 1000,
+    tolerance: float = 0.1,
+) -> HessianToy:
     """A toy model of superposition trained from ``seed``. With ``n_hidden`` = 2 it is retrained
     (from derived seeds) until its columns form a regular polygon within ``tolerance`` (see
     :func:`polygon_error`). Inputs: ``n_samples`` fresh samples from the training distribution
     with at least one feature present (samples with none have zero curvature), (n_samples,
     n_features)."""
     if not (2 <= n_features <= 1000 and 1 <= n_hidden <= n_features):
-        raise InvalidParameter(f"n_features = {n_features}, n_hidden = {n_hidden}: need 2 <= n_features <= 1000 and 1 <= n_hidden <= n_features")
+        raise InvalidParameter(
+            f"n_features = {n_features}, n_hidden = {n_hidden}: need 2 <= n_features <= 1000 and 1 <= n_hidden <= n_features"
+        )
     if not 0 < density <= 1:
         raise InvalidParameter(f"density = {density}: the probability that a feature is present must be in (0, 1]")
     if n_samples < 1 or seed < 0:
@@ -195,7 +217,16 @@ def toy_superposition(n_features: int = 5, n_hidden: int = 2, density: float = 0
             inputs = sparse_features(n_samples, n_features, density, generator, nonzero=True)
             shape = f"columns a regular {n_features}-gon within {error:.2f}" if n_hidden == 2 else "no shape check above 2 dimensions"
             return HessianToy(
-                name="tms", model=model, inputs=inputs, blocks=tuple(TOYS["tms"].parameters), default_block=TOYS["tms"].default_block, seed=seed, attempts=attempt + 1,
+                name="tms",
+                model=model,
+                inputs=inputs,
+                blocks=tuple(TOYS["tms"].parameters),
+                default_block=TOYS["tms"].default_block,
+                seed=seed,
+                attempts=attempt + 1,
                 description=f"toy model of superposition: {n_features} features -> {n_hidden} dims -> ReLU(WᵀWx + b), density {density:g} "
-                            f"({shape}); divergence MSE; {n_samples} samples with at least one feature present")
-    raise FeatgeomError(f"the toy model of superposition did not form a regular {n_features}-gon within {MAX_ATTEMPTS} trainings from seed {seed}")
+                f"({shape}); divergence MSE; {n_samples} samples with at least one feature present",
+            )
+    raise FeatgeomError(
+        f"the toy model of superposition did not form a regular {n_features}-gon within {MAX_ATTEMPTS} trainings from seed {seed}"
+    )

@@ -41,7 +41,7 @@ def kept_schedule(width: int, exp_base: float = 1.05, every_below: int = 10) -> 
     removed = [width - kept for kept in range(0, every_below + 1)]  # width, ..., width - every_below
     current, x = removed[-1], 0
     while True:
-        current = int(current - exp_base ** x)
+        current = int(current - exp_base**x)
         x += 1
         if current <= 0:
             removed.append(0)
@@ -90,8 +90,9 @@ class AblationContext:
             return score(self.view.run_from(k, acts_k), self.labels, self.metric, self.acts[-1])
 
 
-def ablation_context(model, graph: InteractionGraph, inputs: torch.Tensor, labels: torch.Tensor | None,
-                     metric: str = "auto", dtype: str = "float32") -> AblationContext:
+def ablation_context(
+    model, graph: InteractionGraph, inputs: torch.Tensor, labels: torch.Tensor | None, metric: str = "auto", dtype: str = "float32"
+) -> AblationContext:
     """Run the model once at ``dtype`` on the ablation inputs (the paper: the test split)."""
     view = sequential_view(model, DTYPES[dtype], graph.node_layers)
     chosen: MetricName = view.metric if metric == "auto" else metric  # type: ignore[assignment]
@@ -102,8 +103,9 @@ def ablation_context(model, graph: InteractionGraph, inputs: torch.Tensor, label
     return context
 
 
-def node_ablation_curve(context: AblationContext, graph: InteractionGraph, k: int, kept_counts: list[int],
-                        progress: Progress | None = None) -> dict[int, float]:
+def node_ablation_curve(
+    context: AblationContext, graph: InteractionGraph, k: int, kept_counts: list[int], progress: Progress | None = None
+) -> dict[int, float]:
     """{kept directions: score} for node layer k (kept counts of the layer's original width)."""
     report = progress or silent
     basis = graph.bases[k]
@@ -204,8 +206,9 @@ class BisectTrace:
     smallest_kept_edge: float = 0.0
 
 
-def bisect_layer(context: AblationContext, graph: InteractionGraph, k: int, tolerance: float,
-                 progress: Progress | None = None) -> BisectTrace:
+def bisect_layer(
+    context: AblationContext, graph: InteractionGraph, k: int, tolerance: float, progress: Progress | None = None
+) -> BisectTrace:
     """The bisect for the pair (node layer k, k + 1)."""
     b_in, b_out = graph.bases[k], graph.bases[k + 1]
     dtype = context.acts[k].dtype
@@ -237,13 +240,24 @@ def bisect_layer(context: AblationContext, graph: InteractionGraph, k: int, tole
     return trace
 
 
-def bisect_edge_ablation(model, graph: InteractionGraph, inputs: torch.Tensor, labels: torch.Tensor | None, tolerance: float = 0.001,
-                         metric: str = "auto", dtype: str = "float32", progress: Progress | None = None) -> dict[str, BisectTrace]:
+def bisect_edge_ablation(
+    model,
+    graph: InteractionGraph,
+    inputs: torch.Tensor,
+    labels: torch.Tensor | None,
+    tolerance: float = 0.001,
+    metric: str = "auto",
+    dtype: str = "float32",
+    progress: Progress | None = None,
+) -> dict[str, BisectTrace]:
     """{input node layer: its bisect} for every consecutive pair of the graph's node layers."""
     if tolerance <= 0:
         raise InvalidParameter(f"tolerance = {tolerance}: must be > 0")
     context = ablation_context(model, graph, inputs, labels, metric, dtype)
     pairs = len(graph.node_layers) - 1
-    return {graph.node_layers[k]: bisect_layer(context, graph, k, tolerance,
-                                               (lambda f, m, k=k: progress((k + f) / pairs, m)) if progress else None)
-            for k in range(pairs)}
+    return {
+        graph.node_layers[k]: bisect_layer(
+            context, graph, k, tolerance, (lambda f, m, k=k: progress((k + f) / pairs, m)) if progress else None
+        )
+        for k in range(pairs)
+    }

@@ -15,8 +15,9 @@ coordinate (``leading_fixed``) is never mixed with the others.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 import torch
 
@@ -66,8 +67,10 @@ def constant_first(values: torch.Tensor, vectors: torch.Tensor) -> tuple[torch.T
     eigenvalue to index 0. Centred activations have exactly one."""
     candidates = torch.nonzero((vectors[-1].abs() > 1e-6) & (values > 1e-6)).flatten()
     if len(candidates) != 1:
-        raise InvalidParameter(f"expected one constant direction after centring, found {len(candidates)}; "
-                               "are the biases folded (a constant-1 last coordinate)?")
+        raise InvalidParameter(
+            f"expected one constant direction after centring, found {len(candidates)}; "
+            "are the biases folded (a constant-1 last coordinate)?"
+        )
     k = int(candidates[0])
     order = torch.cat([torch.tensor([k]), torch.tensor([i for i in range(len(values)) if i != k], dtype=torch.long)])
     return values[order], vectors[:, order]
@@ -101,7 +104,9 @@ def whitening(gram: torch.Tensor, mean: torch.Tensor | None, truncation: float, 
         n_fixed += 1
     keep = values > truncation
     if not bool(keep.any()):
-        raise InvalidParameter(f"the truncation {truncation:g} leaves no direction at {node_layer} (largest Gram eigenvalue {float(values.max()):.3g})")
+        raise InvalidParameter(
+            f"the truncation {truncation:g} leaves no direction at {node_layer} (largest Gram eigenvalue {float(values.max()):.3g})"
+        )
     U, D = vectors[:, keep], values[keep]
     if mean is None:
         return Whitening(U, U.T.clone(), D, n_fixed, centred=False)
@@ -116,8 +121,9 @@ def neuron_basis(node_layer: str, dim: int, second_moment: torch.Tensor | None =
     return LayerBasis(node_layer, "neuron", eye, eye.clone(), values, constant_first=False)
 
 
-def pca_basis(node_layer: str, gram: torch.Tensor, mean: torch.Tensor | None, truncation: float,
-              leading_fixed: int = 0, whiten: bool = True) -> LayerBasis:
+def pca_basis(
+    node_layer: str, gram: torch.Tensor, mean: torch.Tensor | None, truncation: float, leading_fixed: int = 0, whiten: bool = True
+) -> LayerBasis:
     """Principal components of the centred activations, above the truncation; whitened or not."""
     w = whitening(gram, mean, truncation, leading_fixed, node_layer)
     if whiten:
@@ -125,9 +131,15 @@ def pca_basis(node_layer: str, gram: torch.Tensor, mean: torch.Tensor | None, tr
     return LayerBasis(node_layer, "pca", w.W, w.W_pinv, w.D, constant_first=w.centred)
 
 
-def jacobian_gram(fn: Callable[[torch.Tensor], torch.Tensor], batches: list[torch.Tensor], plan: RowPlan,
-                  points: list[tuple[float, float]], seed: int, n_samples: int,
-                  progress: Progress | None = None) -> torch.Tensor:
+def jacobian_gram(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    batches: list[torch.Tensor],
+    plan: RowPlan,
+    points: list[tuple[float, float]],
+    seed: int,
+    n_samples: int,
+    progress: Progress | None = None,
+) -> torch.Tensor:
     """M'[j, j'] = sum over rows, samples and input positions of g[j] g[j'], divided by
     (input positions x samples x sources): the Gram matrix of the pullbacks (float64)."""
     generator = torch.Generator().manual_seed(seed)
@@ -145,8 +157,9 @@ def jacobian_gram(fn: Callable[[torch.Tensor], torch.Tensor], batches: list[torc
     return M
 
 
-def closed_form_jacobian_gram(maps: SectionMaps, batches: list[torch.Tensor], points: list[tuple[float, float]],
-                              n_samples: int, progress: Progress | None = None) -> torch.Tensor:
+def closed_form_jacobian_gram(
+    maps: SectionMaps, batches: list[torch.Tensor], points: list[tuple[float, float]], n_samples: int, progress: Progress | None = None
+) -> torch.Tensor:
     """M' as ``jacobian_gram`` defines it, for a section whose Jacobian has a closed form
     (exact rows: no sources are needed)."""
     M = closed_form_total(maps, batches, closed_form_gram, points, "M'", progress) / (batches[0].shape[1] * n_samples)

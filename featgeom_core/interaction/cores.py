@@ -136,7 +136,9 @@ class LastQueryAttention:
         n, S, n_in = x.shape
         A_q, A_k, A_v, A_x, A_1 = self._split(A)
         G_z, G_c, G_x, G_1 = G.split([H * e, H, A_x.shape[1], 1], dim=0)
-        value_weights = torch.einsum("jhe,hei->ijh", A_v.reshape(n_in, H, e), G_z.reshape(H, e, -1)) + A_1[:, 0][None, :, None] * G_c.T[:, None, :]
+        value_weights = (
+            torch.einsum("jhe,hei->ijh", A_v.reshape(n_in, H, e), G_z.reshape(H, e, -1)) + A_1[:, 0][None, :, None] * G_c.T[:, None, :]
+        )
         last_weights = (A_x @ G_x + A_1 @ G_1).T  # (n_dirs, n_in)
         x_last = x[:, -1]
         q_full, k_full = x_last @ A_q, x @ A_k
@@ -155,8 +157,18 @@ class LastQueryAttention:
             out[:, 0, i] = torch.einsum("nhp,nph->n", pattern, values) + x_last[:, kept_index] @ last_weights[i, kept_index]
         return out
 
-    def _jacobian_at(self, x: torch.Tensor, A_q: torch.Tensor, A_k: torch.Tensor, A_v: torch.Tensor, A_1: torch.Tensor,
-                     G_z: torch.Tensor, G_c: torch.Tensor, W_vc: torch.Tensor, W_last: torch.Tensor) -> torch.Tensor:
+    def _jacobian_at(
+        self,
+        x: torch.Tensor,
+        A_q: torch.Tensor,
+        A_k: torch.Tensor,
+        A_v: torch.Tensor,
+        A_1: torch.Tensor,
+        G_z: torch.Tensor,
+        G_c: torch.Tensor,
+        W_vc: torch.Tensor,
+        W_last: torch.Tensor,
+    ) -> torch.Tensor:
         H, e = self.n_heads, self.d_head
         n, S, n_in = x.shape
         q = (x[:, -1] @ A_q).reshape(n, H, e)

@@ -7,8 +7,9 @@ its ReLU) and ``output`` (the logits). Inputs are (N, 1, 64): one position.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, cast
+from typing import cast
 
 import torch
 
@@ -65,6 +66,7 @@ class DigitsMLP(torch.nn.Module):
 
     def sequential(self, dtype: torch.dtype = torch.float64) -> SequentialModel:
         """Node layers input, layers.0, ..., output; biases folded into the constant coordinate."""
+
         def folded(linear: torch.nn.Linear, keep_constant: bool) -> torch.Tensor:
             return affine(linear.weight.detach().T.to(dtype), linear.bias.detach().to(dtype), keep_constant)
 
@@ -93,8 +95,9 @@ def load_digits_mlp(state: Mapping[str, torch.Tensor]) -> DigitsMLP:
     return model
 
 
-def train_digits(params: DigitsTrainParams = DigitsTrainParams(), progress: Progress | None = None,
-                 report_every: int = 50) -> tuple[DigitsMLP, DigitsData, dict[str, list[float]]]:
+def train_digits(
+    params: DigitsTrainParams = DigitsTrainParams(), progress: Progress | None = None, report_every: int = 50
+) -> tuple[DigitsMLP, DigitsData, dict[str, list[float]]]:
     """Train the MLP; returns it, the split it was trained on, and the history (epoch, train
     loss, test accuracy)."""
     report = progress or silent
@@ -115,6 +118,9 @@ def train_digits(params: DigitsTrainParams = DigitsTrainParams(), progress: Prog
         history["epoch"].append(epoch)
         history["train_loss"].append(float(loss.detach()))
         history["test_accuracy"].append(accuracy)
-        report((epoch + 1) / params.epochs, f"epoch {epoch + 1}/{params.epochs}: loss {float(loss.detach()):.3g}, test accuracy {accuracy:.3f}",
-               {"epoch": epoch + 1, "train_loss": history["train_loss"][-1], "test_accuracy": accuracy})
+        report(
+            (epoch + 1) / params.epochs,
+            f"epoch {epoch + 1}/{params.epochs}: loss {float(loss.detach()):.3g}, test accuracy {accuracy:.3f}",
+            {"epoch": epoch + 1, "train_loss": history["train_loss"][-1], "test_accuracy": accuracy},
+        )
     return model, data, history

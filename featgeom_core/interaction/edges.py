@@ -29,9 +29,18 @@ from featgeom_core.interaction.sequential import Section
 from featgeom_core.progress import Progress
 
 
-def interaction_edges(section: Section, batches: list[torch.Tensor], C_in: torch.Tensor, C_in_pinv: torch.Tensor,
-                      C_out: torch.Tensor, points: list[tuple[float, float]], sources: int | None, seed: int,
-                      n_samples: int, progress: Progress | None = None) -> torch.Tensor:
+def interaction_edges(
+    section: Section,
+    batches: list[torch.Tensor],
+    C_in: torch.Tensor,
+    C_in_pinv: torch.Tensor,
+    C_out: torch.Tensor,
+    points: list[tuple[float, float]],
+    sources: int | None,
+    seed: int,
+    n_samples: int,
+    progress: Progress | None = None,
+) -> torch.Tensor:
     """E (n_out, n_in), float64, from the input node layer's activations ``batches`` (each
     (B, S, d_in)) and the two bases."""
     generator = torch.Generator().manual_seed(seed)

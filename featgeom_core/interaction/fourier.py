@@ -33,6 +33,14 @@ def fourier_labels(model, graph: InteractionGraph, modulus: int) -> list[list[di
         flat = folded.reshape(-1, grid.shape[-1])
         best = flat.argmax(0)
         totals = flat.sum(0)
-        labels.append([{"kx": int(b // folded.shape[1]), "ky": int(b % folded.shape[1]),
-                        "share": float(flat[b, j] / totals[j]) if totals[j] > 0 else 0.0} for j, b in enumerate(best)])
+        labels.append(
+            [
+                {
+                    "kx": int(b // folded.shape[1]),
+                    "ky": int(b % folded.shape[1]),
+                    "share": float(flat[b, j] / totals[j]) if totals[j] > 0 else 0.0,
+                }
+                for j, b in enumerate(best)
+            ]
+        )
     return labels

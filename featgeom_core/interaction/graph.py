@@ -4,7 +4,8 @@ backwards), and the edges between consecutive node layers."""
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Mapping, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 import torch
 
@@ -22,7 +23,7 @@ from featgeom_core.interaction.jacobians import RowPlan, section_maps
 from featgeom_core.interaction.params import GraphParams
 from featgeom_core.interaction.result import InteractionGraph, LayerBasis
 from featgeom_core.interaction.sequential import SequentialModel
-from featgeom_core.progress import Progress, silent
+from featgeom_core.progress import Progress, silent, sub_progress
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -33,7 +34,9 @@ class HasSequentialView(Protocol):
     def sequential(self, dtype: torch.dtype = torch.float64) -> SequentialModel: ...
 
 
-def sequential_view(model: HasSequentialView | SequentialModel, dtype: torch.dtype, node_layers: list[str] | None = None) -> SequentialModel:
+def sequential_view(
+    model: HasSequentialView | SequentialModel, dtype: torch.dtype, node_layers: list[str] | None = None
+) -> SequentialModel:
     """The model's sequential view at ``dtype``, restricted to ``node_layers`` (default: the
     view's ``default_node_layers``, else all)."""
     view = model if isinstance(model, SequentialModel) else model.sequential(dtype)
@@ -42,7 +45,7 @@ def sequential_view(model: HasSequentialView | SequentialModel, dtype: torch.dty
 
 
 def _batches(inputs: torch.Tensor, size: int) -> list[torch.Tensor]:
-    return [inputs[i: i + size] for i in range(0, len(inputs), size)]
+    return [inputs[i : i + size] for i in range(0, len(inputs), size)]
 
 
 def layer_activations(view: SequentialModel, inputs: torch.Tensor, batch_size: int) -> list[list[torch.Tensor]]:
@@ -73,8 +76,13 @@ def means_and_grams(acts: list[torch.Tensor], center: bool, constant: bool) -> t
     return mean, gram / rows
 
 
-def build_graph(model: HasSequentialView | SequentialModel, inputs: torch.Tensor, params: GraphParams | Mapping[str, Any] | None = None,
-                progress: Progress | None = None, name: str | None = None) -> InteractionGraph:
+def build_graph(
+    model: HasSequentialView | SequentialModel,
+    inputs: torch.Tensor,
+    params: GraphParams | Mapping[str, Any] | None = None,
+    progress: Progress | None = None,
+    name: str | None = None,
+) -> InteractionGraph:
     """The interaction graph of ``model`` on ``inputs`` (N, ...) (the paper: the training split).
 
     Returns bases C (d_k, n_k) per node layer and edges E (n_{k+1}, n_k) per pair, float64.
@@ -119,7 +127,9 @@ def build_graph(model: HasSequentialView | SequentialModel, inputs: torch.Tensor
             bases[k] = pca_basis(name_k, gram_k, mean_k, params.truncation, view.leading_fixed[k], params.whiten_pca)
             continue
         w = whitening(gram_k, mean_k, params.truncation, view.leading_fixed[k], name_k)
-        on_progress = lambda f, m, k=k: report(0.1 + 0.45 * (last - 1 - k + f) / max(last, 1), f"{view.node_layers[k]}: {m}")
+        on_progress = sub_progress(
+            report, 0.1 + 0.45 * (last - 1 - k) / max(last, 1), 0.1 + 0.45 * (last - k) / max(last, 1), f"{name_k}: "
+        )
         M_dash = _pullback_gram(view, k, bases, acts[k], params, n, dtype, on_progress)
         bases[k] = lib_basis(name_k, w, M_dash, params.truncation, kind=params.basis)
         timings[f"basis {name_k}"] = time.perf_counter() - layer_start
@@ -133,18 +143,36 @@ def build_graph(model: HasSequentialView | SequentialModel, inputs: torch.Tensor
         layer_start = time.perf_counter()
         b_in, b_out = built[k], built[k + 1]
         report(0.55 + 0.45 * k / last, f"edges {view.node_layers[k]} -> {view.node_layers[k + 1]}")
-        edges.append(interaction_edges(view.sections[k], acts[k], b_in.C.to(dtype), b_in.C_pinv.to(dtype), b_out.C.to(dtype), points,
-                                       params.edge_sources or None, params.seed + 1000 + k, n,
-                                       lambda f, m, k=k: report(0.55 + 0.45 * (k + f) / last, m)))
+        edges.append(
+            interaction_edges(
+                view.sections[k],
+                acts[k],
+                b_in.C.to(dtype),
+                b_in.C_pinv.to(dtype),
+                b_out.C.to(dtype),
+                points,
+                params.edge_sources or None,
+                params.seed + 1000 + k,
+                n,
+                lambda f, m, k=k: report(0.55 + 0.45 * (k + f) / last, m),
+            )
+        )
         timings[f"edges {view.node_layers[k]}"] = time.perf_counter() - layer_start
     timings["edges"] = time.perf_counter() - start
     report(1.0, "graph built")
-    return InteractionGraph(name or view.name, list(view.node_layers), built, edges,
-                            params.normalised(), n, timings)
+    return InteractionGraph(name or view.name, list(view.node_layers), built, edges, params.normalised(), n, timings)
 
 
-def _pullback_gram(view: SequentialModel, k: int, bases: list[LayerBasis | None], acts_k: list[torch.Tensor], params: GraphParams,
-                   n: int, dtype: torch.dtype, progress: Progress) -> torch.Tensor:
+def _pullback_gram(
+    view: SequentialModel,
+    k: int,
+    bases: list[LayerBasis | None],
+    acts_k: list[torch.Tensor],
+    params: GraphParams,
+    n: int,
+    dtype: torch.dtype,
+    progress: Progress,
+) -> torch.Tensor:
     """M' of node layer k (d_k, d_k), float64: pulled back from node layer k + 1's basis (lib) or
     from the final layer's (gib); in closed form where the section allows it."""
     points = params.points()
@@ -180,8 +208,9 @@ def _built(basis: LayerBasis | None) -> LayerBasis:
     return basis
 
 
-def _generic_gram(fn: Callable[[torch.Tensor], torch.Tensor], batches: list[torch.Tensor], params: GraphParams, k: int, n: int,
-                  progress: Progress) -> torch.Tensor:
+def _generic_gram(
+    fn: Callable[[torch.Tensor], torch.Tensor], batches: list[torch.Tensor], params: GraphParams, k: int, n: int, progress: Progress
+) -> torch.Tensor:
     """M' by batched pullbacks of ``fn``'s output rows (stochastic sources over several output positions)."""
     with torch.no_grad():
         probe = fn(batches[0][:1])

@@ -13,8 +13,9 @@ Integrated gradients replace the derivative at x by sum_a w_a df/dx (a x) (``int
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -90,14 +91,23 @@ class RowPlan:
             cov[torch.arange(len(rows)), :, rows % self.per_dim, dims] = 1.0
         else:
             signs = torch.randint(0, 2, (len(rows), batch, self.n_positions), generator=generator).to(dtype) * 2 - 1
-            cov[torch.arange(len(rows))[:, None, None], torch.arange(batch)[None, :, None],
-                torch.arange(self.n_positions)[None, None, :], dims[:, None, None]] = signs
+            cov[
+                torch.arange(len(rows))[:, None, None],
+                torch.arange(batch)[None, :, None],
+                torch.arange(self.n_positions)[None, None, :],
+                dims[:, None, None],
+            ] = signs
         return cov
 
 
-def pullbacks(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, plan: RowPlan,
-              points: list[tuple[float, float]], generator: torch.Generator | None = None,
-              budget_bytes: int = 96 * 2**20) -> Iterator[tuple[int, int, torch.Tensor]]:
+def pullbacks(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    plan: RowPlan,
+    points: list[tuple[float, float]],
+    generator: torch.Generator | None = None,
+    budget_bytes: int = 96 * 2**20,
+) -> Iterator[tuple[int, int, torch.Tensor]]:
     """Yield (row start, row stop, pullbacks (rows, B, S, J)) over every row of ``plan``, each the
     weighted sum over integration points of the derivative at alpha * x. ``fn`` must treat samples
     independently (the batch dimension is summed over inside the backward pass)."""
@@ -194,9 +204,15 @@ def closed_form_batch(maps: SectionMaps, x: torch.Tensor, budget_bytes: int = 12
     return int(max(1, min(len(x), budget_bytes // max(per_sample, 1))))
 
 
-def closed_form_total(maps: SectionMaps, batches: list[torch.Tensor], term: Callable[[SectionMaps, torch.Tensor, list[tuple[float, float]]], torch.Tensor],
-                      points: list[tuple[float, float]], label: str, progress: Callable[[float, str], None] | None = None,
-                      coordinates: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+def closed_form_total(
+    maps: SectionMaps,
+    batches: list[torch.Tensor],
+    term: Callable[[SectionMaps, torch.Tensor, list[tuple[float, float]]], torch.Tensor],
+    points: list[tuple[float, float]],
+    label: str,
+    progress: Callable[[float, str], None] | None = None,
+    coordinates: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
     """The float64 sum of ``term(maps, chunk, points)`` (``closed_form_gram`` or
     ``closed_form_attribution_squares``) over every batch, in chunks that fit the memory budget;
     each batch is first mapped into the section's input coordinates by ``coordinates``."""
@@ -205,7 +221,7 @@ def closed_form_total(maps: SectionMaps, batches: list[torch.Tensor], term: Call
         x = x if coordinates is None else coordinates(x)
         chunk = closed_form_batch(maps, x)
         for start in range(0, len(x), chunk):
-            part = term(maps, x[start: start + chunk], points).to(torch.float64)
+            part = term(maps, x[start : start + chunk], points).to(torch.float64)
             total = part if total is None else total + part
         if progress:
             progress((k + 1) / len(batches), f"{label}: batch {k + 1}/{len(batches)}")

@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -50,7 +51,12 @@ def node_layer_names(layer: int, parallel: bool = False) -> list[str]:
     """The four node layers of block ``layer``, in order (``hook_attn_out`` in the middle of a
     parallel-residual block, which has no residual stream between attention and MLP)."""
     middle = "hook_attn_out" if parallel else "hook_resid_mid"
-    return [f"blocks.{layer}.hook_resid_pre", f"blocks.{layer}.{middle}", f"blocks.{layer}.mlp.hook_post", f"blocks.{layer}.hook_resid_post"]
+    return [
+        f"blocks.{layer}.hook_resid_pre",
+        f"blocks.{layer}.{middle}",
+        f"blocks.{layer}.mlp.hook_post",
+        f"blocks.{layer}.hook_resid_post",
+    ]
 
 
 def _variance(y: torch.Tensor) -> torch.Tensor:
@@ -220,8 +226,10 @@ def _blocks(model: Any) -> tuple[BlockShape, Any]:
         return "pre_ln", base.h
     if hasattr(base, "layers") and hasattr(base, "embed_in") and hasattr(base, "rotary_emb"):
         return ("parallel" if base.config.use_parallel_residual else "pre_ln"), base.layers
-    raise InvalidParameter("LIB's block view reads BERT-family (post-LN), GPT-2-family (pre-LN) and GPT-NeoX-family (Pythia) "
-                           f"models; {type(model).__name__} is none of them")
+    raise InvalidParameter(
+        "LIB's block view reads BERT-family (post-LN), GPT-2-family (pre-LN) and GPT-NeoX-family (Pythia) "
+        f"models; {type(model).__name__} is none of them"
+    )
 
 
 def block_weights(model: Any, layer: int) -> BlockWeights:
@@ -241,11 +249,25 @@ def block_weights(model: Any, layer: int) -> BlockWeights:
         W_q, W_k, W_v = (detach(getattr(attention.self, name).weight).T for name in ("query", "key", "value"))
         b_q, b_k, b_v = (detach(getattr(attention.self, name).bias) for name in ("query", "key", "value"))
         return BlockWeights(
-            shape, int(config.num_attention_heads), W_q, W_k, W_v, b_q, b_k, b_v,
-            detach(attention.output.dense.weight).T, detach(attention.output.dense.bias),
-            _ln(attention.output.LayerNorm), _ln(block.output.LayerNorm),
-            detach(block.intermediate.dense.weight).T, detach(block.intermediate.dense.bias),
-            detach(block.output.dense.weight).T, detach(block.output.dense.bias), activation, causal=False)
+            shape,
+            int(config.num_attention_heads),
+            W_q,
+            W_k,
+            W_v,
+            b_q,
+            b_k,
+            b_v,
+            detach(attention.output.dense.weight).T,
+            detach(attention.output.dense.bias),
+            _ln(attention.output.LayerNorm),
+            _ln(block.output.LayerNorm),
+            detach(block.intermediate.dense.weight).T,
+            detach(block.intermediate.dense.bias),
+            detach(block.output.dense.weight).T,
+            detach(block.output.dense.bias),
+            activation,
+            causal=False,
+        )
     if hasattr(block, "attention") and hasattr(block.attention, "query_key_value"):
         return _neox_block_weights(model, block, shape, activation)
     d = int(config.n_embd)
@@ -253,10 +275,25 @@ def block_weights(model: Any, layer: int) -> BlockWeights:
     W_q, W_k, W_v = W_qkv.split(d, dim=1)
     b_q, b_k, b_v = b_qkv.split(d)
     return BlockWeights(
-        shape, int(config.n_head), W_q, W_k, W_v, b_q, b_k, b_v,
-        detach(block.attn.c_proj.weight), detach(block.attn.c_proj.bias), _ln(block.ln_1), _ln(block.ln_2),
-        detach(block.mlp.c_fc.weight), detach(block.mlp.c_fc.bias), detach(block.mlp.c_proj.weight), detach(block.mlp.c_proj.bias),
-        activation, causal=True)
+        shape,
+        int(config.n_head),
+        W_q,
+        W_k,
+        W_v,
+        b_q,
+        b_k,
+        b_v,
+        detach(block.attn.c_proj.weight),
+        detach(block.attn.c_proj.bias),
+        _ln(block.ln_1),
+        _ln(block.ln_2),
+        detach(block.mlp.c_fc.weight),
+        detach(block.mlp.c_fc.bias),
+        detach(block.mlp.c_proj.weight),
+        detach(block.mlp.c_proj.bias),
+        activation,
+        causal=True,
+    )
 
 
 def _neox_block_weights(model: Any, block: Any, shape: BlockShape, activation: str) -> BlockWeights:
@@ -264,39 +301,67 @@ def _neox_block_weights(model: Any, block: Any, shape: BlockShape, activation: s
     config = model.config
     d, n_heads = int(config.hidden_size), int(config.num_attention_heads)
     attention = block.attention
-    rope = getattr(getattr(model, "base_model", model), "rotary_emb")
+    rope = getattr(model, "base_model", model).rotary_emb
     if getattr(rope, "rope_type", "default") != "default":
         raise InvalidParameter(f"rotary embeddings of type {rope.rope_type!r}: LIB's block view knows the default rotary embedding")
     zeros = torch.zeros(3 * d, dtype=attention.query_key_value.weight.dtype)
     weight = attention.query_key_value.weight.detach().T.reshape(d, n_heads, 3, d // n_heads)
-    bias = (attention.query_key_value.bias.detach() if attention.query_key_value.bias is not None else zeros).reshape(n_heads, 3, d // n_heads)
+    bias = (attention.query_key_value.bias.detach() if attention.query_key_value.bias is not None else zeros).reshape(
+        n_heads, 3, d // n_heads
+    )
     dense_bias = attention.dense.bias.detach() if attention.dense.bias is not None else zeros[:d]
     W_q, W_k, W_v = (weight[:, :, j].reshape(d, d) for j in range(3))
     b_q, b_k, b_v = (bias[:, j].reshape(d) for j in range(3))
     return BlockWeights(
-        shape, n_heads, W_q, W_k, W_v, b_q, b_k, b_v,
-        attention.dense.weight.detach().T, dense_bias, _ln(block.input_layernorm), _ln(block.post_attention_layernorm),
-        block.mlp.dense_h_to_4h.weight.detach().T, block.mlp.dense_h_to_4h.bias.detach(),
-        block.mlp.dense_4h_to_h.weight.detach().T, block.mlp.dense_4h_to_h.bias.detach(),
-        activation, causal=True, rotary=Rotary(rope.inv_freq.detach().clone(), float(rope.attention_scaling)))
+        shape,
+        n_heads,
+        W_q,
+        W_k,
+        W_v,
+        b_q,
+        b_k,
+        b_v,
+        attention.dense.weight.detach().T,
+        dense_bias,
+        _ln(block.input_layernorm),
+        _ln(block.post_attention_layernorm),
+        block.mlp.dense_h_to_4h.weight.detach().T,
+        block.mlp.dense_h_to_4h.bias.detach(),
+        block.mlp.dense_4h_to_h.weight.detach().T,
+        block.mlp.dense_4h_to_h.bias.detach(),
+        activation,
+        causal=True,
+        rotary=Rotary(rope.inv_freq.detach().clone(), float(rope.attention_scaling)),
+    )
 
 
 def block_sections(w: BlockWeights) -> list[Section]:
     """The three sections of the block (see the module docstring)."""
     d = w.W_q.shape[0]
-    heads: dict[str, Any] = dict(n_heads=w.n_heads, d_head=w.W_q.shape[1] // w.n_heads, causal=w.causal, W_O=w.W_O, b_O=w.b_O, rotary=w.rotary)
+    heads: dict[str, Any] = dict(
+        n_heads=w.n_heads, d_head=w.W_q.shape[1] // w.n_heads, causal=w.causal, W_O=w.W_O, b_O=w.b_O, rotary=w.rotary
+    )
     if w.shape == "post_ln":
         # [h, 1] -> [q, k, v, h, 1]
         qkv = affine(torch.cat([w.W_q, w.W_k, w.W_v], dim=1), torch.cat([w.b_q, w.b_k, w.b_v]), keep_constant=False)
         identity = torch.eye(d + 1, dtype=w.W_q.dtype)
         attention = Section(SelfAttentionCore(**heads), torch.cat([qkv, identity], dim=1))
     else:
-        attention = Section(SelfAttentionCore(**heads, norm=w.ln1, qkv=torch.cat([w.W_q, w.W_k, w.W_v], dim=1),
-                                              qkv_bias=torch.cat([w.b_q, w.b_k, w.b_v]), parallel=w.shape == "parallel"))
+        attention = Section(
+            SelfAttentionCore(
+                **heads,
+                norm=w.ln1,
+                qkv=torch.cat([w.W_q, w.W_k, w.W_v], dim=1),
+                qkv_bias=torch.cat([w.b_q, w.b_k, w.b_v]),
+                parallel=w.shape == "parallel",
+            )
+        )
     if w.shape == "parallel":
         mlp_in = Section(ParallelMLPInCore(w.ln2, w.W_in, w.b_in, w.activation))
     else:
-        mlp_in = Section(NormMLPInCore(w.ln2 if w.shape == "pre_ln" else w.ln1, w.W_in, w.b_in, w.activation, residual_normalised=w.shape == "post_ln"))
+        mlp_in = Section(
+            NormMLPInCore(w.ln2 if w.shape == "pre_ln" else w.ln1, w.W_in, w.b_in, w.activation, residual_normalised=w.shape == "post_ln")
+        )
     # [hidden, r, 1] -> r + hidden W_out + b_out
     out_rows = torch.cat([w.W_out, torch.eye(d, dtype=w.W_out.dtype), w.b_out.reshape(1, d)], dim=0)
     mlp_out = Section(FinalNormCore(w.ln2) if w.shape == "post_ln" else None, out_rows)
@@ -330,8 +395,15 @@ class LanguageBlock:
             return torch.cat([_variance(hidden), hidden, one] if pre_ln else [hidden, one], dim=-1)
 
         names = node_layer_names(layer, parallel=weights.shape == "parallel")
-        return SequentialModel(f"{self.name} block {layer}", names, embed, block_sections(weights),
-                               constant=[True, True, True, False], leading_fixed=[1 if pre_ln else 0, 1, 0, 0], metric="mse")
+        return SequentialModel(
+            f"{self.name} block {layer}",
+            names,
+            embed,
+            block_sections(weights),
+            constant=[True, True, True, False],
+            leading_fixed=[1 if pre_ln else 0, 1, 0, 0],
+            metric="mse",
+        )
 
 
 def _dtype_of(model: Any) -> torch.dtype:

@@ -11,9 +11,9 @@ seed, the first 30% for training.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import torch
 
@@ -95,14 +95,22 @@ def parameter_shapes(c: ModAddConfig) -> dict[str, tuple[int, ...]]:
     """Every parameter's TransformerLens name and shape."""
     vocab = c.modulus + 1
     return {
-        "embed.W_E": (vocab, c.d_model), "pos_embed.W_pos": (3, c.d_model),
-        "blocks.0.attn.W_Q": (c.n_heads, c.d_model, c.d_head), "blocks.0.attn.W_K": (c.n_heads, c.d_model, c.d_head),
-        "blocks.0.attn.W_V": (c.n_heads, c.d_model, c.d_head), "blocks.0.attn.W_O": (c.n_heads, c.d_head, c.d_model),
-        "blocks.0.attn.b_Q": (c.n_heads, c.d_head), "blocks.0.attn.b_K": (c.n_heads, c.d_head),
-        "blocks.0.attn.b_V": (c.n_heads, c.d_head), "blocks.0.attn.b_O": (c.d_model,),
-        "blocks.0.mlp.W_in": (c.d_model, c.d_mlp), "blocks.0.mlp.b_in": (c.d_mlp,),
-        "blocks.0.mlp.W_out": (c.d_mlp, c.d_model), "blocks.0.mlp.b_out": (c.d_model,),
-        "unembed.W_U": (c.d_model, vocab), "unembed.b_U": (vocab,),
+        "embed.W_E": (vocab, c.d_model),
+        "pos_embed.W_pos": (3, c.d_model),
+        "blocks.0.attn.W_Q": (c.n_heads, c.d_model, c.d_head),
+        "blocks.0.attn.W_K": (c.n_heads, c.d_model, c.d_head),
+        "blocks.0.attn.W_V": (c.n_heads, c.d_model, c.d_head),
+        "blocks.0.attn.W_O": (c.n_heads, c.d_head, c.d_model),
+        "blocks.0.attn.b_Q": (c.n_heads, c.d_head),
+        "blocks.0.attn.b_K": (c.n_heads, c.d_head),
+        "blocks.0.attn.b_V": (c.n_heads, c.d_head),
+        "blocks.0.attn.b_O": (c.d_model,),
+        "blocks.0.mlp.W_in": (c.d_model, c.d_mlp),
+        "blocks.0.mlp.b_in": (c.d_mlp,),
+        "blocks.0.mlp.W_out": (c.d_mlp, c.d_model),
+        "blocks.0.mlp.b_out": (c.d_model,),
+        "unembed.W_U": (c.d_model, vocab),
+        "unembed.b_U": (vocab,),
     }
 
 
@@ -118,11 +126,19 @@ def load_modular_addition(path_or_state_dict: str | Path | Mapping[str, torch.Te
     expected = parameter_shapes(config)
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
-    wrong = [f"{k} {tuple(state[k].shape)} (expected {expected[k]})" for k in expected if k in state and tuple(state[k].shape) != expected[k]]
+    wrong = [
+        f"{k} {tuple(state[k].shape)} (expected {expected[k]})" for k in expected if k in state and tuple(state[k].shape) != expected[k]
+    ]
     if missing or unexpected or wrong:
-        parts = [f"missing {missing[:6]}" if missing else "", f"unexpected {unexpected[:6]}" if unexpected else "", f"mis-shaped {wrong[:4]}" if wrong else ""]
-        raise DataError("not a modular-addition transformer of this architecture (one layer, no LayerNorm, inputs [x, y, =]): "
-                        + "; ".join(p for p in parts if p))
+        parts = [
+            f"missing {missing[:6]}" if missing else "",
+            f"unexpected {unexpected[:6]}" if unexpected else "",
+            f"mis-shaped {wrong[:4]}" if wrong else "",
+        ]
+        raise DataError(
+            "not a modular-addition transformer of this architecture (one layer, no LayerNorm, inputs [x, y, =]): "
+            + "; ".join(p for p in parts if p)
+        )
     model = ModAddTransformer(config)
     with torch.no_grad():
         for name in expected:
@@ -164,7 +180,12 @@ def modular_addition_data(modulus: int = 113, frac_train: float = 0.3, seed: int
 
 NODE_LAYERS = ("blocks.0.hook_resid_pre", "blocks.0.hook_resid_mid", "blocks.0.mlp.hook_post", "blocks.0.hook_resid_post", "logits")
 PEER_NODE_LAYERS = ("blocks.0.hook_resid_pre", "blocks.0.hook_resid_mid", "blocks.0.hook_resid_post", "logits")
-PEER_NAMES = {"blocks.0.hook_resid_pre": "ln1.0", "blocks.0.hook_resid_mid": "ln2.0", "blocks.0.hook_resid_post": "unembed", "logits": "output"}
+PEER_NAMES = {
+    "blocks.0.hook_resid_pre": "ln1.0",
+    "blocks.0.hook_resid_mid": "ln2.0",
+    "blocks.0.hook_resid_post": "unembed",
+    "logits": "output",
+}
 
 
 def modadd_sequential(model: ModAddTransformer, dtype: torch.dtype = torch.float64, trainable: bool = False) -> SequentialModel:
@@ -191,26 +212,46 @@ def modadd_sequential(model: ModAddTransformer, dtype: torch.dtype = torch.float
     identity = torch.eye(c.d_model + 1, dtype=dtype)
     qkv = [affine(heads(W[f"blocks.0.attn.W_{x}"]), W[f"blocks.0.attn.b_{x}"].reshape(-1), keep_constant=False) for x in "QKV"]
     attention_out = torch.zeros(width + c.n_heads + c.d_model + 1, c.d_model + 1, dtype=dtype)
-    attention_out = attention_out.index_put((torch.arange(width)[:, None], torch.arange(c.d_model)[None, :]), W["blocks.0.attn.W_O"].reshape(width, c.d_model))
-    attention_out = attention_out.index_put((torch.arange(width, width + c.n_heads)[:, None], torch.arange(c.d_model)[None, :]),
-                                            (W["blocks.0.attn.b_O"] / c.n_heads).expand(c.n_heads, c.d_model))
-    attention_out = attention_out.index_put((torch.arange(width + c.n_heads, width + c.n_heads + c.d_model + 1)[:, None],
-                                             torch.arange(c.d_model + 1)[None, :]), identity)
+    attention_out = attention_out.index_put(
+        (torch.arange(width)[:, None], torch.arange(c.d_model)[None, :]), W["blocks.0.attn.W_O"].reshape(width, c.d_model)
+    )
+    attention_out = attention_out.index_put(
+        (torch.arange(width, width + c.n_heads)[:, None], torch.arange(c.d_model)[None, :]),
+        (W["blocks.0.attn.b_O"] / c.n_heads).expand(c.n_heads, c.d_model),
+    )
+    attention_out = attention_out.index_put(
+        (torch.arange(width + c.n_heads, width + c.n_heads + c.d_model + 1)[:, None], torch.arange(c.d_model + 1)[None, :]), identity
+    )
     attention = Section(LastQueryAttention(c.n_heads, c.d_head), torch.cat([*qkv, identity], dim=1), attention_out)
 
-    mlp_in_map = torch.cat([identity[:, : c.d_model], affine(W["blocks.0.mlp.W_in"], W["blocks.0.mlp.b_in"], keep_constant=False),
-                            identity[:, c.d_model:]], dim=1)
+    mlp_in_map = torch.cat(
+        [identity[:, : c.d_model], affine(W["blocks.0.mlp.W_in"], W["blocks.0.mlp.b_in"], keep_constant=False), identity[:, c.d_model :]],
+        dim=1,
+    )
     mlp_in = Section(Positionwise(c.d_model, c.d_model + c.d_mlp), mlp_in_map)
-    mlp_out_map = torch.cat([torch.cat([identity[: c.d_model, : c.d_model], W["blocks.0.mlp.W_out"]], dim=0),
-                             W["blocks.0.mlp.b_out"][None, :]], dim=0)
-    mlp_out = Section(linear_in=torch.cat([mlp_out_map, torch.cat([torch.zeros(c.d_model + c.d_mlp, 1, dtype=dtype), torch.ones(1, 1, dtype=dtype)])], dim=1))
+    mlp_out_map = torch.cat(
+        [torch.cat([identity[: c.d_model, : c.d_model], W["blocks.0.mlp.W_out"]], dim=0), W["blocks.0.mlp.b_out"][None, :]], dim=0
+    )
+    mlp_out = Section(
+        linear_in=torch.cat(
+            [mlp_out_map, torch.cat([torch.zeros(c.d_model + c.d_mlp, 1, dtype=dtype), torch.ones(1, 1, dtype=dtype)])], dim=1
+        )
+    )
     unembed = Section(linear_in=affine(W["unembed.W_U"], W["unembed.b_U"], keep_constant=False))
-    return SequentialModel("modular addition", list(NODE_LAYERS), embed, [attention, mlp_in, mlp_out, unembed], [True, True, True, True, False],
-                            default_node_layers=list(PEER_NODE_LAYERS), metric="accuracy")
+    return SequentialModel(
+        "modular addition",
+        list(NODE_LAYERS),
+        embed,
+        [attention, mlp_in, mlp_out, unembed],
+        [True, True, True, True, False],
+        default_node_layers=list(PEER_NODE_LAYERS),
+        metric="accuracy",
+    )
 
 
-def train_modular_addition(params: ModAddTrainParams = ModAddTrainParams(), progress: Progress | None = None,
-                           report_every: int = 200) -> tuple[ModAddTransformer, dict[str, list[float]]]:
+def train_modular_addition(
+    params: ModAddTrainParams = ModAddTrainParams(), progress: Progress | None = None, report_every: int = 200
+) -> tuple[ModAddTransformer, dict[str, list[float]]]:
     """Train with the peer's recipe (AdamW, full batch, weight decay 1); returns the model and the
     history (epoch, train loss, test loss, test accuracy every ``report_every`` epochs)."""
     report = progress or silent
@@ -237,9 +278,11 @@ def train_modular_addition(params: ModAddTrainParams = ModAddTrainParams(), prog
             history["train_loss"].append(float(loss.detach()))
             history["test_loss"].append(float(torch.nn.functional.cross_entropy(test_logits, data.test_labels)))
             history["test_accuracy"].append(float((test_logits.argmax(-1) == data.test_labels).float().mean()))
-        report((epoch + 1) / params.epochs, f"epoch {epoch + 1}/{params.epochs}: train loss {float(loss.detach()):.3g}, "
-               f"test accuracy {history['test_accuracy'][-1]:.3f}",
-               {"epoch": epoch + 1, "train_loss": history["train_loss"][-1], "test_accuracy": history["test_accuracy"][-1]})
+        report(
+            (epoch + 1) / params.epochs,
+            f"epoch {epoch + 1}/{params.epochs}: train loss {float(loss.detach()):.3g}, test accuracy {history['test_accuracy'][-1]:.3f}",
+            {"epoch": epoch + 1, "train_loss": history["train_loss"][-1], "test_accuracy": history["test_accuracy"][-1]},
+        )
         if params.stop_at_accuracy < 1.0 and history["test_accuracy"][-1] >= params.stop_at_accuracy:
             report(1.0, f"test accuracy {history['test_accuracy'][-1]:.4f} at epoch {epoch + 1}: stopped (grokked)")
             break

@@ -9,7 +9,7 @@ resolution 1 of the partition found at the chosen resolution.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -59,8 +59,9 @@ def edge_list(graph: InteractionGraph, eps: Sequence[float] | None = None) -> tu
     return ids, np.concatenate(sources), np.concatenate(targets), np.concatenate(weights)
 
 
-def leiden_modules(graph: InteractionGraph, resolution: float = 1.0, seed: int = 0,
-                   eps: Sequence[float] | None = None) -> tuple[list[np.ndarray], float]:
+def leiden_modules(
+    graph: InteractionGraph, resolution: float = 1.0, seed: int = 0, eps: Sequence[float] | None = None
+) -> tuple[list[np.ndarray], float]:
     """(module of each direction per node layer, int arrays, -1 for constant directions; the
     modularity Q at resolution 1). ``eps`` per layer pair: the smallest edge the bisect kept
     (default: ``default_eps``). Seeded: the same inputs give the same modules."""
@@ -75,8 +76,9 @@ def leiden_modules(graph: InteractionGraph, resolution: float = 1.0, seed: int =
     n_nodes = int(max((layer.max() for layer in ids if layer.size), default=-1)) + 1
     g = igraph.Graph(n=n_nodes, edges=list(zip(sources.tolist(), targets.tolist())), directed=False)
     g.es["weight"] = weights.tolist()
-    partition = leidenalg.find_partition(g, leidenalg.RBConfigurationVertexPartition, weights="weight",
-                                         resolution_parameter=float(resolution), seed=int(seed))
+    partition = leidenalg.find_partition(
+        g, leidenalg.RBConfigurationVertexPartition, weights="weight", resolution_parameter=float(resolution), seed=int(seed)
+    )
     membership = np.asarray(partition.membership, dtype=np.int64)
     quality = float(g.modularity(partition.membership, weights="weight")) if len(weights) else 0.0
     return [np.where(layer >= 0, membership[np.maximum(layer, 0)], -1) for layer in ids], quality

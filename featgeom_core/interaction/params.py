@@ -7,7 +7,8 @@ model of the registry (the block and the token windows it is read on)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Mapping
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -42,17 +43,27 @@ class GraphParams(Params):
     dtype: Literal["float64", "float32"] = Field("float64", description="precision of the build (Gram and M matrices are float64 always)")
     center: bool = Field(True, description="centre activations (the constant direction becomes direction 0)")
     truncation: float = Field(1e-15, ge=0, le=1e6, description="drop directions whose Gram eigenvalue or Lambda is at or below this")
-    rotate_final: bool = Field(False, description="give the final node layer its PCA basis (otherwise it keeps its neurons, the paper's choice)")
-    whiten_pca: bool = Field(False, description="divide PCA directions by the square root of their variance (the peer's PCA basis does not)")
-    integration: IntegrationRule = Field("gradient", description="plain gradients (the paper's runs), trapezoid or Gauss-Legendre integrated gradients")
-    n_intervals: int = Field(0, ge=0, le=1000, description="integration intervals (0 with plain gradients; 0 with trapezoid = the midpoint)")
-    basis_sources: int = Field(1, ge=0, le=1024, description="stochastic +-1 sources over output positions for M' (0: exact); one output position is exact anyway")
+    rotate_final: bool = Field(
+        False, description="give the final node layer its PCA basis (otherwise it keeps its neurons, the paper's choice)"
+    )
+    whiten_pca: bool = Field(
+        False, description="divide PCA directions by the square root of their variance (the peer's PCA basis does not)"
+    )
+    integration: IntegrationRule = Field(
+        "gradient", description="plain gradients (the paper's runs), trapezoid or Gauss-Legendre integrated gradients"
+    )
+    n_intervals: int = Field(
+        0, ge=0, le=1000, description="integration intervals (0 with plain gradients; 0 with trapezoid = the midpoint)"
+    )
+    basis_sources: int = Field(
+        1, ge=0, le=1024, description="stochastic +-1 sources over output positions for M' (0: exact); one output position is exact anyway"
+    )
     edge_sources: int = Field(1, ge=0, le=1024, description="stochastic +-1 sources over output positions for the edges (0: exact)")
     seed: int = seed_field(0, "seed of the stochastic sources")
     batch_size: int = Field(4096, ge=1, le=1_000_000, description="samples per pass (memory, not results)")
 
     @model_validator(mode="after")
-    def _consistent(self) -> "GraphParams":
+    def _consistent(self) -> GraphParams:
         integration_points(self.integration, self.n_intervals)  # raises a clear error for gradient + intervals
         if self.node_layers is not None and len(self.node_layers) < 2:
             raise InvalidParameter("node_layers: choose at least two (the last is the output)")
@@ -71,8 +82,12 @@ class AblationParams(Params):
 
     nodes: bool = Field(True, description="node ablation curves: keep the n most important directions of one layer")
     edges: bool = Field(True, description="bisect edge ablation: the fewest edges per layer pair within the tolerance")
-    tolerance: float = Field(0.001, gt=0, le=1e6, description="how far the metric may move from the unablated model's (accuracy: down; losses: up)")
-    metric: Metric = Field("auto", description="accuracy or cross-entropy of the final layer's prediction, or mse of the final layer (auto: the model's)")
+    tolerance: float = Field(
+        0.001, gt=0, le=1e6, description="how far the metric may move from the unablated model's (accuracy: down; losses: up)"
+    )
+    metric: Metric = Field(
+        "auto", description="accuracy or cross-entropy of the final layer's prediction, or mse of the final layer (auto: the model's)"
+    )
     dtype: Literal["float32", "float64"] = Field("float32", description="precision of the ablated forward passes (the peer's: float32)")
     exp_base: float = Field(1.05, gt=1.0, le=10.0, description="node-ablation schedule: kept counts fall geometrically with this base")
     every_below: int = Field(10, ge=0, le=100_000, description="node-ablation schedule: every count at or below this many kept directions")
@@ -105,7 +120,9 @@ class ModAddTrainParams(Params):
     weight_decay: float = Field(1.0, ge=0, le=100.0, description="AdamW weight decay (grokking needs it)")
     warmup: int = Field(10, ge=0, le=100_000, description="steps of linear learning-rate warm-up")
     seed: int = seed_field(0, "seed of the split and the initialisation")
-    stop_at_accuracy: float = Field(0.999, gt=0, le=1.0, description="stop once test accuracy reaches this at a report step (1: train every epoch, as the peer does)")
+    stop_at_accuracy: float = Field(
+        0.999, gt=0, le=1.0, description="stop once test accuracy reaches this at a report step (1: train every epoch, as the peer does)"
+    )
 
 
 class DigitsTrainParams(Params):
@@ -124,7 +141,9 @@ class LanguageBlockParams(Params):
     """Which block of a language model, and how many tokens its graph sees."""
 
     layer: int = Field(3, ge=0, le=1000, description="the block whose attention and MLP node layers make the graph (0 = the first)")
-    windows: int = Field(64, ge=2, le=100_000, description="token windows for the bases and edges (as many again, held out, for the ablations)")
+    windows: int = Field(
+        64, ge=2, le=100_000, description="token windows for the bases and edges (as many again, held out, for the ablations)"
+    )
     tokens: int = Field(32, ge=2, le=512, description="tokens per window (consecutive tokens of the packaged text, no padding)")
     text_seed: int = seed_field(0, "seed of the texts drawn from the packaged news, reviews and code")
 
@@ -141,10 +160,10 @@ def checkpoint_reference(value: str) -> str:
     """A checkpoint reference, checked: ``trained``, ``job:<id>``, ``upload:<sha256 hex>`` or an
     existing file (ValueError naming it otherwise)."""
     value = value.strip()
-    if value == TRAINED or (value.startswith(TRAIN_JOB_PREFIX) and value[len(TRAIN_JOB_PREFIX):].isalnum()):
+    if value == TRAINED or (value.startswith(TRAIN_JOB_PREFIX) and value[len(TRAIN_JOB_PREFIX) :].isalnum()):
         return value
     if value.startswith(UPLOAD_PREFIX):
-        digest = value[len(UPLOAD_PREFIX):]
+        digest = value[len(UPLOAD_PREFIX) :]
         if not (digest and all(c in "0123456789abcdef" for c in digest)):
             raise ValueError(f"checkpoint {value[:80]!r}: an upload is named by the hex digest of its content")
         return value
@@ -161,16 +180,24 @@ class ModAddTarget(Params):
     """The modular-addition transformer (p = 113 by default)."""
 
     kind: Literal["modadd"] = Field("modadd", description="the modular-addition transformer")
-    checkpoint: Checkpoint = Field(TRAINED, description="trained (ours, trained on first use), job:<train job id>, upload:<sha256> or a file path")
-    train: ModAddTrainParams = Field(default_factory=ModAddTrainParams, description="the recipe for checkpoint 'trained' (and the data split)")
+    checkpoint: Checkpoint = Field(
+        TRAINED, description="trained (ours, trained on first use), job:<train job id>, upload:<sha256> or a file path"
+    )
+    train: ModAddTrainParams = Field(
+        default_factory=ModAddTrainParams, description="the recipe for checkpoint 'trained' (and the data split)"
+    )
 
 
 class DigitsTarget(Params):
     """The ReLU MLP on scikit-learn's 8x8 digits."""
 
     kind: Literal["digits"] = Field("digits", description="the digits MLP")
-    checkpoint: Checkpoint = Field(TRAINED, description="trained (ours, trained on first use), job:<train job id>, upload:<sha256> or a file path")
-    train: DigitsTrainParams = Field(default_factory=DigitsTrainParams, description="the recipe for checkpoint 'trained' (and the data split)")
+    checkpoint: Checkpoint = Field(
+        TRAINED, description="trained (ours, trained on first use), job:<train job id>, upload:<sha256> or a file path"
+    )
+    train: DigitsTrainParams = Field(
+        default_factory=DigitsTrainParams, description="the recipe for checkpoint 'trained' (and the data split)"
+    )
 
 
 class LanguageTarget(LanguageBlockParams):
@@ -192,12 +219,20 @@ class InteractionGraphParams(Params):
     featgeom 0.1 (``model``, ``checkpoint``, ``language``, ``modadd_train``, ``digits_train``) is
     read into ``target``."""
 
-    target: GraphTarget = Field(default_factory=ModAddTarget, description="the model: {kind: modadd | digits, checkpoint, train} or "
-                                                                          "{kind: language, model, layer, windows, tokens, text_seed}")
-    bases: list[BasisKind] = Field(default_factory=lambda: list(DEFAULT_BASES), min_length=1, max_length=4, description="bases to build, side by side")
-    graph: GraphParams = Field(default_factory=GraphParams, description="how each graph is built (its basis field is replaced by each of bases)")
+    target: GraphTarget = Field(
+        default_factory=ModAddTarget,
+        description="the model: {kind: modadd | digits, checkpoint, train} or {kind: language, model, layer, windows, tokens, text_seed}",
+    )
+    bases: list[BasisKind] = Field(
+        default_factory=lambda: list(DEFAULT_BASES), min_length=1, max_length=4, description="bases to build, side by side"
+    )
+    graph: GraphParams = Field(
+        default_factory=GraphParams, description="how each graph is built (its basis field is replaced by each of bases)"
+    )
     ablation: AblationParams = Field(default_factory=AblationParams, description="node ablation curves and the edge bisect")
-    max_samples: int | None = Field(None, ge=2, le=10_000_000, description="cap on the samples the bases see (default: the whole training split)")
+    max_samples: int | None = Field(
+        None, ge=2, le=10_000_000, description="cap on the samples the bases see (default: the whole training split)"
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -54,7 +54,6 @@ class InteractionGraph:
         return [b.dim for b in self.bases]
 
 
-
 @dataclass(frozen=True)
 class TrainedModel:
     """A trained model's state dict (float32 arrays), which model it is, and its training history."""
@@ -66,8 +65,11 @@ class TrainedModel:
 
     def summary(self) -> dict[str, Any]:
         accuracy = self.history.get("test_accuracy", [])
-        return {"model": self.model, "epochs": int(self.history["epoch"][-1]) + 1 if self.history.get("epoch") else 0,
-                "test_accuracy": round(accuracy[-1], 4) if accuracy else None}
+        return {
+            "model": self.model,
+            "epochs": int(self.history["epoch"][-1]) + 1 if self.history.get("epoch") else 0,
+            "test_accuracy": round(accuracy[-1], 4) if accuracy else None,
+        }
 
     def torch_state(self) -> dict[str, torch.Tensor]:
         return {k: torch.from_numpy(np.array(v)) for k, v in self.state.items()}
@@ -105,6 +107,10 @@ class InteractionGraphResult:
     timings: dict[str, float]
 
     def summary(self) -> dict[str, Any]:
-        return {"model": self.model, "metric": self.metric, "base_score": round(self.base_score, 4),
-                **{f"{kind} dims": r.graph.dims() for kind, r in self.results.items()},
-                **{f"{kind} edges required": list(r.edges_required().values()) for kind, r in self.results.items()}}
+        return {
+            "model": self.model,
+            "metric": self.metric,
+            "base_score": round(self.base_score, 4),
+            **{f"{kind} dims": r.graph.dims() for kind, r in self.results.items()},
+            **{f"{kind} edges required": list(r.edges_required().values()) for kind, r in self.results.items()},
+        }

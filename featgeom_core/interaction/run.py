@@ -70,26 +70,40 @@ def run_graph(params: InteractionGraphParams, report: Progress) -> JobOutput[Int
         timings[f"{kind} build"] = time.perf_counter() - start
         start = time.perf_counter()
         if context is None:
-            context = ablation_context(target.model, graph, target.test_inputs, target.test_labels, params.ablation.metric, params.ablation.dtype)
+            context = ablation_context(
+                target.model, graph, target.test_inputs, target.test_labels, params.ablation.metric, params.ablation.dtype
+            )
         layers = graph.node_layers[:-1]
         node_curves: dict[str, dict[int, float]] = {}
         if params.ablation.nodes:
             nodes = sub_progress(part, 0.6, 0.75)
             for k, layer in enumerate(layers):
                 schedule = kept_schedule(graph.bases[k].orig_dim, params.ablation.exp_base, params.ablation.every_below)
-                node_curves[layer] = node_ablation_curve(context, graph, k, schedule, steps_progress(nodes, k, len(layers), f"node ablation of {layer}: "))
+                node_curves[layer] = node_ablation_curve(
+                    context, graph, k, schedule, steps_progress(nodes, k, len(layers), f"node ablation of {layer}: ")
+                )
         bisect: dict[str, dict[str, object]] = {}
         if params.ablation.edges:
             edges = sub_progress(part, 0.75, 1.0)
             for k, layer in enumerate(layers):
                 trace = bisect_layer(context, graph, k, params.ablation.tolerance, steps_progress(edges, k, len(layers), "bisect "))
-                bisect[layer] = {"required": trace.required, "total": trace.total, "smallest_kept_edge": trace.smallest_kept_edge,
-                                 "tried": [[kept, value] for kept, value in trace.tried.items()]}
+                bisect[layer] = {
+                    "required": trace.required,
+                    "total": trace.total,
+                    "smallest_kept_edge": trace.smallest_kept_edge,
+                    "tried": [[kept, value] for kept, value in trace.tried.items()],
+                }
         timings[f"{kind} ablation"] = time.perf_counter() - start
         fourier = fourier_labels(target.model, graph, target.modulus) if target.modulus is not None else []
         results[kind] = BasisResult(graph, node_curves, bisect, fourier)
     report(1.0, "done")
     assert context is not None
-    output = InteractionGraphResult(params.target.kind if not isinstance(params.target, LanguageTarget) else params.target.model,
-                                    _description(params), context.metric, context.base, results, timings)
+    output = InteractionGraphResult(
+        params.target.kind if not isinstance(params.target, LanguageTarget) else params.target.model,
+        _description(params),
+        context.metric,
+        context.base,
+        results,
+        timings,
+    )
     return JobOutput(output, extra=(target.trained,) if target.trained else ())

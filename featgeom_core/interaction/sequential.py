@@ -16,8 +16,9 @@ input map is linear in the mask), and any callable core still works.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -51,7 +52,7 @@ class Section:
         mid = pre if self.core is None else self.core(pre)
         return mid if self.linear_out is None else mid @ self.linear_out
 
-    def then(self, other: "Section") -> "Section":
+    def then(self, other: Section) -> Section:
         """This section followed by ``other``, keeping the linear-core-linear shape where one of
         the two cores is the identity."""
         if other.core is None:
@@ -114,12 +115,14 @@ class SequentialModel:
             acts = section(acts)
         return acts
 
-    def restricted(self, chosen: Sequence[str]) -> "SequentialModel":
+    def restricted(self, chosen: Sequence[str]) -> SequentialModel:
         """The same model seen at a subsequence of its node layers (sections composed); the last
         chosen layer must be the model's last, since the graph ends at the output."""
         indices = [self.index(name) for name in chosen]
         if indices != sorted(indices) or len(set(indices)) != len(indices):
-            raise InvalidParameter(f"node layers must be distinct and in the model's order ({', '.join(self.node_layers)}); got {list(chosen)}")
+            raise InvalidParameter(
+                f"node layers must be distinct and in the model's order ({', '.join(self.node_layers)}); got {list(chosen)}"
+            )
         if len(indices) < 2:
             raise InvalidParameter("choose at least two node layers")
         if indices[-1] != len(self.node_layers) - 1:
@@ -133,8 +136,14 @@ class SequentialModel:
             return acts
 
         sections = [_compose(self.sections[a:b]) for a, b in zip(indices, indices[1:])]
-        return replace(self, node_layers=[self.node_layers[i] for i in indices], embed=embed, sections=sections,
-                       constant=[self.constant[i] for i in indices], leading_fixed=[self.leading_fixed[i] for i in indices])
+        return replace(
+            self,
+            node_layers=[self.node_layers[i] for i in indices],
+            embed=embed,
+            sections=sections,
+            constant=[self.constant[i] for i in indices],
+            leading_fixed=[self.leading_fixed[i] for i in indices],
+        )
 
 
 def _compose(parts: list[Section]) -> Section:

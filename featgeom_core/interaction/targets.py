@@ -50,8 +50,9 @@ def _trained(target: ModAddTarget | DigitsTarget, report: Progress, store: Store
     """Our model trained with the target's recipe: the stored one, or trained now (with its entry)."""
     from featgeom_core.interaction.jobs import LIB_TRAIN_DIGITS, LIB_TRAIN_MODADD
 
-    cached = (LIB_TRAIN_MODADD.cached(target.train, store) if isinstance(target, ModAddTarget)
-              else LIB_TRAIN_DIGITS.cached(target.train, store))
+    cached = (
+        LIB_TRAIN_MODADD.cached(target.train, store) if isinstance(target, ModAddTarget) else LIB_TRAIN_DIGITS.cached(target.train, store)
+    )
     if cached is not None:
         report(1.0, "using the stored trained model")
         return cached, None
@@ -68,7 +69,7 @@ def _state_from_checkpoint(checkpoint: str, store: Store) -> dict[str, torch.Ten
     from featgeom_core.jobs import manager
 
     if checkpoint.startswith(TRAIN_JOB_PREFIX):
-        job_id = checkpoint[len(TRAIN_JOB_PREFIX):]
+        job_id = checkpoint[len(TRAIN_JOB_PREFIX) :]
         record = manager.status(job_id, store)
         if record.kind not in (LIB_TRAIN_MODADD.name, LIB_TRAIN_DIGITS.name) or record.status != "done":
             raise DataError(f"job {job_id} is not a finished LIB training job (it is {record.kind}, {record.status})")
@@ -76,7 +77,7 @@ def _state_from_checkpoint(checkpoint: str, store: Store) -> dict[str, torch.Ten
         assert isinstance(result, TrainedModel)
         return result.torch_state()
     if checkpoint.startswith(UPLOAD_PREFIX):
-        return read_state_dict(uploads_dir(store) / f"{checkpoint[len(UPLOAD_PREFIX):]}.pt")
+        return read_state_dict(uploads_dir(store) / f"{checkpoint[len(UPLOAD_PREFIX) :]}.pt")
     return read_state_dict(Path(checkpoint).expanduser())
 
 
@@ -122,4 +123,4 @@ def load_language_block(target: LanguageTarget, report: Progress | None = None) 
     order = np.random.default_rng(target.text_seed).permutation(len(texts))  # news, reviews and code in both halves
     tokens = token_windows(loaded.tokenizer, [texts[i] for i in order], 2 * target.windows, target.tokens)
     report(1.0, f"{target.model} block {target.layer}: {target.windows} windows of {target.tokens} tokens")
-    return LoadedModel(block, tokens[: target.windows], tokens[target.windows:], None, None)
+    return LoadedModel(block, tokens[: target.windows], tokens[target.windows :], None, None)

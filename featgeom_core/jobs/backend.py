@@ -78,16 +78,20 @@ def tls_security() -> Any:
         return None
     unset = [name for name, path in paths.items() if not path]
     if unset:
-        raise FeatgeomError(f"TLS needs all of {', '.join(TLS_VARIABLES)}; {' and '.join(unset)} "
-                            f"{'is' if len(unset) == 1 else 'are'} not set (unset all three for no TLS)")
+        raise FeatgeomError(
+            f"TLS needs all of {', '.join(TLS_VARIABLES)}; {' and '.join(unset)} "
+            f"{'is' if len(unset) == 1 else 'are'} not set (unset all three for no TLS)"
+        )
     missing = [f"{name}={path}" for name, path in paths.items() if not Path(path).is_file()]
     if missing:
         raise FeatgeomError(f"TLS file not found: {', '.join(missing)}")
     from distributed.security import Security
 
     security = Security(
-        tls_ca_file=paths["FEATGEOM_TLS_CA_FILE"], tls_client_cert=paths["FEATGEOM_TLS_CERT"],
-        tls_client_key=paths["FEATGEOM_TLS_KEY"], require_encryption=True,
+        tls_ca_file=paths["FEATGEOM_TLS_CA_FILE"],
+        tls_client_cert=paths["FEATGEOM_TLS_CERT"],
+        tls_client_key=paths["FEATGEOM_TLS_KEY"],
+        require_encryption=True,
     )
     try:
         security.get_connection_args("client")  # loads the files now, not at the first connection
@@ -104,8 +108,7 @@ def scheduler_security(address: str) -> Any:
     if security is not None and not uses_tls:
         raise FeatgeomError(f"FEATGEOM_TLS_* are set, but FEATGEOM_SCHEDULER={address} is not a tls:// address")
     if security is None and uses_tls:
-        raise FeatgeomError(f"FEATGEOM_SCHEDULER={address} uses TLS: set {', '.join(TLS_VARIABLES)} "
-                            "to the CA, certificate and key files")
+        raise FeatgeomError(f"FEATGEOM_SCHEDULER={address} uses TLS: set {', '.join(TLS_VARIABLES)} to the CA, certificate and key files")
     return security
 
 

@@ -68,5 +68,8 @@ def run_spin(params: SpinParams, report: Progress) -> JobOutput[SpinResult]:
 
 
 register(JobKind("diagnostic.echo", "trivial job: returns its params", EchoParams, run_echo, EchoResult, example={"value": "hello"}))
-register(JobKind("diagnostic.spin", "CPU-bound busy work on one core", SpinParams, run_spin, SpinResult,
-                 example={"iterations": 10_000, "steps": 4}))
+register(
+    JobKind(
+        "diagnostic.spin", "CPU-bound busy work on one core", SpinParams, run_spin, SpinResult, example={"iterations": 10_000, "steps": 4}
+    )
+)

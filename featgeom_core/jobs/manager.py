@@ -14,7 +14,8 @@ import hashlib
 import threading
 import time
 import uuid
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from featgeom_core.errors import FeatgeomError, JobCancelled, StaleResult
 from featgeom_core.jobs import records
@@ -37,8 +38,7 @@ _futures: dict[str, Any] = {}
 _live: dict[str, JobRecord] = {}  # in-flight jobs of this process, kept current by progress events
 _last_saved: dict[str, float] = {}
 SAVE_INTERVAL_S = 0.5  # progress is persisted at most this often (every change of status at once)
-LOST_SCHEDULER = ("the connection to the Dask scheduler was lost (the scheduler stopped or restarted) before the job "
-                  "finished; resubmit it")
+LOST_SCHEDULER = "the connection to the Dask scheduler was lost (the scheduler stopped or restarted) before the job finished; resubmit it"
 
 
 class TaskError(Exception):
@@ -62,8 +62,13 @@ def submit(kind: str, params: Mapping[str, Any], store: Store | None = None, rec
     with _lock:
         existing = records.load(job_id, store.root)
         if existing is not None:
-            if (existing.status == "done" and not recompute and existing.result_key and store.contains(existing.result_key)
-                    and store.entry_format(existing.result_key).readable):
+            if (
+                existing.status == "done"
+                and not recompute
+                and existing.result_key
+                and store.contains(existing.result_key)
+                and store.entry_format(existing.result_key).readable
+            ):
                 return job_id
             if job_id in _futures and (_futures[job_id] is None or not _futures[job_id].done()):
                 return job_id  # in flight (or being submitted) in this process
@@ -79,8 +84,14 @@ def submit(kind: str, params: Mapping[str, Any], store: Store | None = None, rec
         resources = {"GPU": 1} if spec.wants_gpu and _cluster_has_gpus(client) else None
         client.subscribe_topic(progress_topic(job_id), lambda event: _on_progress(job_id, event, store))
         future = client.submit(
-            run_task, kind, spec.module, normalised, job_id,
-            key=f"featgeom-{kind}-{job_id}-{uuid.uuid4().hex[:8]}", pure=False, resources=resources,
+            run_task,
+            kind,
+            spec.module,
+            normalised,
+            job_id,
+            key=f"featgeom-{kind}-{job_id}-{uuid.uuid4().hex[:8]}",
+            pure=False,
+            resources=resources,
         )
     except Exception as exc:
         with _lock:
@@ -300,8 +311,9 @@ def wait(job_id: str, timeout_s: float = 600.0, store: Store | None = None, poll
             time.sleep(poll_s)
 
 
-def run_here(kind: str, params: Mapping[str, Any], store: Store | None = None, report: Progress = silent,
-             recompute: bool = False) -> JobRecord:
+def run_here(
+    kind: str, params: Mapping[str, Any], store: Store | None = None, report: Progress = silent, recompute: bool = False
+) -> JobRecord:
     """Run a job in this process to its end, with a record like a submitted one (the Jobs page and
     ``featgeom jobs`` show it; a cancel from anywhere stops it within about a second). Returns the
     final record: done (its result stored), failed (its error), or cancelled. A job already done
@@ -311,8 +323,14 @@ def run_here(kind: str, params: Mapping[str, Any], store: Store | None = None, r
     job_id = job_id_for(kind, normalised)
     store = store or Store()
     existing = records.load(job_id, store.root)
-    if (existing is not None and existing.status == "done" and not recompute and existing.result_key
-            and store.contains(existing.result_key) and store.entry_format(existing.result_key).readable):
+    if (
+        existing is not None
+        and existing.status == "done"
+        and not recompute
+        and existing.result_key
+        and store.contains(existing.result_key)
+        and store.entry_format(existing.result_key).readable
+    ):
         return existing
     if existing is not None and existing.status in ACTIVE and records.owner_alive(existing.owner):
         raise FeatgeomError(f"job {job_id} is already {existing.status} in another process; follow it with `featgeom jobs status {job_id}`")

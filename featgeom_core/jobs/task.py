@@ -9,8 +9,9 @@ reports about once a second stops within about a second and frees its worker.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from featgeom_core.errors import JobCancelled
 from featgeom_core.jobs.protocol import StoreEntry, job_kind
@@ -29,8 +30,9 @@ def cancel_event_name(job_id: str) -> str:
     return f"featgeom-cancel-{job_id}"
 
 
-def throttled_report(job_id: str, is_cancelled: Callable[[], bool], send: Callable[[dict[str, Any]], None],
-                     min_interval_s: float = MIN_INTERVAL_S) -> Progress:
+def throttled_report(
+    job_id: str, is_cancelled: Callable[[], bool], send: Callable[[dict[str, Any]], None], min_interval_s: float = MIN_INTERVAL_S
+) -> Progress:
     """A job's report: at most every ``min_interval_s`` seconds (and at completion) it checks
     ``is_cancelled`` (raising JobCancelled) and ``send``s the event ``{progress, message, metrics}``."""
     last = [-float("inf")]
@@ -60,8 +62,9 @@ class TaskFailure:
     cancelled: bool = False
 
 
-def run_task(kind: str, module: str, params: dict[str, Any], job_id: str,
-             min_interval_s: float = MIN_INTERVAL_S) -> list[StoreEntry] | TaskFailure:
+def run_task(
+    kind: str, module: str, params: dict[str, Any], job_id: str, min_interval_s: float = MIN_INTERVAL_S
+) -> list[StoreEntry] | TaskFailure:
     """Run one job on a Dask worker: log progress to the scheduler, stop when cancelled. ``module``
     registers the kind (imported here when this worker does not know the kind yet)."""
     from distributed import Event, get_worker

@@ -4,8 +4,9 @@ mistyped id is refused at submission rather than on a worker minutes later)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from pathlib import Path
-from typing import Annotated, Any, Collection
+from typing import Annotated, Any
 
 from pydantic import AfterValidator
 
@@ -48,8 +49,10 @@ def check_model_id(model_id: str, own: Collection[str] = ()) -> str:
     if value in own or value in BUILTIN_MODEL_IDS or is_local_directory(value) or looks_like_hub_id(value):
         return value
     known = ", ".join([*own, *BUILTIN_MODEL_IDS])
-    raise ValueError(f"unknown model {value[:80]!r}: use one of {known}, an existing local checkpoint directory, "
-                     f"or a hub id such as EleutherAI/pythia-70m-deduped")
+    raise ValueError(
+        f"unknown model {value[:80]!r}: use one of {known}, an existing local checkpoint directory, "
+        f"or a hub id such as EleutherAI/pythia-70m-deduped"
+    )
 
 
 def model_id_type(own: Collection[str] = ()) -> Any:

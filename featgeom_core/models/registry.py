@@ -97,7 +97,9 @@ def minilm_dir() -> Path:
 def list_models() -> list[ModelInfo]:
     """Models usable without a network, plus the hub ids featgeom knows (offline or not)."""
     models = [
-        ModelInfo(DEFAULT_MODEL_ID, "all-MiniLM-L6-v2 encoder (6 layers, d_model 384, d_mlp 1536), shipped in a PyPI package", _minilm_installed()),
+        ModelInfo(
+            DEFAULT_MODEL_ID, "all-MiniLM-L6-v2 encoder (6 layers, d_model 384, d_mlp 1536), shipped in a PyPI package", _minilm_installed()
+        ),
         ModelInfo(TINY_NATIVE_ID, "tiny random TL-native transformer (2 layers, d_mlp 256) for tests", True),
     ]
     for hub_id in ("EleutherAI/pythia-70m-deduped", "EleutherAI/pythia-1b-deduped"):
@@ -221,7 +223,7 @@ def _in_hf_cache(model_id: str) -> bool:
         from huggingface_hub import try_to_load_from_cache
 
         return isinstance(try_to_load_from_cache(model_id, "config.json"), str)
-    except Exception:  # a malformed id or cache: treat as not cached
+    except Exception:  # noqa: BLE001  (a malformed id or cache: treat as not cached)
         return False
 
 

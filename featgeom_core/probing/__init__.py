@@ -28,7 +28,25 @@ from featgeom_core.probing.result import (
 from featgeom_core.probing.similarity import dedup, permuted_control, psm, psm_departure
 
 __all__ = [
-    "CONTROLS", "KINDS", "ControlParams", "DedupParams", "DedupResult", "FeatureGeometryParams", "GeometryParams", "GeometryResult",
-    "GeometrySummary", "LayerControls", "ProbeParams", "ProbeResult", "cached_layers", "dedup", "feature_geometry", "permuted_control",
-    "probe_key", "psm", "psm_departure", "shuffled_label_control", "train_probes",
+    "CONTROLS",
+    "KINDS",
+    "ControlParams",
+    "DedupParams",
+    "DedupResult",
+    "FeatureGeometryParams",
+    "GeometryParams",
+    "GeometryResult",
+    "GeometrySummary",
+    "LayerControls",
+    "ProbeParams",
+    "ProbeResult",
+    "cached_layers",
+    "dedup",
+    "feature_geometry",
+    "permuted_control",
+    "probe_key",
+    "psm",
+    "psm_departure",
+    "shuffled_label_control",
+    "train_probes",
 ]

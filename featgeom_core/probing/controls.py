@@ -11,7 +11,7 @@ reflects the construction, not what the model learned.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -48,8 +48,15 @@ def _shuffled_key(model: LoadedModel, feature_set: FeatureSet, layer: int, param
 
 
 def shuffled_label_directions(
-    model: LoadedModel, feature_set: FeatureSet, layers: Sequence[int], params: GeometryParams, seeds: Sequence[int], *,
-    store: Store | None = None, progress: Progress | None = None, device: str = "auto",
+    model: LoadedModel,
+    feature_set: FeatureSet,
+    layers: Sequence[int],
+    params: GeometryParams,
+    seeds: Sequence[int],
+    *,
+    store: Store | None = None,
+    progress: Progress | None = None,
+    device: str = "auto",
 ) -> dict[int, np.ndarray]:
     """Probe directions trained on shuffled labels, one set per seed: {layer: (S, F, d)}.
 
@@ -79,15 +86,21 @@ def shuffled_label_directions(
         for i, layer in enumerate(trained.layers):
             found[(layer, seed)] = trained.directions[i]
             if store is not None:
-                store.put(_shuffled_key(model, feature_set, layer, params, seed),
-                          {"directions": trained.directions[i], "test_accuracy": trained.test_accuracy[i]},
-                          {"model": model.name, "feature_set": feature_set.name, "layer": layer, "label_seed": seed})
+                store.put(
+                    _shuffled_key(model, feature_set, layer, params, seed),
+                    {"directions": trained.directions[i], "test_accuracy": trained.test_accuracy[i]},
+                    {"model": model.name, "feature_set": feature_set.name, "layer": layer, "label_seed": seed},
+                )
     report(1.0, "shuffled-label probes ready")
     return {layer: np.stack([found[(layer, seed)] for seed in seeds]) for layer in layers}
 
 
 def layer_controls(
-    result: GeometryResult, layer: int, kept: Sequence[int], controls: ControlParams, shuffled: np.ndarray | None = None,
+    result: GeometryResult,
+    layer: int,
+    kept: Sequence[int],
+    controls: ControlParams,
+    shuffled: np.ndarray | None = None,
 ) -> LayerControls:
     """The real PSMs of one layer and its controls' PSMs per seed, over the ``kept`` features.
 
@@ -116,8 +129,16 @@ def layer_controls(
 
 
 def controls_by_layer(
-    model: LoadedModel, feature_set: FeatureSet, layers: Sequence[int], params: GeometryParams, controls: ControlParams, *,
-    dedup_threshold: float | None = None, store: Store | None = None, progress: Progress | None = None, device: str = "auto",
+    model: LoadedModel,
+    feature_set: FeatureSet,
+    layers: Sequence[int],
+    params: GeometryParams,
+    controls: ControlParams,
+    *,
+    dedup_threshold: float | None = None,
+    store: Store | None = None,
+    progress: Progress | None = None,
+    device: str = "auto",
 ) -> tuple[GeometryResult, list[LayerControls], dict[int, list[tuple[int, int, float]]]]:
     """The probes (cached), the shuffled-label probes of every seed (cached) and each layer's
     targets, de-duplicated on the real cosine PSM when ``dedup_threshold`` is given. Returns the
@@ -128,8 +149,16 @@ def controls_by_layer(
     result = feature_geometry(model, feature_set, layers, params, store=store, device=device, progress=lambda f, m, *_: report(0.6 * f, m))
     shuffled: dict[int, np.ndarray] = {}
     if controls.shuffled_labels:
-        shuffled = shuffled_label_directions(model, feature_set, result.layers, params, label_seeds(params, controls), store=store,
-                                             device=device, progress=lambda f, m, *_: report(0.6 + 0.4 * f, m))
+        shuffled = shuffled_label_directions(
+            model,
+            feature_set,
+            result.layers,
+            params,
+            label_seeds(params, controls),
+            store=store,
+            device=device,
+            progress=lambda f, m, *_: report(0.6 + 0.4 * f, m),
+        )
     kept, dropped = result.deduplicated(dedup_threshold)
     by_layer = [layer_controls(result, layer, kept[i], controls, shuffled.get(layer)) for i, layer in enumerate(result.layers)]
     return result, by_layer, {layer: dropped[i] for i, layer in enumerate(result.layers)}

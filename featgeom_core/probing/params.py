@@ -16,7 +16,9 @@ KINDS: tuple[Similarity, ...] = ("cosine", "rbf")
 """The similarities a PSM is computed with."""
 
 
-InverseRegularisation = Annotated[float, Field(gt=0, le=1e6, description="C, the inverse L2 strength of the probes (scikit-learn's C; the thesis uses 1)")]
+InverseRegularisation = Annotated[
+    float, Field(gt=0, le=1e6, description="C, the inverse L2 strength of the probes (scikit-learn's C; the thesis uses 1)")
+]
 
 
 class ProbeParams(Params):
@@ -29,7 +31,9 @@ class ProbeParams(Params):
     tolerance: float = Field(1e-5, gt=0, description="L-BFGS gradient tolerance")
 
 
-HookField = Annotated[Hook, Field(description="where activations are read: mlp_post (blocks.l.mlp.hook_post) or resid_post (blocks.l.hook_resid_post)")]
+HookField = Annotated[
+    Hook, Field(description="where activations are read: mlp_post (blocks.l.mlp.hook_post) or resid_post (blocks.l.hook_resid_post)")
+]
 
 
 LabelSeed = Annotated[int, Field(ge=0, le=MAX_SEED, description="seed of the label shuffle behind the shuffled-label control probes")]

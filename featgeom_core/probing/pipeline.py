@@ -7,7 +7,7 @@ de-duplication are cheap and computed on demand from the cached directions.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -36,7 +36,10 @@ def probe_key(model: LoadedModel, feature_set: FeatureSet, layer: int, params: G
 
 
 def train_layer_probes(
-    activations: Mapping[int, np.ndarray], feature_set: FeatureSet, params: GeometryParams = GeometryParams(), device: str = "auto",
+    activations: Mapping[int, np.ndarray],
+    feature_set: FeatureSet,
+    params: GeometryParams = GeometryParams(),
+    device: str = "auto",
     progress: Progress | None = None,
 ) -> dict[int, dict[str, np.ndarray]]:
     """Real and shuffled-label probes on activations {layer: (n, d)}, one batched problem each.
@@ -69,8 +72,14 @@ def cached_layers(model: LoadedModel, feature_set: FeatureSet, layers: Sequence[
 
 
 def feature_geometry(
-    model: LoadedModel, feature_set: FeatureSet, layers: Sequence[int], params: GeometryParams = GeometryParams(), *,
-    store: Store | None = None, progress: Progress | None = None, device: str = "auto",
+    model: LoadedModel,
+    feature_set: FeatureSet,
+    layers: Sequence[int],
+    params: GeometryParams = GeometryParams(),
+    *,
+    store: Store | None = None,
+    progress: Progress | None = None,
+    device: str = "auto",
 ) -> GeometryResult:
     """Probe every feature at every layer (and on shuffled labels), then build all PSMs. ``store``
     caches the activations and the per-layer probes."""
@@ -133,5 +142,3 @@ def assemble_geometry(
         notes=dict(feature_set.notes),
         cached_layers=from_cache,
     )
-
-

@@ -11,8 +11,8 @@ The problems are independent, so minimising their sum with L-BFGS solves all of 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Mapping
 
 import numpy as np
 import torch
@@ -51,8 +51,10 @@ def check_probe_activations(X: np.ndarray, layer: int, n_samples: int) -> None:
         raise DataError(f"layer {layer}: activations of shape {X.shape} for {n_samples} samples")
     finite = np.isfinite(X).all(axis=1)
     if not finite.all():
-        raise DataError(f"layer {layer}: activations hold NaN or infinite values in {int((~finite).sum())} of {n_samples} samples "
-                        "(a diverged or damaged checkpoint?)")
+        raise DataError(
+            f"layer {layer}: activations hold NaN or infinite values in {int((~finite).sum())} of {n_samples} samples "
+            "(a diverged or damaged checkpoint?)"
+        )
     if not np.any(X.max(axis=0) > X.min(axis=0)):
         raise DataError(f"layer {layer}: every sample has the same activations; there is nothing for a probe to separate")
 
@@ -126,8 +128,13 @@ def _fit_in_training_span(
     u = torch.zeros(n_layers, n_features, Z.shape[-1], dtype=X.dtype, device=X.device, requires_grad=True)
     b = torch.zeros(n_layers, n_features, dtype=X.dtype, device=X.device, requires_grad=True)
     optimizer = torch.optim.LBFGS(
-        [u, b], lr=1, max_iter=params.max_iter, tolerance_grad=params.tolerance, tolerance_change=1e-12,
-        history_size=20, line_search_fn="strong_wolfe",
+        [u, b],
+        lr=1,
+        max_iter=params.max_iter,
+        tolerance_grad=params.tolerance,
+        tolerance_change=1e-12,
+        history_size=20,
+        line_search_fn="strong_wolfe",
     )
 
     def objective() -> torch.Tensor:

@@ -4,8 +4,9 @@ store's one mechanism, :mod:`featgeom_core.codec`)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -77,7 +78,9 @@ class GeometryResult:
         results = [dedup(self.psms[(kind, "real")][i], threshold) for i in range(len(self.layers))]
         return [r.kept for r in results], [r.dropped for r in results]
 
-    def psms_at(self, layer: int, kept: Sequence[int] | None = None, controls: Sequence[str] = ("real", "permuted")) -> dict[str, dict[str, np.ndarray]]:
+    def psms_at(
+        self, layer: int, kept: Sequence[int] | None = None, controls: Sequence[str] = ("real", "permuted")
+    ) -> dict[str, dict[str, np.ndarray]]:
         """One layer's PSMs restricted to the ``kept`` features (e.g. after de-duplication):
         {control: {"cosine" | "rbf": (N, N)}}; the energy pages' targets."""
         i = self.layers.index(layer)
@@ -100,10 +103,15 @@ class GeometryResult:
 
     def directions_npz(self) -> bytes:
         """NPZ bytes: directions_<control> (L, F, d), layers, feature_names, accuracies, settings JSON."""
-        return codec.arrays_npz({
-            "layers": np.asarray(self.layers), "feature_names": np.asarray(self.feature_names, dtype=str), "test_accuracy": self.test_accuracy,
-            "settings": np.asarray(json.dumps(self.settings())), **{f"directions_{control}": values for control, values in self.directions.items()},
-        })
+        return codec.arrays_npz(
+            {
+                "layers": np.asarray(self.layers),
+                "feature_names": np.asarray(self.feature_names, dtype=str),
+                "test_accuracy": self.test_accuracy,
+                "settings": np.asarray(json.dumps(self.settings())),
+                **{f"directions_{control}": values for control, values in self.directions.items()},
+            }
+        )
 
 
 def _csv(text: str) -> str:
@@ -127,9 +135,15 @@ class LayerControls:
         """Every target as ``{name, replicate, layer, features, psms}`` (JSON-able), the shape of an
         energy sweep's targets: each control seed is one replicate."""
         return [
-            {"name": control, "replicate": k, "layer": self.layer, "features": list(self.names),
-             "psms": {kind: m.tolist() for kind, m in psms.items() if kind in similarities}}
-            for control, seeds in self.targets.items() for k, psms in enumerate(seeds)
+            {
+                "name": control,
+                "replicate": k,
+                "layer": self.layer,
+                "features": list(self.names),
+                "psms": {kind: m.tolist() for kind, m in psms.items() if kind in similarities},
+            }
+            for control, seeds in self.targets.items()
+            for k, psms in enumerate(seeds)
         ]
 
 

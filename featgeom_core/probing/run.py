@@ -36,7 +36,8 @@ def run_feature_geometry(params: FeatureGeometryParams, report: Progress) -> Job
     )
     result = assemble_geometry(model.name, feature_set, tuple(params.layers), geometry, per_layer)
     summary = GeometrySummary(
-        feature_names=list(feature_set.feature_names), params=params.normalised(),
+        feature_names=list(feature_set.feature_names),
+        params=params.normalised(),
         test_accuracy=result.test_accuracy,
         mean_cosine_real=result.mean_off_diagonal("cosine", "real"),
         mean_cosine_shuffled=result.mean_off_diagonal("cosine", "shuffled_labels"),

@@ -37,7 +37,25 @@ from featgeom_core.sparsity.synthetic import (
 )
 
 __all__ = [
-    "ActivationSetResult", "CONTROL_KINDS", "DictionaryLearner", "ModelSparsityResult", "SyntheticSweepResult", "ModelSparsityParams", "SparseCode", "SparseCodingParams", "SyntheticGridParams", "SyntheticParams",
-    "calibrated_a", "calibration_curve", "control_data", "encode", "greedy_codes", "greedy_reference", "measure_synthetic",
-    "sparse_code", "sparse_linear_data", "sparsity_metrics", "unit_mean_norm",
+    "ActivationSetResult",
+    "CONTROL_KINDS",
+    "DictionaryLearner",
+    "ModelSparsityResult",
+    "SyntheticSweepResult",
+    "ModelSparsityParams",
+    "SparseCode",
+    "SparseCodingParams",
+    "SyntheticGridParams",
+    "SyntheticParams",
+    "calibrated_a",
+    "calibration_curve",
+    "control_data",
+    "encode",
+    "greedy_codes",
+    "greedy_reference",
+    "measure_synthetic",
+    "sparse_code",
+    "sparse_linear_data",
+    "sparsity_metrics",
+    "unit_mean_norm",
 ]

@@ -19,8 +19,8 @@ shared ones (tried: the loss rose).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import numpy as np
 import scipy.linalg
@@ -59,7 +59,7 @@ def encode(X: np.ndarray, dictionary: np.ndarray, lam: float, params: SparseCodi
     return greedy_codes(X, dictionary, lam, params.max_atoms)
 
 
-def _dictionary_update(dictionary: np.ndarray, stats: "_Statistics", sweeps: int, block: int = 64) -> np.ndarray:
+def _dictionary_update(dictionary: np.ndarray, stats: _Statistics, sweeps: int, block: int = 64) -> np.ndarray:
     """The dictionary step with the codes fixed: ``sweeps`` sweeps of block-coordinate descent on the
     running-average objective, each atom in turn moved to the minimiser along it and brought back to
     unit norm (the paper's constraint); atoms no code uses keep their place.
@@ -105,8 +105,14 @@ class _Statistics:
         self.seen += 1
 
 
-def _resample_atoms(dictionary: np.ndarray, stats: _Statistics, batch: np.ndarray, codes: scipy.sparse.csr_array,
-                    residual2: np.ndarray, duplicate_cosine: float) -> int:
+def _resample_atoms(
+    dictionary: np.ndarray,
+    stats: _Statistics,
+    batch: np.ndarray,
+    codes: scipy.sparse.csr_array,
+    residual2: np.ndarray,
+    duplicate_cosine: float,
+) -> int:
     """In place: atoms no activation of the minibatch used, and the less used of two near-duplicate
     atoms (|cos| above ``duplicate_cosine``), move to the residuals of the worst-reconstructed
     activations, and their statistics restart. Two atoms on one feature leave another feature with
@@ -167,7 +173,9 @@ class DictionaryLearner:
         m = params.dictionary_atoms(d)
         params.check_memory(m)
         self.dictionary = _initial_dictionary(first, m, self.rng)
-        self.lam = params.initial_lambda if params.initial_lambda is not None else _lambda_guess(first, self.dictionary, params.lambda_guess)
+        self.lam = (
+            params.initial_lambda if params.initial_lambda is not None else _lambda_guess(first, self.dictionary, params.lambda_guess)
+        )
         self.lambdas: list[float] = [self.lam]
         self.losses: list[float] = []
         # float32 statistics: an (m, m) matrix per learner, and several learners run at once
@@ -199,8 +207,10 @@ class DictionaryLearner:
         self.dictionary = _dictionary_update(self.dictionary, self.stats, self.params.dictionary_steps)
         if self.params.resample_atoms and (self.round == 0 or self.step_in_round < self.iterations(self.round) // 2):
             self.resampled += _resample_atoms(self.dictionary, self.stats, batch, codes, residual2, self.params.duplicate_cosine)
-        line = (f"lambda round {self.round + 1}, iteration {self.step_in_round + 1}: lambda {self.lam:.3g}, loss {self.losses[-1]:.4g}, "
-                f"{codes.nnz / len(batch):.1f} atoms per activation")
+        line = (
+            f"lambda round {self.round + 1}, iteration {self.step_in_round + 1}: lambda {self.lam:.3g}, loss {self.losses[-1]:.4g}, "
+            f"{codes.nnz / len(batch):.1f} atoms per activation"
+        )
         self.step_in_round += 1
         if self.step_in_round >= self.iterations(self.round):
             self._end_round(codes)
@@ -222,6 +232,7 @@ class DictionaryLearner:
     def _finish(self) -> None:
         self.done = True
         self.stats = None  # (m, m) statistics: no longer needed, and large
+
 
 def _largest_correlation(X: np.ndarray, dictionary: np.ndarray) -> float:
     return float(np.max(X @ dictionary, axis=1).mean())
@@ -258,8 +269,15 @@ def sparse_code(X: np.ndarray, params: SparseCodingParams = SparseCodingParams()
     report(0.96, f"coding all {n} activations")
     codes, _ = encode(data, learner.dictionary, learner.lam, params)
     report(1.0, "done")
-    return SparseCode(dictionary=learner.dictionary, codes=codes, lam=learner.lam, method=params.method, center=center.astype(np.float32),
-                      lambdas=learner.lambdas, losses=learner.losses)
+    return SparseCode(
+        dictionary=learner.dictionary,
+        codes=codes,
+        lam=learner.lam,
+        method=params.method,
+        center=center.astype(np.float32),
+        lambdas=learner.lambdas,
+        losses=learner.losses,
+    )
 
 
 def minibatches(n: int, batch: int, rng: np.random.Generator) -> Iterator[np.ndarray]:

@@ -25,7 +25,13 @@ ROWS_PER_CHUNK = 2048
 
 
 def sparse_linear_data(
-    d: int, a: float, n: int, sigma: float = 0.1, n_features: int | None = None, seed: int = 0, planted: dict | None = None,
+    d: int,
+    a: float,
+    n: int,
+    sigma: float = 0.1,
+    n_features: int | None = None,
+    seed: int = 0,
+    planted: dict | None = None,
 ) -> tuple[np.ndarray, float]:
     """``(X (n, d) float32, truth = a / 2)``: sparse-linear activations with ``a`` features active
     on average out of ``n_features`` (default 4d).

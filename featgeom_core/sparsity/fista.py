@@ -17,8 +17,9 @@ from featgeom_core.config import resolve_device
 CHUNK = 4096  # activations per batched solve (bounds the dense (chunk, m) iterates)
 
 
-def fista_codes(X: np.ndarray, dictionary: np.ndarray, lam: float, iterations: int, device: str = "auto",
-                tolerance: float = 1e-6) -> tuple[scipy.sparse.csr_array, np.ndarray]:
+def fista_codes(
+    X: np.ndarray, dictionary: np.ndarray, lam: float, iterations: int, device: str = "auto", tolerance: float = 1e-6
+) -> tuple[scipy.sparse.csr_array, np.ndarray]:
     """Codes (n, m) CSR of X (n, d) against ``dictionary`` (d, m), and each row's squared residual (n,).
     Stops early when no coefficient moves by more than ``tolerance`` x the largest one."""
     torch_device = resolve_device(device)

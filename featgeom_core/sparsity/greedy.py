@@ -113,7 +113,12 @@ if numba is not None:
 
 
 def greedy_codes(
-    X: np.ndarray, Phi: np.ndarray, lam: float, max_atoms: int | None = None, dtype: type = np.float32, chunk: int = 1024,
+    X: np.ndarray,
+    Phi: np.ndarray,
+    lam: float,
+    max_atoms: int | None = None,
+    dtype: type = np.float32,
+    chunk: int = 1024,
 ) -> tuple[scipy.sparse.csr_array, np.ndarray]:
     """The greedy step for every row of X (n, d) against Phi (d, m) with unit columns.
 
@@ -174,5 +179,13 @@ def add_code_statistics(codes, X: np.ndarray, weight: float, A: np.ndarray, Bt: 
     """In place: A (m, m) += weight * alpha^T alpha and Bt (m, d) += weight * alpha^T X, for CSR codes
     (n, m) of X (n, d); O(sum of (atoms per row)^2 + atoms x d) instead of a dense product."""
     with _LAUNCH:
-        _add_code_statistics(codes.indptr, codes.indices, codes.data.astype(A.dtype), np.ascontiguousarray(X, dtype=A.dtype),
-                             A.dtype.type(weight), numba.get_num_threads(), A, Bt)
+        _add_code_statistics(
+            codes.indptr,
+            codes.indices,
+            codes.data.astype(A.dtype),
+            np.ascontiguousarray(X, dtype=A.dtype),
+            A.dtype.type(weight),
+            numba.get_num_threads(),
+            A,
+            Bt,
+        )

@@ -10,7 +10,7 @@ embedding matrix's rows (a fixed set).
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import scipy.sparse
@@ -63,15 +63,26 @@ def top_rows_per_atom(codes: scipy.sparse.csr_array, k: int = TOP_TOKENS) -> tup
     return rows, values
 
 
-def _finish(name: str, learner: DictionaryLearner, data: np.ndarray, center: np.ndarray, params: ModelSparsityParams) -> ActivationSetResult:
+def _finish(
+    name: str, learner: DictionaryLearner, data: np.ndarray, center: np.ndarray, params: ModelSparsityParams
+) -> ActivationSetResult:
     """Code the held-out set with the learned dictionary and measure it."""
     codes, residual2 = encode(data, learner.dictionary, learner.lam, params.coding)
     metrics = metrics_from_parts(codes, float(residual2.sum()), float(np.sum(data.astype(np.float64) ** 2)), learner.lam, params.p)
     top_rows, top_values = top_rows_per_atom(codes)
-    code = SparseCode(dictionary=learner.dictionary, codes=codes, lam=learner.lam, method=params.coding.method, center=center,
-                      lambdas=learner.lambdas, losses=learner.losses)
+    code = SparseCode(
+        dictionary=learner.dictionary,
+        codes=codes,
+        lam=learner.lam,
+        method=params.coding.method,
+        center=center,
+        lambdas=learner.lambdas,
+        losses=learner.losses,
+    )
     scalars = {key: float(value) for key, value in metrics.items() if np.ndim(value) == 0}
-    return ActivationSetResult(name, code, scalars, metrics["usage"], metrics["histogram"], metrics["histogram_edges"], top_rows, top_values)
+    return ActivationSetResult(
+        name, code, scalars, metrics["usage"], metrics["histogram"], metrics["histogram_edges"], top_rows, top_values
+    )
 
 
 def model_sparsity(model: LoadedModel, params: ModelSparsityParams, progress: Progress | None = None) -> ModelSparsityResult:
@@ -81,8 +92,9 @@ def model_sparsity(model: LoadedModel, params: ModelSparsityParams, progress: Pr
     texts = list(corpus_texts(TEXTS_PER_SOURCE, seed=params.seed))
     coding = params.coding
     report(0.0, f"held-out activations: {params.tokens} tokens at {len(layers)} layers")
-    held_out = token_activations(model, texts, layers, params.hook, max_tokens=params.max_tokens_per_text, max_total_tokens=params.tokens,
-                                 batch_size=FORWARD_BATCH)
+    held_out = token_activations(
+        model, texts, layers, params.hook, max_tokens=params.max_tokens_per_text, max_total_tokens=params.tokens, batch_size=FORWARD_BATCH
+    )
     if len(held_out.text) < params.tokens:
         raise InvalidParameter(f"the packaged text gave {len(held_out.text)} tokens, fewer than the {params.tokens} asked for")
     used_texts = int(held_out.text.max()) + 1
@@ -115,13 +127,21 @@ def model_sparsity(model: LoadedModel, params: ModelSparsityParams, progress: Pr
         results.append(_finish(name, learner, data, center, params))
     tokenizer = model.tokenizer
     return ModelSparsityResult(
-        model=model.name, hook=params.hook, sets=results, token_text=held_out.text, token_position=held_out.position,
-        token_id=held_out.token_id, token_strings=[str(t) for t in tokenizer.convert_ids_to_tokens(held_out.token_id.tolist())],
-        texts=texts[:used_texts], vocabulary=[str(t) for t in tokenizer.convert_ids_to_tokens(list(range(int(model.bridge.W_E.shape[0]))))],
+        model=model.name,
+        hook=params.hook,
+        sets=results,
+        token_text=held_out.text,
+        token_position=held_out.position,
+        token_id=held_out.token_id,
+        token_strings=[str(t) for t in tokenizer.convert_ids_to_tokens(held_out.token_id.tolist())],
+        texts=texts[:used_texts],
+        vocabulary=[str(t) for t in tokenizer.convert_ids_to_tokens(list(range(int(model.bridge.W_E.shape[0]))))],
     )
 
 
-def _training_batches(model: LoadedModel, texts: list[str], layers: list[int], params: ModelSparsityParams) -> Iterator[dict[int, np.ndarray]]:
+def _training_batches(
+    model: LoadedModel, texts: list[str], layers: list[int], params: ModelSparsityParams
+) -> Iterator[dict[int, np.ndarray]]:
     """Fresh activations for every layer, ``batch_size`` tokens at a time, from texts not held out."""
     batch = params.coding.batch_size
     position = 0
@@ -132,8 +152,14 @@ def _training_batches(model: LoadedModel, texts: list[str], layers: list[int], p
         while have < batch:
             if position >= len(texts):
                 raise InvalidParameter("the packaged text ran out before the dictionaries settled; lower epochs or tokens")
-            part = token_activations(model, texts[position : position + texts_per_batch], layers, params.hook,
-                                     max_tokens=params.max_tokens_per_text, batch_size=FORWARD_BATCH)
+            part = token_activations(
+                model,
+                texts[position : position + texts_per_batch],
+                layers,
+                params.hook,
+                max_tokens=params.max_tokens_per_text,
+                batch_size=FORWARD_BATCH,
+            )
             position += texts_per_batch
             for layer in layers:
                 chunk[layer].append(part.values[layer])

@@ -77,9 +77,20 @@ class ModelSparsityResult:
         raise InvalidParameter(f"no activation set {name!r}; this result has {[s.name for s in self.sets]}")
 
     def summary(self) -> dict[str, Any]:
-        return {"model": self.model, "hook": self.hook, "by_set": [
-            {"set": s.name, "normalized_loss": round(s.metrics["normalized_loss"], 3), "s_p": round(s.metrics["s_p"], 3),
-             "explained_variance": round(s.metrics["explained_variance"], 4), "calibrated_a": s.calibrated_a} for s in self.sets]}
+        return {
+            "model": self.model,
+            "hook": self.hook,
+            "by_set": [
+                {
+                    "set": s.name,
+                    "normalized_loss": round(s.metrics["normalized_loss"], 3),
+                    "s_p": round(s.metrics["s_p"], 3),
+                    "explained_variance": round(s.metrics["explained_variance"], 4),
+                    "calibrated_a": s.calibrated_a,
+                }
+                for s in self.sets
+            ],
+        }
 
 
 @dataclass(frozen=True)

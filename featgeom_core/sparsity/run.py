@@ -22,7 +22,11 @@ def run_synthetic(params: SyntheticGridParams, report: Progress) -> JobOutput[Sy
     rows = []
     for k, data in enumerate(datasets):
         label = f"a = {data.a:g}" if data.dataset == "sparse_linear" else data.dataset
-        rows.append(measure_synthetic(data, params.coding, params.p, steps_progress(report, k, len(datasets), f"{label} ({k + 1}/{len(datasets)}): ")))
+        rows.append(
+            measure_synthetic(
+                data, params.coding, params.p, steps_progress(report, k, len(datasets), f"{label} ({k + 1}/{len(datasets)}): ")
+            )
+        )
     return JobOutput(SyntheticSweepResult(rows))
 
 
@@ -40,8 +44,14 @@ def run_model(params: ModelSparsityParams, report: Progress) -> JobOutput[ModelS
     dims = sorted({s.code.dictionary.shape[0] for s in result.sets})
     calibration, calibrated = [], {}
     for k, d in enumerate(dims):
-        rows = calibration_curve(d, params.tokens, params.coding, params.calibration_a, seed=params.seed,
-                                 progress=sub_progress(steps_progress(report, k, len(dims)), weight, 1.0))
+        rows = calibration_curve(
+            d,
+            params.tokens,
+            params.coding,
+            params.calibration_a,
+            seed=params.seed,
+            progress=sub_progress(steps_progress(report, k, len(dims)), weight, 1.0),
+        )
         calibration.extend(rows)
         for activation_set in result.sets:
             if activation_set.code.dictionary.shape[0] == d:

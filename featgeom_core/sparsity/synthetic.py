@@ -8,7 +8,8 @@ across data sets (the paper's Appendix D); the scale-invariant metrics do not ch
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +31,9 @@ def synthetic_activations(data: SyntheticParams, planted: dict | None = None) ->
     return unit_mean_norm(X)
 
 
-def measure_synthetic(data: SyntheticParams, coding: SparseCodingParams, p: float = 1.0, progress: Progress | None = None) -> dict[str, Any]:
+def measure_synthetic(
+    data: SyntheticParams, coding: SparseCodingParams, p: float = 1.0, progress: Progress | None = None
+) -> dict[str, Any]:
     """Code one synthetic data set and measure it: a row with the data set, a, the truth a/2 and
     the planted coefficients' own S1 (sparse-linear only), every metric, the coefficient histogram
     and the seconds spent coding."""
@@ -42,15 +45,31 @@ def measure_synthetic(data: SyntheticParams, coding: SparseCodingParams, p: floa
     metrics = sparsity_metrics(code, X, p)
     sparse = data.dataset == "sparse_linear"
     return {
-        "dataset": data.dataset, "a": data.a if sparse else None, "truth": data.a / 2 if sparse else None,
-        "planted_s1": planted.get("s1"), "d": data.d, "n": data.n, "dictionary": code.dictionary_size,
-        **{name: float(metrics[name]) for name in SCALARS}, "p": p, "rounds": len(code.lambdas) - 1, "seconds": seconds,
-        "histogram": metrics["histogram"].tolist(), "histogram_edges": metrics["histogram_edges"].tolist(),
+        "dataset": data.dataset,
+        "a": data.a if sparse else None,
+        "truth": data.a / 2 if sparse else None,
+        "planted_s1": planted.get("s1"),
+        "d": data.d,
+        "n": data.n,
+        "dictionary": code.dictionary_size,
+        **{name: float(metrics[name]) for name in SCALARS},
+        "p": p,
+        "rounds": len(code.lambdas) - 1,
+        "seconds": seconds,
+        "histogram": metrics["histogram"].tolist(),
+        "histogram_edges": metrics["histogram_edges"].tolist(),
     }
 
 
-def calibration_curve(d: int, n: int, coding: SparseCodingParams, a_values: Sequence[float], sigma: float = 0.1, seed: int = 0,
-                      progress: Progress | None = None) -> list[dict[str, Any]]:
+def calibration_curve(
+    d: int,
+    n: int,
+    coding: SparseCodingParams,
+    a_values: Sequence[float],
+    sigma: float = 0.1,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> list[dict[str, Any]]:
     """Sparse-linear rows at dimension d for every a, plus the Gaussian control: the scale against
     which a real layer's metric is read."""
     report = progress or silent
@@ -59,7 +78,11 @@ def calibration_curve(d: int, n: int, coding: SparseCodingParams, a_values: Sequ
     rows = []
     for k, data in enumerate(datasets):
         label = f"a = {data.a:g}" if data.dataset == "sparse_linear" else data.dataset
-        rows.append(measure_synthetic(data, coding, progress=lambda f, m, k=k, label=label: report((k + f) / len(datasets), f"calibration, {label}: {m}")))
+        rows.append(
+            measure_synthetic(
+                data, coding, progress=lambda f, m, k=k, label=label: report((k + f) / len(datasets), f"calibration, {label}: {m}")
+            )
+        )
     return rows
 
 
