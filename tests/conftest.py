@@ -27,9 +27,11 @@ OUTPUT_DIR = REPO_ROOT / "test-output"
 HARNESS = str(REPO_ROOT / "tests" / "harness" / "single_page.py")
 
 
+_CLIENT_BEFORE = pytest.StashKey[Any]()
+
 TIER_FIXTURES = {
     "browser": {"browser"},
-    "cluster": {"local_backend", "external_cluster", "cluster_in_subprocess"},
+    "cluster": {"local_backend", "external_cluster", "cluster_in_subprocess", "processes"},
     "slow": {"minilm", "app_url", "processes", "certs", "tiny_bert_dir", "minilm_tokenizer", "featgeom"},
 }
 """Which fixtures put a test in which tier."""
@@ -59,13 +61,21 @@ def _dask_only_in_cluster_tests(request: pytest.FixtureRequest, monkeypatch: pyt
         monkeypatch.setattr(f"{where}.get_client", refuse)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    from featgeom_core.jobs import backend
+
+    item.stash[_CLIENT_BEFORE] = backend._client  # before this test's fixtures (module ones included) are set up
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_runtest_teardown(item: pytest.Item) -> None:
-    """A Dask client left behind by a test outside the cluster tier (through a module fixture, or a
+    """A Dask client started by a test outside the cluster tier (through a module fixture, or a
     thread that outlived its test) is that test's error."""
     from featgeom_core.jobs import backend
 
-    if item.get_closest_marker("cluster") is None and backend._client is not None:
+    started = backend._client is not None and backend._client is not item.stash.get(_CLIENT_BEFORE, None)
+    if item.get_closest_marker("cluster") is None and started:
         backend.shutdown()
         raise AssertionError(f"{item.nodeid} left a Dask client running: give it (or its fixture) the local_backend fixture")
 

@@ -200,7 +200,7 @@ def test_bad_links_give_messages_not_tracebacks():
 
 
 @pytest.mark.slow
-def test_xor_features_are_learned_as_a_job_from_the_page_and_shown():
+def test_xor_features_are_learned_as_a_job_from_the_page_and_shown(local_backend: None):
     at = page(hmodel="xor", k="3", steps="60")
     assert at.number_input(key="hx_k").value == 3 and at.number_input(key="hx_steps").value == 60
     at.button(key="hx_run").click().run()
@@ -245,7 +245,7 @@ def tiny_bert_dir(tmp_path_factory, tiny_bert, minilm_tokenizer):
 
 
 @pytest.mark.slow
-def test_a_language_model_run_shows_top_tokens_in_context(tiny_bert_dir):
+def test_a_language_model_run_shows_top_tokens_in_context(tiny_bert_dir, local_backend: None):
     params = {
         "model": tiny_bert_dir,
         "layer": 1,

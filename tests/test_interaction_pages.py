@@ -21,7 +21,7 @@ def page(**query: str) -> AppTest:
 
 
 @pytest.mark.slow
-def test_digits_graph_builds_from_the_page_and_draws() -> None:
+def test_digits_graph_builds_from_the_page_and_draws(local_backend: None) -> None:
     at = page(tolerance="0.01")
     assert at.selectbox(key="ig_model").value == "digits"
     assert at.number_input(key="ig_tolerance").value == 0.01
@@ -50,7 +50,7 @@ def test_a_pickled_checkpoint_is_refused_as_data() -> None:
 
 
 @pytest.mark.slow
-def test_a_minilm_block_graph_builds_from_the_page_settings() -> None:
+def test_a_minilm_block_graph_builds_from_the_page_settings(local_backend: None) -> None:
     at = page(net="language", lm="minilm", block="2", windows="6", tokens="8", tolerance="0.05")
     assert at.text_input(key="ig_lm").value == "minilm"
     assert at.number_input(key="ig_block").value == 2 and at.number_input(key="ig_tokens").value == 8

@@ -156,7 +156,7 @@ def test_result_round_trips_through_the_store(name: str, tmp_path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", [k for k in KINDS if jobs.job_kind(k).page])
-def test_its_page_opens_a_stored_result(name: str) -> None:
+def test_its_page_opens_a_stored_result(name: str, local_backend: None) -> None:
     kind = jobs.job_kind(name)
     params = kind.validate(kind.example)
     job_id = jobs.submit(name, params)

@@ -24,7 +24,7 @@ def settle(at: AppTest, key: str) -> AppTest:
 
 
 @pytest.mark.slow
-def test_validation_page_runs_a_grid_and_reads_its_settings_from_the_url() -> None:
+def test_validation_page_runs_a_grid_and_reads_its_settings_from_the_url(local_backend: None) -> None:
     at = page("pages/sparsity_validation.py", ablation="d = 64", a="2", controls="gaussian", method="greedy")
     assert at.selectbox(key="sv_ablation").value == "d = 64"
     assert at.multiselect(key="sv_a").value == [2.0] and at.multiselect(key="sv_controls").value == ["gaussian"]
@@ -37,7 +37,7 @@ def test_validation_page_runs_a_grid_and_reads_its_settings_from_the_url() -> No
 
 
 @pytest.mark.slow
-def test_layer_sweep_runs_from_its_page_and_the_explorer_reads_it() -> None:
+def test_layer_sweep_runs_from_its_page_and_the_explorer_reads_it(local_backend: None) -> None:
     at = page("pages/sparsity_layers.py", layers="0,1")
     at.number_input(key="sl_tokens").set_value(512)
     at.number_input(key="sl_multiple").set_value(2.0)

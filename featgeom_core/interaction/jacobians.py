@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from featgeom_core.errors import InvalidParameter
+from featgeom_core.progress import Progress
 
 IntegrationRule = Literal["gradient", "trapezoidal", "gauss-legendre"]
 
@@ -210,7 +211,7 @@ def closed_form_total(
     term: Callable[[SectionMaps, torch.Tensor, list[tuple[float, float]]], torch.Tensor],
     points: list[tuple[float, float]],
     label: str,
-    progress: Callable[[float, str], None] | None = None,
+    progress: Progress | None = None,
     coordinates: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """The float64 sum of ``term(maps, chunk, points)`` (``closed_form_gram`` or

@@ -179,7 +179,7 @@ def _load_tiny_native(device: torch.device) -> LoadedModel:
 
     tokenizer = AutoTokenizer.from_pretrained(str(minilm_dir()))
     config = dict(_TINY_NATIVE_CONFIG, d_vocab=tokenizer.vocab_size)
-    boot_native = TransformerBridge.boot_native  # type: ignore[attr-defined]  # added by the native source's import
+    boot_native = TransformerBridge.boot_native  # added by the native source's import
     bridge = boot_native(TransformerBridgeConfig.from_dict(config), tokenizer=tokenizer, device=str(device))
     bridge.eval()
     digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
