@@ -59,9 +59,14 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _fields(cls: type) -> list[tuple[str, Any]]:
+@functools.cache
+def _fields(cls: type) -> list[tuple[str, Any, bool]]:
+    """(name, type hint, has a default) of each init field."""
     hints = _hints(cls)
-    return [(f.name, hints[f.name]) for f in dataclasses.fields(cls) if f.init]
+    missing = dataclasses.MISSING
+    return [
+        (f.name, hints[f.name], f.default is not missing or f.default_factory is not missing) for f in dataclasses.fields(cls) if f.init
+    ]
 
 
 def _path(prefix: str, name: str) -> str:
@@ -71,7 +76,8 @@ def _path(prefix: str, name: str) -> str:
 
 
 def _encode_dataclass(value: Any, prefix: str, arrays: Arrays) -> dict[str, Any]:
-    return {name: _encode(getattr(value, name), annotation, _path(prefix, name), arrays) for name, annotation in _fields(type(value))}
+    cls: type = type(value)
+    return {name: _encode(getattr(value, name), annotation, _path(prefix, name), arrays) for name, annotation, _ in _fields(cls)}
 
 
 def _optional(annotation: Any) -> Any:
@@ -138,9 +144,7 @@ def _decode_dataclass(cls: type, prefix: str, arrays: Mapping[str, np.ndarray], 
     if not isinstance(meta, Mapping):
         raise TypeError(f"{cls.__name__} at {prefix or 'the top'}: metadata is not a mapping")
     values = {}
-    for name, annotation in _fields(cls):
-        field = next(f for f in dataclasses.fields(cls) if f.name == name)
-        has_default = field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING
+    for name, annotation, has_default in _fields(cls):
         if name not in meta and has_default and not _has_arrays(arrays, _path(prefix, name)):
             continue  # a field added after the result was written: its default
         values[name] = _decode(annotation, _path(prefix, name), arrays, meta.get(name))

@@ -169,13 +169,6 @@ class Store:
             raise StaleResult(f"stored result {key[:12]} cannot be read ({type(exc).__name__}: {exc}): recompute it") from exc
         return StoredResult(key=key, arrays=arrays, meta=meta, format=stamp.format)
 
-    def put_result(self, key: str, result: Any) -> None:
-        """Write a result dataclass (see :mod:`featgeom_core.codec`) atomically under ``key``."""
-        from featgeom_core import codec
-
-        arrays, meta = codec.encode(result)
-        self.put(key, arrays, meta)
-
     def get_result(self, key: str, result_type: type[R], stale_as_missing: bool = True) -> R | None:
         """The result stored under ``key`` as ``result_type``, or None when absent (and, with
         ``stale_as_missing``, when it cannot be read as that type); an entry of an older format is

@@ -164,10 +164,6 @@ class HessianFeaturesParams(Params):
             return data
         return {"target": flat_to_target(data)}
 
-    @property
-    def is_language_model(self) -> bool:
-        return isinstance(self.target, LanguageTarget)
-
 
 def flat_to_target(data: Mapping[str, Any]) -> dict[str, Any]:
     """The target of featgeom 0.1's flat params: a toy when ``model`` is xor or tms (``model_seed``

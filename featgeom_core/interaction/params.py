@@ -174,15 +174,14 @@ def checkpoint_reference(value: str) -> str:
 
 
 Checkpoint = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(checkpoint_reference)]
+CHECKPOINT_HELP = "trained (ours, trained on first use), job:<train job id>, upload:<sha256> or a file path"
 
 
 class ModAddTarget(Params):
     """The modular-addition transformer (p = 113 by default)."""
 
     kind: Literal["modadd"] = Field("modadd", description="the modular-addition transformer")
-    checkpoint: Checkpoint = Field(
-        TRAINED, description="trained (ours, trained on first use), job:<train job id>, upload:<sha256> or a file path"
-    )
+    checkpoint: Checkpoint = Field(TRAINED, description=CHECKPOINT_HELP)
     train: ModAddTrainParams = Field(
         default_factory=ModAddTrainParams, description="the recipe for checkpoint 'trained' (and the data split)"
     )
@@ -192,9 +191,7 @@ class DigitsTarget(Params):
     """The ReLU MLP on scikit-learn's 8x8 digits."""
 
     kind: Literal["digits"] = Field("digits", description="the digits MLP")
-    checkpoint: Checkpoint = Field(
-        TRAINED, description="trained (ours, trained on first use), job:<train job id>, upload:<sha256> or a file path"
-    )
+    checkpoint: Checkpoint = Field(TRAINED, description=CHECKPOINT_HELP)
     train: DigitsTrainParams = Field(
         default_factory=DigitsTrainParams, description="the recipe for checkpoint 'trained' (and the data split)"
     )
@@ -248,10 +245,6 @@ class InteractionGraphParams(Params):
         if len(set(value)) != len(value):
             raise ValueError(f"each basis once, got {value}")
         return value
-
-    @property
-    def is_language_model(self) -> bool:
-        return isinstance(self.target, LanguageTarget)
 
 
 LEGACY_FIELDS = ("model", "language", "checkpoint", "modadd_train", "digits_train")

@@ -99,7 +99,7 @@ def run_graph(params: InteractionGraphParams, report: Progress) -> JobOutput[Int
     report(1.0, "done")
     assert context is not None
     output = InteractionGraphResult(
-        params.target.kind if not isinstance(params.target, LanguageTarget) else params.target.model,
+        params.target.model if isinstance(params.target, LanguageTarget) else params.target.kind,
         _description(params),
         context.metric,
         context.base,

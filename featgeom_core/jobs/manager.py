@@ -189,7 +189,8 @@ def _finish(job_id: str, future: Any, store: Store) -> None:
         elif entries is not None:
             record.status, record.progress, record.result_key, record.message = "done", 1.0, entries[0][0], "done"
         else:
-            record.status, record.error = "failed", str(error) if isinstance(error, (TaskError, type(None))) else failure_line(error)
+            # a TaskError's text is the worker's one line already
+            record.status, record.error = "failed", str(error) if isinstance(error, TaskError) or error is None else failure_line(error)
         records.save(record, store.root)
 
 
