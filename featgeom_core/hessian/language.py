@@ -214,7 +214,7 @@ def load_language_model(model_id: str) -> LanguageModel:
     if is_causal(model.config):
         from transformers import AutoModelForCausalLM
 
-        causal: torch.nn.Module = AutoModelForCausalLM.from_pretrained(loaded.name, attn_implementation="eager")
+        causal: torch.nn.Module = AutoModelForCausalLM.from_pretrained(loaded.source, attn_implementation="eager")
         model = causal.to(loaded.device).eval()
         output = "logits"
     for parameter in model.parameters():

@@ -81,6 +81,8 @@ class LoadedModel:
     device: torch.device
     fingerprint: str
     plain_model: torch.nn.Module | None = None
+    source: str = ""
+    """Where the Hugging Face checkpoint was read from (a directory or a hub id); empty for native models."""
     notes: list[str] = field(default_factory=list)
     forward_lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
     """Held around every forward pass that hooks the model: hooks live on the shared modules, so two
@@ -182,6 +184,7 @@ def _load_transformers_dir(source: Path | str, name: str, device: torch.device, 
         device=device,
         fingerprint=fingerprint,
         plain_model=plain,
+        source=str(source),
     )
 
 
