@@ -58,11 +58,19 @@ def cmd_psm(args: argparse.Namespace) -> int:
     if progress is not None:
         print(file=sys.stderr)
     real, shuffled = result.mean_off_diagonal("cosine", "real"), result.mean_off_diagonal("cosine", "shuffled_labels")
-    print(f"{'layer':>5} {'mean acc':>9} {'cos real':>9} {'cos shuffled':>13} {'|real-shuf|':>12}")
-    for i, layer in enumerate(result.layers):
+    print(
+        f"{'layer':>5} {'bal acc':>8} {'chance':>7} {'needs':>6} {'majority':>9} {'beats':>6} {'mean acc':>9} {'cos real':>9} "
+        f"{'cos shuffled':>13} {'|real-shuf|':>12}"
+    )
+    for i, (layer, q) in enumerate(zip(result.layers, result.quality)):
         print(
-            f"{layer:>5} {result.test_accuracy[i].mean():>9.3f} {real[i]:>9.3f} {shuffled[i]:>13.3f} {result.departure('cosine')[i]:>12.3f}"
+            f"{layer:>5} {q.balanced_accuracy:>8.3f} {q.chance:>7.3f} {q.threshold:>6.3f} {q.majority:>9.3f} "
+            f"{'yes' if q.encoded else 'no':>6} {result.test_accuracy[i].mean():>9.3f} {real[i]:>9.3f} {shuffled[i]:>13.3f} "
+            f"{result.departure('cosine')[i]:>12.3f}"
         )
+    warning = result.warning()
+    if warning:
+        print(f"warning: {warning}")
     if args.csv:
         Path(args.csv).write_text(result.psm_csv())
         print(f"PSMs written to {args.csv}")
@@ -90,14 +98,16 @@ def cmd_perturbation(args: argparse.Namespace) -> int:
     model = load_model(checked.model)
     feature_set = load_feature_set(checked.feature_set, tokenizer=model.tokenizer)
     progress = _stderr_progress() if not args.quiet else None
-    _, by_layer, _ = controls_by_layer(
+    geometry, by_layer, _ = controls_by_layer(
         model, feature_set, checked.layers, GeometryParams(hook=checked.hook), controls, store=Store(), progress=progress
     )
+    warning = geometry.warning() or ""
     params = ENERGY_SWEEP.validate(
         {
             "targets": [spec for layer in by_layer for spec in layer.sweep_targets(similarities)],
             "similarities": similarities,
             "label": f"{checked.model} · {checked.feature_set} · layers {','.join(map(str, checked.layers))} · {checked.hook}",
+            "probe_warning": warning,
         }
     )
     record = _finish_job(ENERGY_SWEEP.name, params, quiet=args.quiet)
@@ -109,9 +119,11 @@ def cmd_perturbation(args: argparse.Namespace) -> int:
         return 1
     summary = control_summary(ENERGY_SWEEP.load(job_id).rows)
     if args.json:
-        print(json.dumps({"job": job_id, "summary": summary}))
+        print(json.dumps({"job": job_id, "summary": summary, **({"warning": warning} if warning else {})}))
         return 0
     print(f"sweep {job_id} (open it on the Perturbation page with ?job={job_id})")
+    if warning:
+        print(f"warning: {warning}")
     header = f"{'layer':>5} {'similarity':<10} {'real':>8}" + "".join(f" {c:>24} {'real-' + c[:8]:>26} {'rank p':>7}" for c in CONTROLS)
     print(header)
     for row in summary:

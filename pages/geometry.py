@@ -22,7 +22,7 @@ from ui.errors import render_safely
 from ui.links import link
 from ui.params import help_text, slider
 from ui.plots import psm_heatmap
-from ui.report import chart
+from ui.report import chart, warn
 from ui.resources import cached_store
 from ui.state import adopt_url, flag, keep_valid, require_selection, set_query
 
@@ -51,8 +51,28 @@ def _layer_picker(layers: tuple[int, ...]) -> int:
     return layer
 
 
+def _quality_table(result: GeometryResult) -> pd.DataFrame:
+    """Per layer: the held-out figures beside chance and the majority baseline."""
+    multiclass = bool(result.quality) and result.quality[0].kind == "multiclass"
+    rows = {
+        f"layer {q.layer}": {
+            ("balanced accuracy (K-way)" if multiclass else "balanced accuracy (mean)"): q.balanced_accuracy,
+            "chance": q.chance,
+            "needed to beat chance": q.threshold,
+            "accuracy": q.accuracy,
+            "always the commonest answer": q.majority,
+            "beats chance": "yes" if q.encoded else "no",
+            **({} if multiclass else {"features not above chance": ", ".join(q.weak_features) or "none"}),
+        }
+        for q in result.quality
+    }
+    return pd.DataFrame(rows).T
+
+
 def _accuracy_table(result: GeometryResult) -> pd.DataFrame:
     columns = {}
+    if result.quality:
+        columns["always 'no'/'yes'"] = result.quality[0].feature_majority
     for i, layer in enumerate(result.layers):
         columns[f"L{layer} acc"] = result.test_accuracy[i]
         columns[f"L{layer} bal. acc"] = result.test_balanced_accuracy[i]
@@ -126,11 +146,23 @@ def render() -> None:
         progress=lambda fraction, message, *_: None if progress.progress(min(max(fraction, 0.0), 1.0), message) else None,
     )
     progress.empty()
+    warning = result.warning()
+    if warning:
+        warn(st, warning)
+
+    st.subheader("Does the model encode these features?")
+    st.caption(
+        "Held-out balanced accuracy beside chance (what any guess that ignores the input gets) and the majority baseline "
+        "(always the commonest answer). For a multi-class set the class is the argmax of the one-vs-rest probes. "
+        "Beating chance needs a lift of a fifth of the way to perfect and 3 standard errors."
+    )
+    st.dataframe(_quality_table(result).style.format(lambda v: f"{v:.3f}" if isinstance(v, float) else v), width="stretch")
 
     st.subheader("Held-out probe accuracy")
     st.caption(
         "L2 logistic regression per feature (one-vs-rest, balanced class weights, C=1, 70/30 split by text). "
-        "'shuffled' is the same probe trained on shuffled labels: chance level."
+        "'always no/yes' is the accuracy of always giving the commoner answer; 'shuffled' is the same probe trained on "
+        "shuffled labels: chance level."
     )
     st.dataframe(_accuracy_table(result).style.format("{:.3f}"), width="stretch")
 

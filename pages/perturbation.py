@@ -31,7 +31,7 @@ from ui.plots import (
     perturbation_plot,
     psm_heatmap,
 )
-from ui.report import chart
+from ui.report import chart, warn
 from ui.state import (
     adopt_fields,
     adopt_url,
@@ -133,6 +133,8 @@ def show_sweep(job_id: str) -> None:
     rows = pd.DataFrame(sweep.rows)
     best = pd.DataFrame(sweep.best)
     st.caption(f"Sweep {job_id}: {sweep.label}")
+    if sweep.probe_warning:
+        warn(st, sweep.probe_warning)
     st.info(HOW_TO_READ)
     layers = sorted({r["layer"] for r in sweep.rows}, key=lambda layer: (layer is None, layer))
     layer = layers[0]
@@ -208,6 +210,7 @@ def render() -> None:
         "targets": [spec for t in targets for spec in t.sweep_targets(grid["similarities"])],
         **grid,
         "label": label,
+        "probe_warning": next((t.warning for t in targets if t.warning), ""),
     }
     ready = all(grid[k] for k in ("kernels", "similarities", "dims", "lambda_d", "lambda_x", "sigmas"))
     if st.button("Run the sweep as a job", type="primary", disabled=not ready, key="pert_run"):

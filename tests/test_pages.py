@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import html
 import json
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import REPO_ROOT
+from featgeom_core.probing.quality import CONSTRUCTION_WARNING
+from ui.report import RECORD
+from ui.report_html import report_html
 
 APP = str(REPO_ROOT / "app.py")
 HARNESS = str(REPO_ROOT / "tests" / "harness" / "single_page.py")
@@ -43,7 +47,14 @@ def test_geometry_page_draws_heatmaps_tables_and_downloads(model: str, layers: s
     assert len(at.get("plotly_chart")) == 2 * 3  # the shown layer's {cosine, rbf} x {real, permuted, shuffled}
     assert at.get("button_group")[0].proto.options  # one option per chosen layer
     assert len(at.get("button_group")[0].proto.options) == n_layers
-    assert len(at.dataframe) == 2
+    assert len(at.dataframe) == 3  # probe quality, accuracy per feature, real against controls
+    quality = at.dataframe[0].value
+    assert {"chance", "always the commonest answer", "beats chance"} <= set(quality.columns) and len(quality) == n_layers
+    if model == "tiny-native":  # random weights: the probes cannot beat chance, and the page says what that means
+        assert set(quality["beats chance"]) == {"no"}
+        assert any(CONSTRUCTION_WARNING in w.value for w in at.warning)
+        record = at.session_state[RECORD]  # the exported report opens with the same warning
+        assert any(CONSTRUCTION_WARNING in w for w in record.warnings) and html.escape(CONSTRUCTION_WARNING) in report_html(record)
     assert [b.proto.label for b in at.get("download_button")] == ["PSMs (CSV)", "Directions (NPZ)", "Settings (JSON)"]
     assert at.query_params["layers"] == [layers] or at.query_params["layers"] == layers
 

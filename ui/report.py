@@ -28,6 +28,14 @@ def chart(container: Any, figure: go.Figure, key: str | None = None, **kwargs: A
     return container.plotly_chart(figure, key=key, **kwargs)
 
 
+def warn(container: Any, text: str) -> None:
+    """``container.warning(text)``, recording the warning for the report (shown at its top)."""
+    record: ViewRecord | None = st.session_state.get(RECORD)
+    if record is not None and text not in record.warnings:
+        record.warnings.append(text)
+    container.warning(text, icon=":material/warning:")
+
+
 def report_controls(fingerprints: Callable[[], dict[str, str]]) -> None:
     """Sidebar downloads of this view's report (HTML) and data (NPZ, CSV); each built on click
     (``fingerprints`` too: hashing a feature set is not free)."""

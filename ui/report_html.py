@@ -28,6 +28,8 @@ class ViewRecord:
     figures: dict[str, go.Figure] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     fingerprints: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    """What the page warned its reader about (e.g. probes that do not beat chance), in order."""
 
 
 def _figure_title(figure: go.Figure, key: str) -> str:
@@ -48,6 +50,10 @@ def report_html(view: ViewRecord, link: str = "") -> str:
         f"<p>featgeom {html.escape(__version__)} · exported {time.strftime('%Y-%m-%d %H:%M:%S %Z')}"
         + (f" · <a href='{html.escape(link)}'>open this view in the app</a>" if link else "")
         + "</p>",
+        *(
+            f"<p style='border:2px solid #c80;background:#fff4e0;padding:8px'><b>Warning:</b> {html.escape(text)}</p>"
+            for text in view.warnings
+        ),
         _table("Settings", view.settings),
         _table("Model and data fingerprints", view.fingerprints),
     ]
@@ -92,7 +98,15 @@ def report_npz(view: ViewRecord) -> bytes:
     fingerprints as a JSON string array ``meta``."""
     arrays: dict[str, np.ndarray] = {
         "meta": np.asarray(
-            json.dumps({"page": view.page, "settings": view.settings, "fingerprints": view.fingerprints, "featgeom": __version__})
+            json.dumps(
+                {
+                    "page": view.page,
+                    "settings": view.settings,
+                    "fingerprints": view.fingerprints,
+                    "warnings": view.warnings,
+                    "featgeom": __version__,
+                }
+            )
         )
     }
     for key, figure in view.figures.items():

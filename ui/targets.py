@@ -11,6 +11,7 @@ from featgeom_core.probing import GeometryParams
 from featgeom_core.probing.controls import controls_by_layer
 from featgeom_core.probing.params import ControlParams
 from featgeom_core.probing.result import LayerControls
+from ui.report import warn
 from ui.resources import cached_store
 from ui.state import adopt_url, keep_valid, list_of, publish_fields
 
@@ -22,6 +23,8 @@ class EnergyTarget(LayerControls):
     """One layer's targets (see ``LayerControls``) with a label naming model, features, layer and hook."""
 
     label: str = ""
+    warning: str | None = None
+    """Why these probes' geometry may be the probing construction (probes not beating chance); None when they beat it."""
 
 
 def layer_targets(selection, layers: list[int], controls: ControlParams) -> list[EnergyTarget]:
@@ -41,6 +44,9 @@ def layer_targets(selection, layers: list[int], controls: ControlParams) -> list
         progress=lambda f, m, *_: None if progress.progress(min(max(f, 0.0), 1.0), m) else None,
     )
     progress.empty()
+    warning = result.warning()
+    if warning:
+        warn(st, warning)
     targets = []
     for found in by_layer:
         if dropped[found.layer]:
@@ -52,7 +58,7 @@ def layer_targets(selection, layers: list[int], controls: ControlParams) -> list
             st.warning(f"Layer {found.layer}: only {len(found.names)} features; the energy analyses need at least {MIN_FEATURES}.")
             continue
         label = f"{selection.model_id} · {selection.feature_set_name} · layer {found.layer} · {selection.hook}"
-        targets.append(EnergyTarget(layer=found.layer, names=found.names, targets=found.targets, label=label))
+        targets.append(EnergyTarget(layer=found.layer, names=found.names, targets=found.targets, label=label, warning=warning))
     return targets
 
 

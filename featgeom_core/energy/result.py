@@ -130,11 +130,14 @@ class EnergySweepResult:
     fits: list[BestFit] = field(default_factory=list)
     label: str = ""
     names: dict[str, list[str]] = field(default_factory=dict)
+    probe_warning: str = ""
 
     def summary(self) -> dict[str, Any]:
-        """Rows, the real targets' best configurations, and the distances by layer against the controls."""
+        """Rows, the real targets' best configurations, the distances by layer against the controls, and
+        the warning when the targets' probes do not beat chance."""
         from featgeom_core.energy.controls import control_summary
 
         keep = ("target", "layer", "similarity", "kernel", "dim", "lambda_d", "joint_error")
         real_best = [{k: b.get(k) for k in keep} for b in self.best if b["target"] == "real"]
-        return {"rows": len(self.rows), "best_real": real_best, "distance_by_layer": control_summary(self.rows)}
+        summary = {"rows": len(self.rows), "best_real": real_best, "distance_by_layer": control_summary(self.rows)}
+        return {**summary, "warning": self.probe_warning} if self.probe_warning else summary

@@ -60,4 +60,6 @@ def run_sweep_job(params: EnergySweepParams, report: Progress) -> JobOutput[Ener
     best = [{**row, "best_index": k} for k, row in enumerate(best_configurations(sweep.rows))]
     fits = [BestFit(fit.psm, fit.features, fit.weights, fit.target) for fit in (sweep.joints[row["fit"]] for row in best)]
     names = {str(t.layer): list(t.features) for t in params.targets if t.features}
-    return JobOutput(EnergySweepResult(rows=sweep.rows, best=best, fits=fits, label=params.label, names=names))
+    return JobOutput(
+        EnergySweepResult(rows=sweep.rows, best=best, fits=fits, label=params.label, names=names, probe_warning=params.probe_warning)
+    )

@@ -19,7 +19,8 @@ from featgeom_core.probing.params import (
     GeometryParams,
     ProbeParams,
 )
-from featgeom_core.probing.probes import shuffled_label_control, train_probes
+from featgeom_core.probing.probes import shuffled_label_control, split_rows, train_probes
+from featgeom_core.probing.quality import layer_quality
 from featgeom_core.probing.result import GeometryResult
 from featgeom_core.probing.similarity import permuted_control, psm
 from featgeom_core.progress import Progress, silent, sub_progress
@@ -29,7 +30,7 @@ from featgeom_core.store import Store, result_key
 def probe_key(model: LoadedModel, feature_set: FeatureSet, layer: int, params: GeometryParams) -> str:
     """Store key of one layer's probe results (real and shuffled-label) for these inputs."""
     return result_key(
-        "probes",
+        "probes.v2",  # v2: with every example's scores, from which the probe quality is judged
         {"layer": layer, "hook": params.hook, "C": params.C, "seed": params.seed, "label_seed": params.label_seed},
         {"model": model.fingerprint, "features": feature_set.fingerprint()},
     )
@@ -45,7 +46,7 @@ def train_layer_probes(
     """Real and shuffled-label probes on activations {layer: (n, d)}, one batched problem each.
 
     Returns {layer: arrays} with ``directions`` (F, d), ``bias``, ``test_accuracy``,
-    ``test_balanced_accuracy``, ``shuffled_directions`` and ``shuffled_test_accuracy``.
+    ``test_balanced_accuracy``, ``scores`` (n, F), ``shuffled_directions`` and ``shuffled_test_accuracy``.
     """
     report = progress or silent
     probe_params = ProbeParams(C=params.C, seed=params.seed)
@@ -59,6 +60,7 @@ def train_layer_probes(
             "bias": real.bias[i],
             "test_accuracy": real.test_accuracy[i],
             "test_balanced_accuracy": real.test_balanced_accuracy[i],
+            "scores": real.scores[i],
             "shuffled_directions": shuffled.directions[i],
             "shuffled_test_accuracy": shuffled.test_accuracy[i],
         }
@@ -116,6 +118,7 @@ def assemble_geometry(
     """Controls and PSMs from per-layer probe results (cheap: no model involved)."""
     report = progress or silent
     report(0.95, "building PSMs")
+    train_rows = split_rows(feature_set, ProbeParams().train_fraction, params.seed)
     real_dirs = np.stack([per_layer[layer]["directions"] for layer in layers])
     directions = {
         "real": real_dirs,
@@ -139,6 +142,7 @@ def assemble_geometry(
         test_accuracy=np.stack([per_layer[layer]["test_accuracy"] for layer in layers]),
         test_balanced_accuracy=np.stack([per_layer[layer]["test_balanced_accuracy"] for layer in layers]),
         shuffled_test_accuracy=np.stack([per_layer[layer]["shuffled_test_accuracy"] for layer in layers]),
+        quality=tuple(layer_quality(per_layer[layer]["scores"], feature_set, train_rows, layer) for layer in layers),
         notes=dict(feature_set.notes),
         cached_layers=from_cache,
     )

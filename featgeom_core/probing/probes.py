@@ -21,6 +21,7 @@ from featgeom_core.config import resolve_device
 from featgeom_core.data.feature_set import FeatureSet
 from featgeom_core.errors import DataError, InvalidParameter
 from featgeom_core.probing.params import ProbeParams
+from featgeom_core.probing.quality import layer_quality
 from featgeom_core.probing.result import ProbeResult
 
 
@@ -86,8 +87,8 @@ def train_probes(
     s = torch.as_tensor(balanced_sample_weights(feature_set.labels, train_member), dtype=torch.float32, device=torch_device)
     W, b, iterations = _fit_in_training_span(X, y, s, torch.as_tensor(train_member.any(axis=1), device=torch_device), params)
     with torch.no_grad():
-        scores = torch.einsum("lnd,lfd->lnf", X, W) + b[:, None, :]
-        predicted = (scores > 0).cpu().numpy()
+        scores = (torch.einsum("lnd,lfd->lnf", X, W) + b[:, None, :]).cpu().numpy()
+    predicted = scores > 0
     directions, bias = W, b
     truth = feature_set.labels[None]
     correct = predicted == truth
@@ -101,6 +102,8 @@ def train_probes(
         test_balanced_accuracy=0.5 * (_masked_mean(correct, test_member & truth[0]) + _masked_mean(correct, test_member & ~truth[0])),
         train_rows=train_rows,
         iterations=iterations,
+        scores=scores.astype(np.float32),
+        quality=tuple(layer_quality(scores[i], feature_set, train_rows, layer) for i, layer in enumerate(layers)),
     )
 
 
@@ -197,7 +200,7 @@ def train_probes_sklearn(
     d = next(iter(activations.values())).shape[1]
     directions = np.zeros((len(layers), n_features, d), dtype=np.float32)
     bias = np.zeros((len(layers), n_features), dtype=np.float32)
-    predicted = np.zeros((len(layers), n, n_features), dtype=bool)
+    scores = np.zeros((len(layers), n, n_features), dtype=np.float32)
     for i, layer in enumerate(layers):
         for f in range(n_features):
             member = feature_set.mask[:, f] & train_rows
@@ -205,8 +208,8 @@ def train_probes_sklearn(
             model.fit(activations[layer][member], feature_set.labels[member, f])
             directions[i, f] = model.coef_[0]
             bias[i, f] = model.intercept_[0]
-            predicted[i, :, f] = model.predict(activations[layer]).astype(bool)
-    correct = predicted == feature_set.labels[None]
+            scores[i, :, f] = model.decision_function(activations[layer])
+    correct = (scores > 0) == feature_set.labels[None]
     train_member = feature_set.mask & train_rows[:, None]
     test_member = feature_set.mask & ~train_rows[:, None]
     truth = feature_set.labels
@@ -220,4 +223,6 @@ def train_probes_sklearn(
         test_balanced_accuracy=0.5 * (_masked_mean(correct, test_member & truth) + _masked_mean(correct, test_member & ~truth)),
         train_rows=train_rows,
         iterations=-1,
+        scores=scores,
+        quality=tuple(layer_quality(scores[i], feature_set, train_rows, layer) for i, layer in enumerate(layers)),
     )

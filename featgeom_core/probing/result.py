@@ -12,6 +12,7 @@ import numpy as np
 
 from featgeom_core import codec
 from featgeom_core.probing.params import KINDS, GeometryParams
+from featgeom_core.probing.quality import LayerQuality, construction_warning
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,9 @@ class ProbeResult:
 
     ``directions`` (L, F, d): the weight vectors in the activation space (unnormalised; the
     feature directions). ``bias`` (L, F). ``test_accuracy``, ``test_balanced_accuracy``,
-    ``train_accuracy`` (L, F) in [0, 1]. ``train_rows`` (n,) bool: the split used.
+    ``train_accuracy`` (L, F) in [0, 1]. ``train_rows`` (n,) bool: the split used. ``scores``
+    (L, n, F): ``w . x + b`` of every example; ``quality``: each layer's held-out quality beside
+    the chance and majority baselines.
     """
 
     layers: tuple[int, ...]
@@ -32,6 +35,8 @@ class ProbeResult:
     test_balanced_accuracy: np.ndarray
     train_rows: np.ndarray
     iterations: int
+    scores: np.ndarray
+    quality: tuple[LayerQuality, ...]
 
 
 @dataclass
@@ -39,7 +44,8 @@ class GeometryResult:
     """Probe directions and their PSMs for L layers x F features.
 
     ``directions[control]`` (L, F, d); ``psms[(kind, control)]`` (L, F, F);
-    ``test_accuracy`` / ``test_balanced_accuracy`` / ``shuffled_test_accuracy`` (L, F).
+    ``test_accuracy`` / ``test_balanced_accuracy`` / ``shuffled_test_accuracy`` (L, F);
+    ``quality``: each layer's held-out quality beside the chance and majority baselines.
     """
 
     model: str
@@ -52,8 +58,13 @@ class GeometryResult:
     test_accuracy: np.ndarray
     test_balanced_accuracy: np.ndarray
     shuffled_test_accuracy: np.ndarray
+    quality: tuple[LayerQuality, ...] = ()
     notes: dict[str, str] = field(default_factory=dict)
     cached_layers: tuple[int, ...] = ()
+
+    def warning(self) -> str | None:
+        """What to say beside this geometry when its probes do not beat chance; None when they do."""
+        return construction_warning(self.quality, self.feature_set)
 
     def departure(self, kind: str = "cosine") -> np.ndarray:
         """Per layer: mean |off-diagonal| difference between the real and shuffled-label PSMs (L,)."""
@@ -159,7 +170,9 @@ class DedupResult:
 @dataclass(frozen=True)
 class GeometrySummary:
     """Per layer (L) x feature (F): held-out ``test_accuracy`` (L, F); per layer: the mean
-    off-diagonal cosine of the real and the shuffled-label PSMs and their departure (L,)."""
+    off-diagonal cosine of the real and the shuffled-label PSMs and their departure (L,);
+    ``quality`` per layer beside the chance and majority baselines (empty in results stored before
+    it was recorded)."""
 
     feature_names: list[str]
     params: dict[str, Any]
@@ -167,6 +180,7 @@ class GeometrySummary:
     mean_cosine_real: np.ndarray
     mean_cosine_shuffled: np.ndarray
     departure_cosine: np.ndarray
+    quality: tuple[LayerQuality, ...] = ()
 
     def summary(self) -> dict[str, Any]:
         """Per layer: mean held-out accuracy, mean off-diagonal cosine of the real and shuffled-label PSMs."""
@@ -175,4 +189,15 @@ class GeometrySummary:
             "mean_test_accuracy": [round(float(a), 4) for a in self.test_accuracy.mean(axis=1)],
             "mean_cosine_real": [round(float(v), 4) for v in self.mean_cosine_real],
             "mean_cosine_shuffled": [round(float(v), 4) for v in self.mean_cosine_shuffled],
+            **(
+                {
+                    "balanced_accuracy": [round(q.balanced_accuracy, 4) for q in self.quality],
+                    "chance": round(self.quality[0].chance, 4),
+                    "majority": [round(q.majority, 4) for q in self.quality],
+                    "beats_chance": [q.encoded for q in self.quality],
+                }
+                if self.quality
+                else {}
+            ),
+            **({"warning": warning} if (warning := construction_warning(self.quality, str(self.params.get("feature_set")))) else {}),
         }

@@ -42,5 +42,6 @@ def run_feature_geometry(params: FeatureGeometryParams, report: Progress) -> Job
         mean_cosine_real=result.mean_off_diagonal("cosine", "real"),
         mean_cosine_shuffled=result.mean_off_diagonal("cosine", "shuffled_labels"),
         departure_cosine=result.departure("cosine"),
+        quality=result.quality,
     )
     return JobOutput(summary, fingerprints={"model": model.fingerprint, "features": feature_set.fingerprint()}, extra=extra)
