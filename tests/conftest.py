@@ -32,7 +32,7 @@ _CLIENT_BEFORE = pytest.StashKey[Any]()
 TIER_FIXTURES = {
     "browser": {"browser"},
     "cluster": {"local_backend", "external_cluster", "cluster_in_subprocess", "processes"},
-    "slow": {"minilm", "app_url", "processes", "certs", "tiny_bert_dir", "minilm_tokenizer", "featgeom", "smollm2_dir"},
+    "slow": {"minilm", "app_url", "processes", "certs", "tiny_bert_dir", "minilm_tokenizer", "featgeom", "smollm2_dir", "smollm2"},
 }
 """Which fixtures put a test in which tier."""
 
@@ -127,6 +127,24 @@ def minilm():
     from featgeom_core.models import load_model
 
     return load_model("minilm", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> tuple[Path, Path]:
+    """(the session's cache root, SmolLM2's converted checkpoint in it): converted once per session."""
+    from featgeom_core.config import cache_dir
+    from featgeom_core.models import smollm2
+
+    directory, _ = smollm2.converted_dir()
+    return cache_dir(), directory
+
+
+@pytest.fixture(scope="session")
+def smollm2(smollm2_dir):
+    """SmolLM2-135M-Instruct as the registry loads it (the process-wide shared instance)."""
+    from featgeom_core.models import shared_model
+
+    return shared_model("smollm2")
 
 
 @pytest.fixture(scope="session")

@@ -9,18 +9,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from featgeom_core.models import smollm2
-
-
-@pytest.fixture(scope="module")
-def smollm2_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(the cache root, the converted checkpoint): one conversion for the module."""
-    root = tmp_path_factory.mktemp("smollm2-cache")
-    directory, _ = smollm2.converted_dir(root)
-    return root, directory
 
 
 def test_the_conversion_is_kept_and_reused(smollm2_dir: tuple[Path, Path]) -> None:
@@ -63,14 +54,10 @@ def test_it_is_a_causal_lm_that_completes_a_fact(smollm2_dir: tuple[Path, Path])
     assert "Paris" in tokenizer.decode(out[0, ids.shape[1] :])
 
 
-def test_the_registry_loads_it_and_the_hooks_read_the_plain_forward(
-    smollm2_dir: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_registry_loads_it_and_the_hooks_read_the_plain_forward(smollm2_dir: tuple[Path, Path]) -> None:
     from featgeom_core.activations import hook_name
     from featgeom_core.models import load_model
 
-    root, _ = smollm2_dir
-    monkeypatch.setenv("FEATGEOM_CACHE_DIR", str(root))
     model = load_model("smollm2", device="cpu")
     assert model.n_layers == 30 and model.d_model == 576 and model.d_mlp == 1536 and model.fingerprint.startswith("smollm2:")
     tokens = model.tokenizer("Paris is a city in France", return_tensors="pt")
