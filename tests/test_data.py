@@ -16,6 +16,14 @@ def test_catalogue_has_text_features_and_four_knowledge_families() -> None:
     assert {"text_features", "athlete_sport", "us_timezone", "world_country", "art_type", "news_topic"} <= names
 
 
+def test_a_prompted_set_is_its_bare_set_in_a_prompt_probed_at_the_prompts_last_token() -> None:
+    bare = load_feature_set("world_country", max_per_class=50)
+    prompted = load_feature_set("world_country_prompt", max_per_class=50)
+    assert prompted.texts == tuple(f"{name} is a place in the country of" for name in bare.texts)
+    np.testing.assert_array_equal(prompted.labels, bare.labels)
+    assert (prompted.example_pos == LAST_REAL_TOKEN).all() and prompted.feature_names == bare.feature_names
+
+
 def test_athlete_prompts_are_deduplicated_before_splitting() -> None:
     raw = read_dataset("108_athlete_sport")
     assert len(raw) == 2658

@@ -18,6 +18,8 @@ class KnowledgeFamily:
     stem: str
     description: str
     class_names: dict[str, str] | None = None
+    template: str = "{}"
+    """How a row's name becomes the text probed: ``{}`` is the name (the bare name by default)."""
 
 
 KNOWLEDGE_FAMILIES: dict[str, KnowledgeFamily] = {
@@ -32,6 +34,20 @@ KNOWLEDGE_FAMILIES: dict[str, KnowledgeFamily] = {
         {"Politics": "World", "Sport": "Sports", "Technology": "Business", "Entertainment": "Sci/Tech"},
     ),
 }
+PROMPT_TEMPLATES: dict[str, str] = {
+    "athlete_sport": "{} plays the sport of",
+    "us_timezone": "{} is in the same time zone as the city of",
+    "world_country": "{} is a place in the country of",
+    "art_type": "{} is the title of a",
+}
+"""A causal language model reads left to right: at the last token of the bare name it has not yet
+been asked anything. These prompts end where the model would name the class; each family's
+``<name>_prompt`` set probes there."""
+for _name, _template in PROMPT_TEMPLATES.items():
+    _family = KNOWLEDGE_FAMILIES[_name]
+    KNOWLEDGE_FAMILIES[f"{_name}_prompt"] = KnowledgeFamily(
+        _family.stem, f"{_family.description}, in the prompt '{_template.format('<name>')}'", _family.class_names, _template
+    )
 
 
 def dedupe_prompts(frame: pd.DataFrame) -> pd.DataFrame:
@@ -59,7 +75,8 @@ def load_knowledge_family(name: str, max_per_class: int | None = 600, seed: int 
     if max_per_class is not None:
         shuffled = frame.sample(frac=1.0, random_state=seed)
         frame = shuffled.groupby("target").head(max_per_class).reset_index(drop=True)
-    return multiclass_feature_set(name, frame["prompt"].tolist(), frame["target"].tolist(), None, family.description)
+    texts = [family.template.format(prompt) for prompt in frame["prompt"]]
+    return multiclass_feature_set(name, texts, frame["target"].tolist(), None, family.description)
 
 
 def multiclass_feature_set(
