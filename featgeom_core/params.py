@@ -16,7 +16,7 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 import annotated_types
 from pydantic import (
@@ -74,9 +74,17 @@ class Params(BaseModel):
                     raise ValueError(f"{name} = {_short(value)}: a number is expected, not true/false")
         return data
 
+    ADDED_FIELDS: ClassVar[tuple[str, ...]] = ()
+    """Fields added after jobs of this model were first stored: left out of :meth:`normalised` while
+    at their default, so those jobs keep their ids and their cached results."""
+
     def normalised(self) -> dict[str, Any]:
         """The JSON-able dict of every field (tuples as lists): what job ids and cache keys hash."""
-        return self.model_dump(mode="json")
+        values = self.model_dump(mode="json")
+        for name in self.ADDED_FIELDS:
+            if getattr(self, name) == type(self).model_fields[name].get_default(call_default_factory=True):
+                del values[name]
+        return values
 
 
 @functools.cache
@@ -330,3 +338,16 @@ def _type_name(annotation: Any) -> str:
     if base is Any:
         return "any"
     return getattr(base, "__name__", str(base))
+
+
+DEFAULT_LAYER_COUNT = 8
+"""A model deeper than 12 layers is shown at this many evenly spaced layers unless layers are named."""
+
+
+def default_layers(n_layers: int) -> list[int]:
+    """The layers an analysis uses when none are named: all of a model with up to 12, else
+    :data:`DEFAULT_LAYER_COUNT` evenly spaced ones from the first to the last."""
+    if n_layers <= 12:
+        return list(range(n_layers))
+    step = (n_layers - 1) / (DEFAULT_LAYER_COUNT - 1)
+    return sorted({int(round(k * step)) for k in range(DEFAULT_LAYER_COUNT)})

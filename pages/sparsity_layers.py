@@ -19,6 +19,10 @@ from ui.report import chart
 from ui.sparsity_plots import metric_by_layer
 from ui.state import adopt_url, one_of, require_selection, set_query
 
+RECIPE_LABELS = {
+    "lab": "the lab's: adaptive λ, the dictionary size below",
+    "appendix_h": "the paper's Appendix H: 16d, λ 0.1 in training, decomposed at ≥ 98% variance",
+}
 HOOK_LABELS = {"resid_post": "residual stream after each block", "mlp_post": "MLP hidden activations"}
 
 
@@ -28,10 +32,19 @@ def settings(selection) -> dict:
     adopt_url("method", one_of(("greedy", "fista")), "sl_method")
     adopt_url("dict", float, "sl_multiple")
     adopt_url("tokens", int, "sl_tokens")
+    adopt_url("recipe", one_of(RECIPE_LABELS), "sl_recipe")
+    recipe = widgets.selectbox(ModelSparsityParams, "recipe", "Recipe", "sl_recipe", format_func=RECIPE_LABELS.get)
     c1, c2, c3, c4 = st.columns(4)
     hook = widgets.selectbox(ModelSparsityParams, "hook", "Activations", "sl_hook", container=c1, format_func=HOOK_LABELS.get)
     tokens = widgets.number_input(ModelSparsityParams, "tokens", "held-out tokens", "sl_tokens", container=c2)
-    multiple = widgets.number_input(SparseCodingParams, "dictionary_multiple", "dictionary size (× d)", "sl_multiple", container=c3)
+    multiple = widgets.number_input(
+        SparseCodingParams,
+        "dictionary_multiple",
+        "dictionary size (× d)",
+        "sl_multiple",
+        container=c3,
+        disabled=recipe == "appendix_h",  # the recipe's 16d
+    )
     method = widgets.selectbox(SparseCodingParams, "method", "Coefficient step", "sl_method", container=c4)
     c5, c6 = st.columns(2)
     st.session_state.setdefault("sl_embeddings", True)
@@ -40,7 +53,7 @@ def settings(selection) -> dict:
     calibrate = c6.toggle(
         "Synthetic calibration and Gaussian control", key="sl_calibrate", help=widgets.help_text(ModelSparsityParams, "calibrate")
     )
-    set_query(act=hook, tokens=str(int(tokens)), dict=f"{multiple:g}", method=method)
+    set_query(act=hook, tokens=str(int(tokens)), dict=f"{multiple:g}", method=method, recipe=recipe)
     return {
         "model": selection.model_id,
         "hook": hook,
@@ -48,6 +61,7 @@ def settings(selection) -> dict:
         "embeddings": embeddings,
         "tokens": int(tokens),
         "calibrate": calibrate,
+        "recipe": recipe,
         "coding": {"dictionary_multiple": float(multiple), "method": method},
     }
 

@@ -172,3 +172,36 @@ def test_controls_have_identity_covariance_and_unit_mean_norm_scaling() -> None:
     scaled = unit_mean_norm(control_data("heavy_tailed", 16, 500))
     assert np.mean(np.linalg.norm(scaled, axis=1)) == pytest.approx(1.0, rel=1e-5)
     assert np.abs(scaled.mean(axis=0)).max() < 1e-6
+
+
+def test_appendix_h_decomposes_with_the_largest_halving_of_lambda_that_explains_98_percent() -> None:
+    from featgeom_core.sparsity.model import decomposition_lambda
+    from featgeom_core.sparsity.params import ModelSparsityParams
+
+    d = 32
+    planted: dict = {}
+    X, _ = sparse_linear_data(d, 4.0, 2048, sigma=0.05, n_features=4 * d, seed=3, planted=planted)
+    X = X - X.mean(axis=0)
+    dictionary = planted["features"].T.astype(np.float32)  # (d, m): the true features as the dictionary
+    params = ModelSparsityParams(recipe="appendix_h")
+    coding = params.effective_coding()
+    assert coding.dictionary_multiple == 16 and not coding.adaptive_lambda and coding.initial_lambda == 0.1
+
+    def explained(lam: float) -> float:
+        _, residual2 = encode(X, dictionary, lam, coding)
+        return 1 - float(residual2.sum()) / float(np.sum(X.astype(np.float64) ** 2))
+
+    lam = decomposition_lambda(X, dictionary, params)
+    assert explained(lam) >= 0.98
+    assert lam == 0.1 or explained(2 * lam) < 0.98  # the largest on the ladder 0.1 x 2^-k
+    assert decomposition_lambda(X, dictionary, ModelSparsityParams(recipe="appendix_h", decomposition_lambda=0.003)) == 0.003
+
+
+def test_a_deep_model_is_measured_at_evenly_spaced_layers_by_default() -> None:
+    from featgeom_core.sparsity.params import ModelSparsityParams
+
+    assert ModelSparsityParams().chosen_layers(6) == [0, 1, 2, 3, 4, 5]
+    assert ModelSparsityParams().chosen_layers(30) == [0, 4, 8, 12, 17, 21, 25, 29]
+    assert ModelSparsityParams(layers=[3, 1]).chosen_layers(30) == [1, 3]
+    # fields added later leave old job ids alone while at their defaults
+    assert "recipe" not in ModelSparsityParams().normalised() and ModelSparsityParams(recipe="appendix_h").normalised()["recipe"]

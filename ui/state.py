@@ -11,7 +11,7 @@ import streamlit as st
 from featgeom_core.data import FeatureSet, feature_set_from_csv, list_feature_sets
 from featgeom_core.errors import FeatgeomError
 from featgeom_core.models import DEFAULT_MODEL_ID, LoadedModel, list_models
-from featgeom_core.params import field_spec
+from featgeom_core.params import default_layers, field_spec
 from featgeom_core.probing import GeometryParams
 from ui.resources import cached_feature_set, cached_model
 
@@ -214,8 +214,8 @@ def sidebar() -> Selection:
             link_value_unusable("layers", ",".join(map(str, asked)), f"this model has layers 0 to {n_layers - 1}")
         if url_layers:
             st.session_state["layers"] = url_layers
-        st.session_state["layers"] = [layer for layer in st.session_state.get("layers", list(range(n_layers))) if layer < n_layers] or list(
-            range(n_layers)
+        st.session_state["layers"] = [layer for layer in st.session_state.get("layers", default_layers(n_layers)) if layer < n_layers] or (
+            default_layers(n_layers)
         )
         st.multiselect("Layers", list(range(n_layers)), key="layers")
         st.radio("Activations", HOOKS, key="hook", horizontal=True, help=field_spec(GeometryParams, "hook").description)

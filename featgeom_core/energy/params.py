@@ -222,13 +222,7 @@ class EnergySweepParams(SweepGrid):
     probe_warning: str = Field(
         "", max_length=2000, description="why the targets' probes may not reflect the model (they do not beat chance); empty when they do"
     )
-
-    def normalised(self) -> dict[str, Any]:
-        """Every field, but an empty ``probe_warning`` left out: sweeps submitted before it existed keep their job ids."""
-        values = super().normalised()
-        if not values["probe_warning"]:
-            del values["probe_warning"]
-        return values
+    ADDED_FIELDS = ("probe_warning",)
 
     @model_validator(mode="after")
     def _every_target_has_a_configuration(self) -> EnergySweepParams:

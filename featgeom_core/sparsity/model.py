@@ -28,7 +28,7 @@ from featgeom_core.sparsity.coding import (
     minibatches,
 )
 from featgeom_core.sparsity.metrics import metrics_from_parts
-from featgeom_core.sparsity.params import ModelSparsityParams
+from featgeom_core.sparsity.params import APPENDIX_H_TRAINING_LAMBDA, APPENDIX_H_VARIANCE, ModelSparsityParams
 from featgeom_core.sparsity.result import (
     ActivationSetResult,
     ModelSparsityResult,
@@ -66,15 +66,18 @@ def top_rows_per_atom(codes: scipy.sparse.csr_array, k: int = TOP_TOKENS) -> tup
 def _finish(
     name: str, learner: DictionaryLearner, data: np.ndarray, center: np.ndarray, params: ModelSparsityParams
 ) -> ActivationSetResult:
-    """Code the held-out set with the learned dictionary and measure it."""
-    codes, residual2 = encode(data, learner.dictionary, learner.lam, params.coding)
-    metrics = metrics_from_parts(codes, float(residual2.sum()), float(np.sum(data.astype(np.float64) ** 2)), learner.lam, params.p)
+    """Code the held-out set with the learned dictionary and measure it (at the training lambda, or
+    Appendix H's decomposition lambda)."""
+    coding = params.effective_coding()
+    lam = learner.lam if params.recipe == "lab" else decomposition_lambda(data, learner.dictionary, params)
+    codes, residual2 = encode(data, learner.dictionary, lam, coding)
+    metrics = metrics_from_parts(codes, float(residual2.sum()), float(np.sum(data.astype(np.float64) ** 2)), lam, params.p)
     top_rows, top_values = top_rows_per_atom(codes)
     code = SparseCode(
         dictionary=learner.dictionary,
         codes=codes,
-        lam=learner.lam,
-        method=params.coding.method,
+        lam=lam,
+        method=coding.method,
         center=center,
         lambdas=learner.lambdas,
         losses=learner.losses,
@@ -85,12 +88,30 @@ def _finish(
     )
 
 
+def decomposition_lambda(data: np.ndarray, dictionary: np.ndarray, params: ModelSparsityParams, sample: int = 2048) -> float:
+    """Appendix H's decomposition lambda: ``params.decomposition_lambda`` when given, else the largest
+    0.1 x 2^-k (k = 0..16) at which coding a sample of the held-out activations (n, d), centred,
+    explains at least 98% of their variance (the paper fixed one such lambda per model)."""
+    if params.decomposition_lambda is not None:
+        return params.decomposition_lambda
+    rows = data[np.random.default_rng(params.seed).permutation(len(data))[:sample]]
+    total = float(np.sum(rows.astype(np.float64) ** 2))
+    coding = params.effective_coding()
+    lam = APPENDIX_H_TRAINING_LAMBDA
+    for _ in range(17):
+        _, residual2 = encode(rows, dictionary, lam, coding)
+        if total == 0 or 1.0 - float(residual2.sum()) / total >= APPENDIX_H_VARIANCE:
+            return lam
+        lam /= 2
+    return lam
+
+
 def model_sparsity(model: LoadedModel, params: ModelSparsityParams, progress: Progress | None = None) -> ModelSparsityResult:
     """Dictionaries and metrics for the token embeddings and every chosen layer of ``model``."""
     report = progress or silent
     layers = params.chosen_layers(model.n_layers)
     texts = list(corpus_texts(TEXTS_PER_SOURCE, seed=params.seed))
-    coding = params.coding
+    coding = params.effective_coding()
     report(0.0, f"held-out activations: {params.tokens} tokens at {len(layers)} layers")
     held_out = token_activations(
         model, texts, layers, params.hook, max_tokens=params.max_tokens_per_text, max_total_tokens=params.tokens, batch_size=FORWARD_BATCH
@@ -171,7 +192,7 @@ def _training_batches(
 def _embedding_set(model: LoadedModel, params: ModelSparsityParams, progress: Progress) -> ActivationSetResult:
     """The token embedding matrix (vocabulary, d) as the activation set (section 4.1), centred."""
     embedding = check_activations(model.bridge.W_E.detach().float().cpu().numpy(), "the token embeddings")
-    coding = params.coding
+    coding = params.effective_coding()
     coding.check_sizes(*embedding.shape)
     center = embedding.mean(axis=0)
     data = embedding - center

@@ -9,9 +9,13 @@ from pydantic import Field, field_validator, model_validator
 
 from featgeom_core.errors import DataError, InvalidParameter
 from featgeom_core.models.ids import ModelId
-from featgeom_core.params import LayerIndices, Params, seed_field
+from featgeom_core.params import DEFAULT_LAYER_COUNT, LayerIndices, Params, default_layers, seed_field
 
 Method = Literal["greedy", "fista"]
+Recipe = Literal["lab", "appendix_h"]
+APPENDIX_H_ATOMS = 16.0
+APPENDIX_H_TRAINING_LAMBDA = 0.1
+APPENDIX_H_VARIANCE = 0.98
 MAX_GRAM_BYTES = 4 * 2**30
 
 
@@ -152,7 +156,11 @@ class ModelSparsityParams(Params):
     hook: Hook = Field(
         "resid_post", description="resid_post (the residual stream after each block) or mlp_post (the MLP's hidden activations)"
     )
-    layers: LayerIndices | None = Field(None, max_length=256, description="layers to measure (default: all), e.g. [0, 5] or '0,5'")
+    layers: LayerIndices | None = Field(
+        None,
+        max_length=256,
+        description=f"layers to measure, e.g. [0, 5] or '0,5' (default: all, up to 12; else {DEFAULT_LAYER_COUNT} evenly spaced)",
+    )
     embeddings: bool = Field(True, description="also measure the token embedding matrix (section 4.1)")
     tokens: int = Field(16384, ge=256, le=200_000, description="held-out tokens the metrics are measured on")
     max_tokens_per_text: int = Field(128, ge=8, le=512, description="tokens kept per text")
@@ -165,6 +173,29 @@ class ModelSparsityParams(Params):
         [1.0, 2.0, 5.0, 10.0, 20.0], max_length=12, description="a values of the calibration curve"
     )
     seed: int = seed_field(0, "seed of the text order and the coding")
+    recipe: Recipe = Field(
+        "lab",
+        description=(
+            "lab: the coding settings above (adaptive lambda); appendix_h: the paper's later-layer recipe (Appendix H): "
+            "16d atoms, lambda fixed at 0.1 in training, held-out tokens decomposed with a smaller lambda that explains >= 98% "
+            "of the variance"
+        ),
+    )
+    decomposition_lambda: float | None = Field(
+        None,
+        gt=0,
+        le=10.0,
+        description="appendix_h: the lambda held-out tokens are decomposed with (default: the largest 0.1 x 2^-k explaining >= 98%)",
+    )
+    ADDED_FIELDS = ("recipe", "decomposition_lambda")
+
+    def effective_coding(self) -> SparseCodingParams:
+        """The coding settings the dictionaries are trained with: ``coding``, or Appendix H's."""
+        if self.recipe == "lab":
+            return self.coding
+        return self.coding.model_copy(
+            update={"dictionary_multiple": APPENDIX_H_ATOMS, "adaptive_lambda": False, "initial_lambda": APPENDIX_H_TRAINING_LAMBDA}
+        )
 
     @field_validator("layers")
     @classmethod
@@ -174,8 +205,8 @@ class ModelSparsityParams(Params):
         return value
 
     def chosen_layers(self, n_layers: int) -> list[int]:
-        """The layers to measure, checked against the model."""
-        layers = list(range(n_layers)) if self.layers is None else sorted(set(self.layers))
+        """The layers to measure, checked against the model (see ``layers`` for the default)."""
+        layers = default_layers(n_layers) if self.layers is None else sorted(set(self.layers))
         bad = [layer for layer in layers if layer >= n_layers]
         if bad:
             raise InvalidParameter(f"layer(s) {bad} out of range: the model has layers 0..{n_layers - 1}")

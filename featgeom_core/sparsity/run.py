@@ -32,7 +32,8 @@ def run_synthetic(params: SyntheticGridParams, report: Progress) -> JobOutput[Sy
 
 def run_model(params: ModelSparsityParams, report: Progress) -> JobOutput[ModelSparsityResult]:
     """The ``sparsity.model`` job: dictionaries and metrics per layer, then (optionally) the
-    synthetic calibration at each set's d."""
+    synthetic calibration at each set's d. Under Appendix H's recipe the layers are measured at a
+    decomposition lambda the synthetic curve does not use, so no set is given a calibrated a."""
     from featgeom_core.models import shared_model
 
     report(0.0, f"loading {params.model}")
@@ -47,14 +48,14 @@ def run_model(params: ModelSparsityParams, report: Progress) -> JobOutput[ModelS
         rows = calibration_curve(
             d,
             params.tokens,
-            params.coding,
+            params.effective_coding(),
             params.calibration_a,
             seed=params.seed,
             progress=sub_progress(steps_progress(report, k, len(dims)), weight, 1.0),
         )
         calibration.extend(rows)
         for activation_set in result.sets:
-            if activation_set.code.dictionary.shape[0] == d:
+            if activation_set.code.dictionary.shape[0] == d and params.recipe == "lab":
                 calibrated[activation_set.name] = calibrated_a(rows, activation_set.metrics["normalized_loss"])
     sets = [dataclasses.replace(s, calibrated_a=calibrated.get(s.name)) for s in result.sets]
     return JobOutput(dataclasses.replace(result, sets=sets, calibration=calibration), fingerprints={"model": model.fingerprint})
