@@ -135,8 +135,7 @@ def smollm2_dir() -> tuple[Path, Path]:
     from featgeom_core.config import cache_dir
     from featgeom_core.models import smollm2
 
-    directory, _ = smollm2.converted_dir()
-    return cache_dir(), directory
+    return cache_dir(), smollm2.converted_dir().directory
 
 
 @pytest.fixture(scope="session")

