@@ -1,7 +1,8 @@
 """Extraction throughput with hooks vs a plain forward pass of the same model on the same batches.
 
 Baseline: the plain Hugging Face forward (no hooks, every layer, activations discarded).
-Ours: featgeom_core.activations.extract for all 6 layers at the probe positions, both engines.
+Ours: featgeom_core.activations.extract for every layer (``--model minilm``: 6; ``smollm2``: 30) at the
+probe positions, both engines.
 Target (issue 2): ours >= 0.8x the baseline's throughput.
 """
 
@@ -39,9 +40,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--model", default="minilm")
     args = parser.parse_args()
 
-    model = load_model("minilm", device=args.device)
+    model = load_model(args.model, device=args.device)
     fs = load_feature_set(args.feature_set, max_per_class=args.per_class)
     layers = list(range(model.n_layers))
     encoded = encode(model.tokenizer, list(fs.texts))
@@ -66,7 +68,7 @@ def main() -> None:
     baseline = timed(plain_forward, args.repeats)
     plain = timed(ours("plain"), args.repeats)
     bridge = timed(ours("bridge"), args.repeats)
-    print(f"model minilm on {model.device}; {n} texts of {args.feature_set}; layers 0-5; batch {args.batch_size}")
+    print(f"model {args.model} on {model.device}; {n} texts of {args.feature_set}; layers 0-{layers[-1]}; batch {args.batch_size}")
     print(f"plain HF forward (baseline)   {baseline:7.3f} s   {n / baseline:8.1f} texts/s")
     print(f"extract, engine=plain         {plain:7.3f} s   {n / plain:8.1f} texts/s   ratio {baseline / plain:.2f}x (target >= 0.8x)")
     print(f"extract, engine=bridge        {bridge:7.3f} s   {n / bridge:8.1f} texts/s   ratio {baseline / bridge:.2f}x")
