@@ -13,6 +13,7 @@ Target (issue 2): warm under 2 s.
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import signal
@@ -22,8 +23,6 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-
-import argparse
 
 from playwright.sync_api import sync_playwright
 
