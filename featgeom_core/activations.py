@@ -186,23 +186,24 @@ def _bridge_runner(model: LoadedModel, names: list[str]) -> Runner:
     return run
 
 
-def _plain_runner(model: LoadedModel, modules: dict[str, torch.nn.Module]) -> Runner:
+def _plain_runner(model: LoadedModel, modules: dict[str, PlainTap]) -> Runner:
     assert model.plain_model is not None
     plain = model.plain_model
-    module_order = {id(m): i for i, (_, m) in enumerate(plain.named_modules())}
-    deepest = max(modules.values(), key=lambda m: module_order[id(m)])
 
     def run(ids: torch.Tensor, attention: torch.Tensor, gather: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
         captured: dict[str, torch.Tensor] = {}
         handles = []
-        for name, module in modules.items():
 
-            def capture(_m: Any, _inputs: Any, output: Any, name: str = name, module: torch.nn.Module = module) -> None:
-                captured[name] = _first_tensor(output)[gather]
-                if module is deepest and len(captured) == len(modules):
-                    raise _StopForward
+        def keep(name: str, value: Any) -> None:
+            captured[name] = _first_tensor(value)[gather]
+            if len(captured) == len(modules):  # the rest of the forward pass is not needed
+                raise _StopForward
 
-            handles.append(module.register_forward_hook(capture))
+        for name, tap in modules.items():
+            if tap.reads == "input":
+                handles.append(tap.module.register_forward_pre_hook(lambda _m, inputs, name=name: keep(name, inputs)))
+            else:
+                handles.append(tap.module.register_forward_hook(lambda _m, _inputs, output, name=name: keep(name, output)))
         try:
             plain(input_ids=ids, attention_mask=attention)
         except _StopForward:
@@ -215,14 +216,24 @@ def _plain_runner(model: LoadedModel, modules: dict[str, torch.nn.Module]) -> Ru
     return run
 
 
-def resolve_plain_modules(model: LoadedModel, names: list[str], encoded: dict[str, np.ndarray]) -> dict[str, torch.nn.Module] | None:
-    """For each bridge hook, the first module of the plain model whose output equals it.
+@dataclass(frozen=True, eq=False)
+class PlainTap:
+    """Where a bridge hook's value is in the plain model: a module's output, or its first input
+    (a Llama MLP's ``hook_post``, act(gate)·up, is no module's output but ``down_proj``'s input)."""
+
+    module: torch.nn.Module
+    reads: Literal["output", "input"]
+
+
+def resolve_plain_modules(model: LoadedModel, names: list[str], encoded: dict[str, np.ndarray]) -> dict[str, PlainTap] | None:
+    """For each bridge hook, the first module of the plain model whose output (or, failing every
+    output, whose first input) equals it.
 
     Compared on up to 4 texts of ``encoded`` at real (non-padding) positions, to 1e-4.
     Returns None when some hook has no match (then the bridge engine is used).
     """
     assert model.plain_model is not None
-    cache: dict[str, Any] = getattr(model, "_plain_module_cache", {})
+    cache: dict[str, PlainTap] = getattr(model, "_plain_module_cache", {})
     if all(name in cache for name in names):
         return {name: cache[name] for name in names}
     n = min(4, len(encoded["input_ids"]))
@@ -231,11 +242,12 @@ def resolve_plain_modules(model: LoadedModel, names: list[str], encoded: dict[st
     real = attention.bool()
     with torch.inference_mode():
         _, bridge_cache = model.bridge.run_with_cache(ids, attention_mask=attention, names_filter=names, return_type=None)
-        outputs: list[tuple[torch.nn.Module, torch.Tensor]] = []
-        handles = [
-            module.register_forward_hook(lambda m, i, o: outputs.append((m, _first_tensor(o))))
-            for _, module in model.plain_model.named_modules()
-        ]
+        outputs: list[tuple[torch.nn.Module, Any]] = []
+        inputs: list[tuple[torch.nn.Module, Any]] = []
+        handles = []
+        for _, module in model.plain_model.named_modules():
+            handles.append(module.register_forward_hook(lambda m, i, o: outputs.append((m, _first_tensor(o)))))
+            handles.append(module.register_forward_pre_hook(lambda m, i: inputs.append((m, _first_tensor(i)))))
         try:
             model.plain_model(input_ids=ids, attention_mask=attention)
         finally:
@@ -243,21 +255,22 @@ def resolve_plain_modules(model: LoadedModel, names: list[str], encoded: dict[st
                 handle.remove()
     order = {id(m): i for i, (_, m) in enumerate(model.plain_model.named_modules())}
     outputs.sort(key=lambda pair: order[id(pair[0])])
+    inputs.sort(key=lambda pair: order[id(pair[0])])
+
+    def equal(value: Any, target: torch.Tensor) -> bool:
+        return (
+            isinstance(value, torch.Tensor)
+            and value.shape == target.shape
+            and torch.allclose(value[real], target[real], atol=1e-4, rtol=1e-4)
+        )
+
     for name in names:
         target = bridge_cache[name]
-        match = next(
-            (
-                module
-                for module, value in outputs
-                if isinstance(value, torch.Tensor)
-                and value.shape == target.shape
-                and torch.allclose(value[real], target[real], atol=1e-4, rtol=1e-4)
-            ),
-            None,
-        )
-        if match is None:
+        found = next((PlainTap(m, "output") for m, value in outputs if equal(value, target)), None)
+        found = found or next((PlainTap(m, "input") for m, value in inputs if equal(value, target)), None)
+        if found is None:
             return None
-        cache[name] = match
+        cache[name] = found
     setattr(model, "_plain_module_cache", cache)  # noqa: B010  (a cache riding on the instance; LoadedModel declares no such field)
     return {name: cache[name] for name in names}
 

@@ -127,3 +127,25 @@ def test_a_damaged_conversion_is_found_converted_again_and_said(tmp_path: Path, 
     assert len(conversions) == 2 and "damaged" in again.note and "converted again" in again.note
     (again.directory / smollm2.DONE_FILE).unlink()
     assert "did not finish" in smollm2.converted_dir(tmp_path, source=source).note
+
+
+def test_the_fast_extraction_reads_the_swiglu_product_and_the_residual_stream(smollm2) -> None:
+    """A Llama MLP's hook_post (act(gate) * up) is no module's output: the plain engine reads it as
+    down_proj's input, and gives what the bridge gives."""
+    from featgeom_core.activations import extract, hook_name, resolve_plain_modules
+    from featgeom_core.data import load_feature_set
+    from featgeom_core.tokens import encode
+
+    fs = load_feature_set("world_country_prompt", max_per_class=6)
+    taps = resolve_plain_modules(smollm2, [hook_name("mlp_post", 5), hook_name("resid_post", 5)], encode(smollm2.tokenizer, list(fs.texts)))
+    assert taps is not None
+    assert (
+        taps[hook_name("mlp_post", 5)].reads == "input"
+        and taps[hook_name("mlp_post", 5)].module is smollm2.plain_model.layers[5].mlp.down_proj
+    )
+    for hook in ("mlp_post", "resid_post"):
+        plain = extract(smollm2, fs, [2, 5], hook, engine="plain")
+        bridge = extract(smollm2, fs, [2, 5], hook, engine="bridge")
+        for layer in (2, 5):
+            assert plain[layer].shape == (fs.n_examples, 1536 if hook == "mlp_post" else 576)
+            np.testing.assert_allclose(plain[layer], bridge[layer], rtol=1e-4, atol=1e-4)
