@@ -12,4 +12,8 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 export HF_HUB_OFFLINE=1
+# Lint, format and types first: zero findings, or the suite does not run.
+.venv/bin/ruff check --quiet featgeom_core ui pages tests benchmarks scripts app.py
+.venv/bin/ruff format --check --quiet featgeom_core ui pages tests benchmarks scripts app.py
+.venv/bin/mypy featgeom_core ui
 exec .venv/bin/python -m pytest "$@"
