@@ -18,7 +18,7 @@ from ui.resources import cached_feature_set, cached_model
 UPLOADED_PREFIX = "upload:"
 SIDEBAR_KEYS = frozenset({"model", "features", "layers", "hook"})
 HOOKS = field_spec(GeometryParams, "hook").choices
-DEFAULT_FEATURE_SET = "athlete_sport"
+DEFAULT_FEATURE_SET = "world_country"  # encoded by both offline models (see README, Feature sets); athlete_sport is not
 
 
 @dataclass
