@@ -36,7 +36,7 @@ from ui.state import adopt_url, one_of, set_query
 MODELS = {
     "modadd": "modular-addition transformer (p = 113)",
     "digits": "digits MLP (scikit-learn's 8x8 digits)",
-    "language": "a language model's block (MiniLM offline)",
+    "language": "a language model's block (MiniLM or SmolLM2 offline)",
 }
 SOURCES = {"trained": "trained here (once, then stored)", "job": "a finished training job", "upload": "upload a state dict (.pt)"}
 
@@ -113,7 +113,7 @@ def language_settings(container, bases: list[str]) -> dict:
             value="minilm",
             key="ig_lm",
             max_chars=500,
-            help="minilm (offline), a hub id on a networked machine, or a local checkpoint directory",
+            help="minilm or smollm2 (offline; SmolLM2: 30 Llama blocks), a hub id on a networked machine, or a local checkpoint directory",
         ).strip()
         or "minilm"
     )
@@ -126,7 +126,8 @@ def language_settings(container, bases: list[str]) -> dict:
         net="language", lm=model_id, block=str(int(layer)), windows=str(int(windows)), tokens=str(int(tokens)), tolerance=f"{tolerance:g}"
     )
     st.caption(
-        "Node layers: the block's input, the residual after attention (with LayerNorm's variance as a fixed direction), the MLP "
+        "Node layers: the block's input, the residual after attention (with the norm's variance, RMSNorm's mean of squares, as a "
+        "fixed direction), the MLP "
         "hidden units with the residual, the block's output. Built in float32; ablations score the mean squared change of the "
         "block's output relative to its variance (0 = unablated) on held-out windows. A graph needs more tokens than the MLP "
         "node layer is wide, or directions are truncated away."

@@ -1,8 +1,9 @@
 """LIB on a language model's block: the folded sequential view equals the model (BERT's post-LN,
-GPT-2's pre-LN and GPT-NeoX's parallel-residual and sequential blocks with rotary attention), the
-LayerNorm variance stays a fixed direction of every basis, stochastic sources converge to the
-exact edges, the unablated block scores 0 and keeping every edge reproduces it, and a block the
-model lacks is a clear error."""
+GPT-2's pre-LN, GPT-NeoX's parallel-residual and sequential blocks and Llama's RMSNorm/SwiGLU
+blocks with rotary grouped-query attention), the norm's statistic (LayerNorm's variance, RMSNorm's
+mean of squares) stays a fixed direction of every basis, stochastic sources converge to the exact
+edges, the unablated block scores 0 and keeping every edge reproduces it, and a block the model
+lacks is a clear error."""
 
 from __future__ import annotations
 
@@ -15,7 +16,12 @@ from transformers import (
     GPT2Model,
     GPTNeoXConfig,
     GPTNeoXModel,
+    LlamaConfig,
+    LlamaModel,
+    MistralConfig,
+    MistralModel,
 )
+from transformers.models.llama.modeling_llama import LlamaRMSNorm
 
 from featgeom_core.errors import InvalidParameter
 from featgeom_core.interaction.ablation import (
@@ -27,6 +33,9 @@ from featgeom_core.interaction.ablation import (
 from featgeom_core.interaction.graph import build_graph
 from featgeom_core.interaction.language import (
     LanguageBlock,
+    RMSNormParams,
+    block_sections,
+    block_weights,
     node_layer_names,
     token_windows,
 )
@@ -66,6 +75,54 @@ def tiny_neox(seed: int = 0, parallel: bool = True) -> GPTNeoXModel:
 
 def tiny_neox_sequential(seed: int = 0) -> GPTNeoXModel:
     return tiny_neox(seed, parallel=False)
+
+
+LLAMA = dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, intermediate_size=48)
+
+
+def tiny_llama(seed: int = 0, biases: bool = False, rope: dict | None = None, attn: str = "sdpa") -> LlamaModel:
+    """SmolLM2's architecture in miniature: 4 query heads sharing 2 key/value heads, a small
+    rope_theta (so short windows rotate far), RMSNorm gains and (optional) biases drawn at random
+    (transformers initialises them to 1 and 0, which would hide a gain or bias applied wrongly)."""
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        **LLAMA,
+        max_position_embeddings=64,
+        rms_norm_eps=1e-5,
+        rope_parameters=rope or {"rope_type": "default", "rope_theta": 100.0},
+        initializer_range=0.2,
+        attention_bias=biases,
+        mlp_bias=biases,
+        attn_implementation=attn,
+    )
+    model = LlamaModel(config).eval()
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith("layernorm.weight") or name == "norm.weight":
+                parameter.uniform_(0.5, 1.5)
+            elif name.endswith(".bias"):
+                parameter.normal_(0.0, 0.2)
+    return model
+
+
+def tiny_llama_yarn_biases(seed: int = 0) -> LlamaModel:
+    """With biases and YaRN rotary scaling (cos and sin scaled by its attention factor, ~1.07 here)."""
+    rope = {"rope_type": "yarn", "rope_theta": 100.0, "factor": 2.0, "original_max_position_embeddings": 32}
+    return tiny_llama(seed, biases=True, rope=rope)
+
+
+@pytest.fixture
+def float64_rmsnorm(monkeypatch: pytest.MonkeyPatch) -> None:
+    """transformers' RMSNorm computes in float32 whatever the model's dtype (an upcast meant for
+    half precision; in float64 it rounds to ~1e-7), as does the eager softmax: the float64
+    reference is the model with that cast left out of RMSNorm (the same formula, eps and order of
+    operations) and sdpa attention (float64 throughout)."""
+
+    def forward(self: LlamaRMSNorm, hidden_states: torch.Tensor) -> torch.Tensor:
+        variance = hidden_states.pow(2).mean(-1, keepdim=True)
+        return self.weight * (hidden_states * torch.rsqrt(variance + self.variance_epsilon))
+
+    monkeypatch.setattr(LlamaRMSNorm, "forward", forward)
 
 
 def block_outputs(model: torch.nn.Module, ids: torch.Tensor, layers: tuple[int, ...]) -> dict[int, torch.Tensor]:
@@ -114,8 +171,8 @@ def test_rotary_attention_is_not_position_blind() -> None:
     assert not torch.allclose(view.activations(ids)[-1][0, 2], view.activations(shifted)[-1][0, 3], atol=1e-6)
 
 
-@pytest.mark.parametrize("make", [tiny_bert, tiny_gpt2, tiny_neox])
-def test_lib_graph_keeps_the_variance_fixed_and_edges_are_finite(make) -> None:
+@pytest.mark.parametrize("make,mlp_bound", [(tiny_bert, 41), (tiny_gpt2, 41), (tiny_neox, 41), (tiny_llama, 48 + 32 + 1)])
+def test_lib_graph_keeps_the_variance_fixed_and_edges_are_finite(make, mlp_bound) -> None:
     block = LanguageBlock(make(), 1)
     graph = build_graph(block, tokens(40, 8), {"basis": "lib"})
     view = block.sequential(torch.float64)
@@ -125,7 +182,7 @@ def test_lib_graph_keeps_the_variance_fixed_and_edges_are_finite(make) -> None:
             direction = basis.C[:, 1]
             assert direction[1:-1].abs().max() < 1e-9 and abs(float(direction[0])) > 0
     assert all(bool(torch.isfinite(E).all()) and float(E.min()) >= 0 for E in graph.edges)
-    assert graph.dims()[2] <= 24 + 16 + 1
+    assert graph.dims()[2] <= mlp_bound
 
 
 def test_stochastic_sources_are_unbiased_and_converge_to_the_exact_edges() -> None:
@@ -140,11 +197,12 @@ def test_stochastic_sources_are_unbiased_and_converge_to_the_exact_edges() -> No
         assert error_many < 0.1 and error_many < error_one / 4, (k, error_one, error_many)
 
 
-def test_unablated_block_scores_zero_and_all_edges_reproduce_it() -> None:
-    block = LanguageBlock(tiny_bert(), 1)
-    inputs = tokens(60, 8)
-    graph = build_graph(block, inputs[:40], {"basis": "lib"})
-    context = ablation_context(block, graph, inputs[:40], None, dtype="float64")
+@pytest.mark.parametrize("make,windows", [(tiny_bert, 40), (tiny_llama, 20)])
+def test_unablated_block_scores_zero_and_all_edges_reproduce_it(make, windows) -> None:
+    block = LanguageBlock(make(), 1)
+    inputs = tokens(windows, 8)
+    graph = build_graph(block, inputs, {"basis": "lib"})
+    context = ablation_context(block, graph, inputs, None, dtype="float64")
     assert context.metric == "mse" and context.base == 0.0
     for k in range(3):
         b_in, b_out = graph.bases[k], graph.bases[k + 1]
@@ -154,6 +212,123 @@ def test_unablated_block_scores_zero_and_all_edges_reproduce_it() -> None:
         trace = bisect_layer(context, graph, k, tolerance=0.05)
         assert 0 < trace.required <= trace.total
         assert all(value >= 0 for value in trace.tried.values())
+
+
+@pytest.mark.parametrize("make", [tiny_llama, tiny_llama_yarn_biases])
+def test_folded_llama_block_equals_the_model_in_float64(make, float64_rmsnorm) -> None:
+    """RMSNorm, rotary grouped-query attention and SwiGLU folded into LIB's sections reproduce each
+    HF decoder layer's own output (its forward hook) and the next layer's input (hidden_states)."""
+    model = make().double()
+    ids = tokens(3, 9)
+    reference = block_outputs(model, ids, (0, 1))
+    with torch.no_grad():
+        hidden = model(input_ids=ids, output_hidden_states=True).hidden_states
+    for layer in (0, 1):
+        acts = LanguageBlock(model, layer).sequential(torch.float64).activations(ids)
+        error = float((acts[-1] - reference[layer]).abs().max())
+        assert error < 1e-12, (layer, error, float(reference[layer].abs().max()))
+        if layer == 0:
+            assert float((acts[-1] - hidden[1]).abs().max()) < 1e-12  # hidden_states[-1] has the final norm applied
+
+
+def test_llama_view_matches_the_model_as_transformers_runs_it() -> None:
+    """Without the float64 RMSNorm: the eager float64 model (float32 RMSNorm and softmax inside)
+    and the float32 model (the view used as is, no copy) agree with the view to float32 rounding."""
+    model = tiny_llama(attn="eager")
+    ids = tokens(2, 9)
+    for dtype in (torch.float64, torch.float32):
+        model = model.to(dtype)
+        reference = block_outputs(model, ids, (1,))[1]
+        acts = LanguageBlock(model, 1).sequential(dtype).activations(ids)
+        assert acts[-1].dtype == dtype
+        assert float((acts[-1] - reference).abs().max()) < 1e-5 * float(reference.abs().max())
+
+
+def test_llama_rotary_attention_is_applied() -> None:
+    """Swapping two earlier tokens leaves a position-blind causal block's last output unchanged
+    (keys and values are a set) but changes the rotary block's: the rotation is what sees order."""
+    model = tiny_llama().double()
+    ids = tokens(1, 6)
+    swapped = ids.clone()
+    swapped[0, [0, 1]] = ids[0, [1, 0]]
+    assert not torch.equal(ids, swapped)
+    view = LanguageBlock(model, 0).sequential(torch.float64)
+    rotary = [view.activations(window)[-1][0, -1] for window in (ids, swapped)]
+    assert not torch.allclose(rotary[0], rotary[1], atol=1e-6)
+    weights = block_weights(model, 0)
+    weights.rotary = None
+    blind = block_sections(weights)
+    position_blind = [blind[2](blind[1](blind[0](view.embed(window))))[0, -1] for window in (ids, swapped)]
+    assert torch.allclose(position_blind[0], position_blind[1], atol=1e-12)
+    shifted = torch.cat([ids[:, :2], ids], dim=1)  # the same window two positions on
+    assert not torch.allclose(view.activations(shifted)[-1][0, -1], rotary[0], atol=1e-6)
+
+
+def test_llama_block_node_layers_and_shapes(float64_rmsnorm) -> None:
+    """[ms(x), x, 1] -> [ms(y), y, 1] -> [silu(gate(N2 y)) * up(N2 y), y, 1] -> y + mlp, as the
+    module docstring says; the weights have 2 key/value heads for 4 query heads."""
+    model = tiny_llama().double()
+    d, d_mlp = LLAMA["hidden_size"], LLAMA["intermediate_size"]
+    weights = block_weights(model, 1)
+    assert weights.shape == "pre_ln" and weights.n_heads == 4 and weights.n_kv_heads == 2
+    assert weights.W_q.shape == (d, 32) and weights.W_k.shape == weights.W_v.shape == (d, 16)
+    assert weights.W_gate is not None and weights.W_gate.shape == weights.W_in.shape == (d, d_mlp) and weights.W_out.shape == (d_mlp, d)
+    assert isinstance(weights.ln1, RMSNormParams) and weights.ln1.eps == 1e-5 and weights.rotary is not None
+    assert weights.rotary.inv_freq.shape == (4,)  # head_dim 8: every coordinate rotated
+    view = LanguageBlock(model, 1).sequential(torch.float64)
+    assert view.node_layers == node_layer_names(1) and view.leading_fixed == [1, 1, 0, 0] and view.constant == [True, True, True, False]
+    ids = tokens(2, 5)
+    acts = view.activations(ids)
+    assert [a.shape[-1] for a in acts] == [1 + d + 1, 1 + d + 1, d_mlp + d + 1, d]
+    for a in acts[:2]:  # the mean of squares, not a variance: no centring
+        assert torch.allclose(a[..., 0], a[..., 1 : 1 + d].pow(2).mean(-1), atol=1e-12)
+    assert all(bool((a[..., -1] == 1).all()) for a in acts[:-1])
+    block = model.layers[1]
+    y = acts[1][..., 1 : 1 + d]
+    with torch.no_grad():
+        normed = block.post_attention_layernorm(y)
+        swiglu = block.mlp.act_fn(block.mlp.gate_proj(normed)) * block.mlp.up_proj(normed)
+    assert torch.allclose(acts[2][..., :d_mlp], swiglu, atol=1e-12)
+    assert torch.equal(acts[2][..., d_mlp : d_mlp + d], y)
+    with pytest.raises(InvalidParameter, match="blocks 0 to 1"):
+        LanguageBlock(model, 2)
+
+
+def test_llama_relatives_the_view_would_misread_are_refused() -> None:
+    """Frequencies that change with the window's length, and Mistral (Llama's modules, a sliding window)."""
+    dynamic = tiny_llama(rope={"rope_type": "dynamic", "rope_theta": 100.0, "factor": 2.0})
+    with pytest.raises(InvalidParameter, match="fixed frequencies"):
+        LanguageBlock(dynamic, 0)
+    mistral = MistralModel(MistralConfig(**LLAMA, sliding_window=4))
+    with pytest.raises(InvalidParameter, match="none of them"):
+        LanguageBlock(mistral, 0)
+
+
+def test_the_language_target_takes_smollm2() -> None:
+    from featgeom_core.interaction.params import InteractionGraphParams, LanguageTarget
+
+    params = InteractionGraphParams.parse({"target": {"kind": "language", "model": "smollm2", "layer": 15}})
+    assert isinstance(params.target, LanguageTarget) and params.target.model == "smollm2" and params.target.layer == 15
+
+
+def test_smollm2_block_reads_as_a_llama_block(smollm2) -> None:
+    """The offline causal LM: block 15 of 30, 9 query heads sharing 3 key/value heads, and its
+    float32 view reproduces the model's block output on two short windows."""
+    model = smollm2.plain_model
+    weights = block_weights(model, 15)
+    assert weights.n_heads == 9 and weights.n_kv_heads == 3 and weights.W_q.shape == (576, 576) and weights.W_k.shape == (576, 192)
+    assert weights.W_gate is not None and weights.W_gate.shape == (576, 1536) and weights.activation == "silu"
+    assert isinstance(weights.ln2, RMSNormParams) and weights.ln2.eps == model.config.rms_norm_eps
+    assert weights.rotary is not None and weights.rotary.inv_freq.shape == (32,)
+    theta = model.config.rope_parameters["rope_theta"]
+    assert torch.allclose(weights.rotary.inv_freq, 1.0 / theta ** (torch.arange(0, 64, 2, dtype=torch.float32) / 64))
+    with pytest.raises(InvalidParameter, match="blocks 0 to 29"):
+        block_weights(model, 30)
+    ids = token_windows(smollm2.tokenizer, ["The quick brown fox jumps over the lazy dog, and then it rests in the sun."], 2, 8)
+    reference = block_outputs(model, ids, (15,))[15]
+    acts = LanguageBlock(model, 15, "smollm2").sequential(torch.float32).activations(ids)
+    assert [a.shape[-1] for a in acts] == [578, 578, 1536 + 576 + 1, 576]
+    assert float((acts[-1] - reference).abs().max()) < 1e-4 * float(reference.abs().max())
 
 
 def test_a_block_the_model_lacks_and_an_unknown_architecture_are_clear_errors() -> None:

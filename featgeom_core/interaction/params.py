@@ -201,7 +201,10 @@ class LanguageTarget(LanguageBlockParams):
     """One block of a language model of the registry, on token windows of the packaged text."""
 
     kind: Literal["language"] = Field("language", description="a block of a language model")
-    model: ModelId = Field("minilm", description="minilm offline, a hub id on a networked machine, or a local checkpoint directory")
+    model: ModelId = Field(
+        "minilm",
+        description="minilm (a BERT encoder) or smollm2 (a Llama causal LM) offline, a hub id or a local checkpoint directory",
+    )
 
 
 DEFAULT_BASES: tuple[BasisKind, ...] = ("lib", "pca")

@@ -116,7 +116,9 @@ def load_language_block(target: LanguageTarget, report: Progress | None = None) 
     report(0.0, f"loading {target.model}")
     loaded = shared_model(target.model)
     if loaded.plain_model is None:
-        raise InvalidParameter(f"{target.model!r} has no Hugging Face module to read blocks from; LIB's block view needs one (e.g. minilm)")
+        raise InvalidParameter(
+            f"{target.model!r} has no Hugging Face module to read blocks from; LIB's block view needs one (e.g. minilm or smollm2)"
+        )
     block = LanguageBlock(loaded.plain_model, target.layer, loaded.name)
     per_source = max(20, (2 * target.windows * target.tokens) // 60)  # texts of each source; a packaged text is ~60 tokens or more
     texts = corpus_texts(per_source, target.text_seed)
