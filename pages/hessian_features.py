@@ -13,6 +13,7 @@ import streamlit as st
 from featgeom_core import codec, jobs
 from featgeom_core.errors import FeatgeomError
 from featgeom_core.hessian.jobs import HESSIAN_FEATURES
+from featgeom_core.hessian.language import block_choices
 from featgeom_core.hessian.params import (
     HessianParams,
     LanguageFit,
@@ -39,7 +40,8 @@ from ui.state import adopt_url, require_selection, set_query
 KIND = HESSIAN_FEATURES.name
 MODELS = {
     **{name: spec.description for name, spec in TOYS.items()},
-    "minilm": "MiniLM (offline language model; its final hidden state at each token)",
+    "minilm": "MiniLM (offline encoder; D = MSE of its final hidden state at each token)",
+    "smollm2": "SmolLM2-135M (offline causal LM; D = KL of its next-token distribution at each position)",
     "other": "another language model (id or directory)",
 }
 KEY_BLOCK = "(the attention key weight of the layer)"
@@ -122,7 +124,7 @@ def _language_block(model_id: str) -> tuple[str, int]:
         )
     c1, c2 = st.columns([1, 3])
     layer = widgets.number_input(LanguageTarget, "layer", "Layer", "hx_layer", container=c1, max_value=loaded.n_layers - 1)
-    names = [name for name, p in loaded.plain_model.named_parameters() if p.is_floating_point()]
+    names = block_choices(loaded.plain_model)
     text = st.session_state.pop("hx_block_text", None)
     if text is not None:
         st.session_state["hx_lm_block"] = text if text in names else KEY_BLOCK
@@ -132,7 +134,8 @@ def _language_block(model_id: str) -> tuple[str, int]:
         "Parameter block",
         [KEY_BLOCK] + names,
         key="hx_lm_block",
-        help="any parameter of the checkpoint; by default the attention key weight W_K of the chosen layer",
+        help="any parameter of the checkpoint; by default the attention key weight W_K of the chosen layer "
+        "(a causal LM's k_proj: n_kv_heads x head_dim rows under grouped-query attention, e.g. SmolLM2's 192 x 576)",
     )
     return ("" if block == KEY_BLOCK else block), int(layer)
 
@@ -200,7 +203,9 @@ def settings() -> dict | None:
     if language:
         st.caption(
             "Every real token of the training texts is a sample (padding never is). With the defaults MiniLM's layer-4 W_K "
-            "(147,456 numbers) takes about 3 minutes on a 2-core CPU."
+            "(147,456 numbers) takes about 3 minutes on a 2-core CPU. SmolLM2's (192 × 576; D = the KL of its next-token "
+            "distribution) costs about 25 s a step of 2 texts × 16 tokens there, so its defaults take hours without a GPU: "
+            "16 steps on 16 texts of 16 tokens took 10 minutes."
         )
     return {"target": params}
 
@@ -244,8 +249,9 @@ def show(job_id: str) -> None:
     result = HESSIAN_FEATURES.load(job_id)
     features = result.features
     st.markdown(f"**{result.model}**: {result.description}")
+    shapes = ", ".join(f"{name} ({' × '.join(map(str, shape))})" for name, shape in zip(features.block, features.block_shapes))
     st.caption(
-        f"Job {job_id} · block {', '.join(features.block)} ({features.U.shape[1]:,} numbers) · k = {features.k} · D = "
+        f"Job {job_id} · block {shapes}, {features.U.shape[1]:,} numbers · k = {features.k} · D = "
         f"{features.divergence} "
         f"· {features.steps_done} steps · {sum(result.timings.values()):.1f} s"
     )

@@ -49,6 +49,15 @@ CurvatureMethod = Literal["nested_jvp", "output_jvp"]
 CURVATURE_METHODS: tuple[str, ...] = ("nested_jvp", "output_jvp")
 
 
+def forward_mode_error(exc: NotImplementedError) -> DataError:
+    """The error for a model with an operation that forward-mode AD cannot differentiate (as often as the method needs)."""
+    return DataError(
+        f"the model does not support forward-mode differentiation, which the curvature needs ({exc}); for a Hugging Face "
+        f"model load it with attn_implementation='eager' (fused attention kernels have no forward derivative), or try "
+        f"method='output_jvp', which differentiates the model once instead of twice"
+    )
+
+
 def second_directional_derivatives(divergence: Divergence, w0: torch.Tensor, U: torch.Tensor) -> torch.Tensor:
     """d²/dt² divergence(w0 + t u) at t = 0 for each row u of U (k, size): (k, *divergence's
     output shape), i.e. uᵀ H u per sample (and position). Differentiable with respect to U."""
@@ -62,10 +71,7 @@ def second_directional_derivatives(divergence: Divergence, w0: torch.Tensor, U: 
     try:
         return vmap(along)(U)
     except NotImplementedError as exc:
-        raise DataError(
-            f"the model does not support forward-mode differentiation, which the curvature needs ({exc}); for a Hugging Face "
-            f"model load it with attn_implementation='eager'"
-        ) from exc
+        raise forward_mode_error(exc) from exc
 
 
 def output_second_derivatives(
@@ -90,10 +96,7 @@ def output_second_derivatives(
     try:
         return vmap(along)(U)
     except NotImplementedError as exc:
-        raise DataError(
-            f"the model does not support forward-mode differentiation, which the curvature needs ({exc}); for a Hugging Face "
-            f"model load it with attn_implementation='eager'"
-        ) from exc
+        raise forward_mode_error(exc) from exc
 
 
 def curvature_function(
@@ -154,14 +157,18 @@ def curvatures_in_batches(
     """uᵀH(x)u for every sample and every row of U, ``batch_size`` samples and
     ``directions_per_pass`` directions per pass, without gradients: (n, k) or (n, P, k)."""
     rows = []
-    with torch.no_grad():
+    U = U.detach()
+    # Grad mode stays on, though nothing here requires grad (so no graph is recorded): with it off, torch
+    # differentiates SiLU and Mish (Llama's and others' MLPs) through fused backward kernels that have no
+    # forward derivative, and nested_jvp, which differentiates their first derivative again, fails.
+    with torch.enable_grad():
         for i in range(0, len(inputs), batch_size):
             progress(i / len(inputs), f"curvatures of samples {i}-{min(i + batch_size, len(inputs))} of {len(inputs)}")
             curvatures = curvature_function(
                 model, block, inputs[i : i + batch_size], reference[i : i + batch_size], kind, positions, method
             )
             parts = [curvatures(U[j : j + directions_per_pass]) for j in range(0, len(U), directions_per_pass)]
-            rows.append(per_sample(torch.cat(parts)))
+            rows.append(per_sample(torch.cat(parts)).detach())
     return torch.cat(rows)
 
 

@@ -4,21 +4,30 @@ them to per-token outputs, so that every real token (never a padding position) i
 - An encoder (the offline MiniLM, whose checkpoint has no trained head): the outputs are the final
   hidden state (B, T, d_model), ``featgeom_output = "regression"``, so D is the MSE of each
   token's final hidden state.
-- A causal language model (a ``*ForCausalLM`` checkpoint from the registry, on a networked
-  machine or a local directory): the outputs are the logits (B, T, vocab),
-  ``featgeom_output = "logits"``, so D is the normalised KL divergence per position.
+- A causal language model (``smollm2``, or any ``*ForCausalLM`` checkpoint: a local directory, a
+  hub id): the checkpoint is reloaded with its head, the outputs are the logits (B, T, vocab),
+  ``featgeom_output = "logits"``, so D is the write-up's setting: at every position, the KL
+  divergence KL(p(W) || p(W0)) of the next-token distribution of the perturbed model from the
+  trained one's, in nats (0 at W0 with zero gradient there). The default block is the attention
+  key weight W_K of a layer (``model.layers.{l}.self_attn.k_proj.weight`` for Llama-style models,
+  (n_kv_heads * head_dim, d_model) under grouped-query attention).
 
 Inputs are one integer tensor (B, 2, T): token ids and the attention mask. The model sees the
 mask (real tokens never attend to padding), and the outputs at padding positions are set to 0, so
 their divergence and curvature are exactly 0 whatever the weights; the fit also leaves them out
 (its ``position_mask``) and :func:`token_curvatures` returns real tokens only.
 
-Block names are the checkpoint's own (``encoder.layer.4.attention.self.key.weight``);
-:data:`PREFIX` is added where the wrapped module is differentiated.
+Block names are the checkpoint's own, as the loaded module names them
+(``encoder.layer.4.attention.self.key.weight``; a causal LM's with its base model's attribute,
+``model.layers.4.self_attn.k_proj.weight``); the base model's names (``layers.4.self_attn...``,
+what ``AutoModel`` calls them) are accepted for the same parameters. :data:`PREFIX` is added where
+the wrapped module is differentiated.
 """
 
 from __future__ import annotations
 
+import difflib
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -141,8 +150,10 @@ class TokenOutputs(torch.nn.Module):
         if inputs.ndim != 3 or inputs.shape[1] != 2:
             raise DataError(f"inputs {tuple(inputs.shape)}: a language model takes (texts, 2, tokens): ids and attention mask")
         ids, mask = inputs[:, 0], inputs[:, 1]
-        out = self.model(input_ids=ids, attention_mask=mask)
-        values = out.last_hidden_state if self.output == "hidden" else out.logits
+        if self.output == "logits":  # a causal LM: no key/value cache, which every forward would otherwise build and drop
+            values = self.model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+        else:
+            values = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
         return values * mask[..., None].to(values.dtype)
 
 
@@ -165,10 +176,46 @@ class LanguageModel:
         """Parameter names a block can be made of, as the checkpoint names them."""
         return [name[len(PREFIX) :] for name in trainable_parameter_names(self.module)]
 
+    def shape(self, name: str) -> tuple[int, ...]:
+        """The shape of one block parameter (a name of :meth:`block_names`, or its base model's name)."""
+        (canonical,) = self.canonical([name])
+        return tuple(self.module.get_parameter(PREFIX + canonical).shape)
+
+    def canonical(self, names: Sequence[str]) -> tuple[str, ...]:
+        """The names as :meth:`block_names` has them: a causal LM's base-model name (``layers.4.self_attn.k_proj.weight``,
+        as ``AutoModel`` loads it) gains the base model's attribute (``model.``). Refuses a name that is neither,
+        naming the parameters that exist (and the closest ones)."""
+        names_here = self.block_names()
+        known = set(names_here)
+        base = getattr(self.module.model, "base_model_prefix", "")
+        out = []
+        for name in names:
+            if name in known:
+                out.append(name)
+            elif base and f"{base}.{name}" in known:
+                out.append(f"{base}.{name}")
+            else:
+                close = difflib.get_close_matches(name, names_here, n=3, cutoff=0.6)
+                hint = f"; closest: {', '.join(close)}" if close else ""
+                listed = ", ".join(names_here[:12])
+                raise InvalidParameter(
+                    f"parameter block {name!r} does not exist in {self.name}{hint}; its parameters are: {listed}, ... "
+                    f"({len(known)} in all, {self.n_layers} layers 0..{self.n_layers - 1})"
+                )
+        return tuple(out)
+
+    def describe(self, names: Sequence[str]) -> str:
+        """The block for a summary: each name with its shape, ``model.layers.4.self_attn.k_proj.weight (192 × 576)``,
+        and the total count of numbers when there are several."""
+        shapes = [self.shape(name) for name in names]
+        parts = [f"{name} ({' × '.join(map(str, shape))})" for name, shape in zip(names, shapes)]
+        total = sum(math.prod(shape) for shape in shapes)
+        return ", ".join(parts) + (f", {total:,} numbers" if len(parts) > 1 else "")
+
     def default_block(self, layer: int) -> str:
         """The attention key weight of ``layer`` (a fused QKV weight where the checkpoint fuses them)."""
         if not 0 <= layer < self.n_layers:
-            raise InvalidParameter(f"layer = {layer}: {self.name} has layers 0..{self.n_layers - 1}")
+            raise InvalidParameter(f"layer = {layer}: {self.name} has {self.n_layers} layers, 0..{self.n_layers - 1}")
         names = self.block_names()
         in_layer = [n for n in names if re.search(rf"(^|\.){layer}\.", n)]
         for pattern in KEY_WEIGHT_PATTERNS:
@@ -181,26 +228,46 @@ class LanguageModel:
         )
 
     def block(self, names: Sequence[str]) -> tuple[str, ...]:
-        """The names as the wrapped module knows them (with :data:`PREFIX`); refuses an unknown name."""
-        known = set(self.block_names())
-        for name in names:
-            if name not in known:
-                listed = ", ".join(self.block_names()[:12])
-                raise InvalidParameter(
-                    f"parameter block {name!r} does not exist in {self.name}; its parameters are: {listed}, ... ({len(known)} in all)"
-                )
-        return tuple(PREFIX + name for name in names)
+        """The names as the wrapped module knows them (:meth:`canonical`, with :data:`PREFIX`); refuses an unknown name."""
+        return tuple(PREFIX + name for name in self.canonical(names))
+
+
+def block_choices(plain_model: torch.nn.Module) -> list[str]:
+    """The floating-point parameter names of a registry model's plain module (``LoadedModel.plain_model``, an
+    ``AutoModel``: a causal LM's base model, without its head) as the analysis names them: a causal LM's with
+    its base model's attribute first (``model.layers.4.self_attn.k_proj.weight``), what the job's result shows."""
+    names = [name for name, p in plain_model.named_parameters() if p.is_floating_point()]
+    prefix = getattr(plain_model, "base_model_prefix", "")
+    if is_causal(getattr(plain_model, "config", None)) and prefix:
+        return [f"{prefix}.{name}" for name in names]
+    return names
 
 
 def is_causal(config: Any) -> bool:
-    """Whether a checkpoint's config names a causal language model (``*ForCausalLM`` / ``*LMHeadModel``)."""
-    return any(a.endswith("ForCausalLM") or a.endswith("LMHeadModel") for a in (getattr(config, "architectures", None) or []))
+    """Whether a checkpoint's config is a causal language model's: its ``architectures`` name one
+    (``*ForCausalLM`` / ``*LMHeadModel``); a config without them (SmolLM2's, converted from GGUF) is
+    one when it says ``is_decoder`` or its ``model_type`` has a causal-LM class and no masked-LM one
+    (Llama, GPT-2, ... but not BERT, which has both)."""
+    architectures = getattr(config, "architectures", None)
+    if architectures:
+        return any(a.endswith("ForCausalLM") or a.endswith("LMHeadModel") for a in architectures)
+    if config is None:
+        return False
+    if getattr(config, "is_decoder", False):
+        return True
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+    model_type = getattr(config, "model_type", None)
+    return model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 
 def load_language_model(model_id: str) -> LanguageModel:
-    """A registry model (``minilm``, a local checkpoint directory or a hub id) wrapped for the
-    analysis: encoders give their final hidden state, causal language models their logits
-    (loaded with their head). Raises ``ModelUnavailable`` for a model with no Hugging Face module."""
+    """A registry model (``minilm``, ``smollm2``, a local checkpoint directory or a hub id) wrapped
+    for the analysis: encoders give their final hidden state (D = MSE), causal language models
+    their logits (D = KL of the next-token distribution): a causal LM is reloaded from its
+    checkpoint (``LoadedModel.source``) with its head, eager attention (forward-mode AD has no rule
+    for fused attention kernels) and float32 weights unless the registry's are float64. Raises
+    ``ModelUnavailable`` for a model with no Hugging Face module."""
     from featgeom_core.models import shared_model
 
     loaded = shared_model(model_id)
@@ -214,7 +281,10 @@ def load_language_model(model_id: str) -> LanguageModel:
     if is_causal(model.config):
         from transformers import AutoModelForCausalLM
 
-        causal: torch.nn.Module = AutoModelForCausalLM.from_pretrained(loaded.source, attn_implementation="eager")
+        if not loaded.source:
+            raise ModelUnavailable(f"{model_id!r}: the registry did not say which checkpoint it loaded, so its head cannot be loaded")
+        dtype = torch.float64 if next(model.parameters()).dtype == torch.float64 else torch.float32  # half precision curves badly
+        causal: torch.nn.Module = AutoModelForCausalLM.from_pretrained(loaded.source, attn_implementation="eager", dtype=dtype)
         model = causal.to(loaded.device).eval()
         output = "logits"
     for parameter in model.parameters():

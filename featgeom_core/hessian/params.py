@@ -123,11 +123,17 @@ class ToyTarget(Params):
 
 
 class LanguageTarget(Params):
-    """A language model of the registry: every real token of packaged texts is a sample."""
+    """A language model of the registry: every real token of packaged texts is a sample. An
+    encoder's D is the MSE of its final hidden state at the token, a causal LM's the KL divergence
+    of its next-token distribution there (the write-up's setting)."""
 
     kind: Literal["language"] = Field("language", description="a language model of the registry")
-    model: ModelId = Field("minilm", description="minilm (offline), a local Hugging Face checkpoint directory or a hub id")
-    layer: int = Field(4, ge=0, le=255, description="the layer whose attention key weight is the default block")
+    model: ModelId = Field(
+        "minilm",
+        description="minilm (offline encoder: D = MSE of the final hidden state), smollm2 (offline causal LM: D = KL of the "
+        "next-token distribution at each position), a local Hugging Face checkpoint directory or a hub id",
+    )
+    layer: int = Field(4, ge=0, le=255, description="the layer whose attention key weight W_K is the default block (0-based)")
     block: BlockNames = Field(
         default_factory=list,
         description="the block's parameter names as the checkpoint names them "

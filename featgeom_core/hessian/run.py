@@ -51,10 +51,10 @@ def _run_language(target: LanguageTarget, report: Progress) -> JobOutput[Hessian
         )
     train = tokenize(lm.tokenizer, texts[: target.n_texts], target.max_tokens)
     heldout = tokenize(lm.tokenizer, texts[target.n_texts : target.n_texts + target.heldout_texts], target.max_tokens)
-    names = tuple(target.block) or (lm.default_block(target.layer),)
+    names = lm.canonical(target.block) if target.block else (lm.default_block(target.layer),)
     block = lm.block(names)
     timings["model and texts"] = time.perf_counter() - start
-    report(0.02, f"{lm.name}: {train.n_tokens} training tokens in {target.n_texts} texts, block {', '.join(names)}")
+    report(0.02, f"{lm.name}: {train.n_tokens} training tokens in {target.n_texts} texts, block {lm.describe(names)}")
     features = fit_hessian_features(
         lm.module, block, train.inputs, target.fit, progress=sub_progress(report, 0.02, 0.9), position_mask=train.mask
     )
@@ -74,9 +74,15 @@ def _run_language(target: LanguageTarget, report: Progress) -> JobOutput[Hessian
     )
     timings["held-out"] = time.perf_counter() - start
     report(1.0, "done")
-    divergence = "MSE of the final hidden state" if lm.output == "hidden" else "KL of the next-token distribution"
+    outputs = "final hidden state" if lm.output == "hidden" else "logits"
+    if features.divergence == "mse":
+        divergence = f"MSE of the {outputs}"
+    elif lm.output == "logits":
+        divergence = "KL(perturbed || trained) of the next-token distribution"
+    else:
+        divergence = f"KL of the softmax of the {outputs}"
     description = (
-        f"{lm.n_layers} layers, block {', '.join(names)}; D = {divergence} at each token; {target.n_texts} training and "
+        f"{lm.n_layers} layers, block {lm.describe(names)}; D = {divergence} at each token; {target.n_texts} training and "
         f"{target.heldout_texts} held-out texts of at most {target.max_tokens} tokens"
     )
     result = HessianFeaturesResult(
