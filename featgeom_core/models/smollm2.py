@@ -152,6 +152,7 @@ def _convert(source: Path, target: Path, fingerprint: str) -> None:
         save_file(state, str(staging / "model.safetensors"), metadata={"format": "pt"})
         if hasattr(config, "quantization_config"):
             delattr(config, "quantization_config")
+        config.architectures = [type(model).__name__]  # a config read from GGUF names none: say it is a causal LM
         config.save_pretrained(str(staging))
         tokenizer.save_pretrained(str(staging))
         files = {path.name: path.stat().st_size for path in staging.iterdir() if path.is_file()}
