@@ -86,7 +86,6 @@ class ModelSparsityResult:
                     "normalized_loss": round(s.metrics["normalized_loss"], 3),
                     "s_p": round(s.metrics["s_p"], 3),
                     "explained_variance": round(s.metrics["explained_variance"], 4),
-                    "lambda": round(s.metrics["lambda"], 5),
                     "calibrated_a": s.calibrated_a,
                 }
                 for s in self.sets
