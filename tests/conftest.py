@@ -111,6 +111,19 @@ def open_page(path: str, **query: str):
     return at
 
 
+def on_one_thread(build: Callable[[], Any]) -> Any:
+    """``build()`` with torch on one thread: two threads beside another busy process slow small models
+    pathologically (TMS training went from 4 s to 145 s). For module fixtures, which run before ``one_thread``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return build()
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def one_thread():
     """torch on one thread for the test: two threads beside another busy process slow small models pathologically."""

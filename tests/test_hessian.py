@@ -13,6 +13,7 @@ import torch
 from torch.autograd.functional import hessian
 from torch.func import functional_call
 
+from conftest import on_one_thread
 from featgeom_core import codec
 from featgeom_core.errors import DataError, FeatgeomError, InvalidParameter
 from featgeom_core.hessian import (
@@ -87,17 +88,6 @@ def explicit_curvatures(model, names, inputs, U, divergence, per_position=False)
 def unit_directions(k, size, seed=0):
     U = torch.randn(k, size, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     return U / U.norm(dim=1, keepdim=True)
-
-
-def on_one_thread(build):
-    """Module fixtures run before the one_thread fixture: train the toys on one torch thread too
-    (two threads beside another busy process slowed TMS training from 4 s to 145 s)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return build()
-    finally:
-        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

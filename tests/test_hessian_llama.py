@@ -19,6 +19,7 @@ from torch.autograd.functional import hessian, jacobian
 from torch.func import functional_call
 from torch.overrides import TorchFunctionMode
 
+from conftest import on_one_thread
 from featgeom_core.errors import InvalidParameter
 from featgeom_core.hessian import (
     HessianFeaturesParams,
@@ -85,17 +86,6 @@ def tiny_llama_config() -> Any:
         eos_token_id=1,
         bos_token_id=None,
     )
-
-
-def on_one_thread(build: Callable[[], Any]) -> Any:
-    """Module fixtures run before the one_thread fixture: build on one torch thread too (two threads beside another busy
-    process made the explicit Hessians take a minute instead of a second)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return build()
-    finally:
-        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -139,11 +139,6 @@ def layer_quality(scores: np.ndarray, feature_set: FeatureSet, train_rows: np.nd
     )
 
 
-def encoded_anywhere(quality: tuple[LayerQuality, ...] | list[LayerQuality]) -> bool:
-    """Whether the probes beat the baseline at some layer (False for no layers)."""
-    return any(q.encoded for q in quality)
-
-
 def construction_warning(quality: tuple[LayerQuality, ...] | list[LayerQuality], feature_set: str) -> str | None:
     """The warning to show beside a geometry whose probes do not beat chance at some layer (or, in a
     multi-label set, whose features do not at any layer); None when all do."""
