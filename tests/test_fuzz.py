@@ -96,6 +96,7 @@ from featgeom_core import cli, jobs
 from featgeom_core.errors import DataError, InvalidParameter, ModelUnavailable
 from featgeom_core.jobs import records
 from featgeom_core.params import field_spec
+from featgeom_core.probing.quality import CONSTRUCTION_WARNING
 from featgeom_core.store import Store
 
 PAGES = sorted(path.name for path in (REPO_ROOT / "pages").glob("*.py"))
@@ -391,7 +392,9 @@ def page_keys(cache: Path, local_backend: None) -> dict[str, list[str]]:
     for page in PAGES:
         at = run_page(page, {"model": "tiny-native", "layers": "0", "features": "art_type"})
         assert_clear(at)
-        assert not at.warning and not at.error, (page, messages(at))
+        # a random model's probes do not beat chance: the one warning due here is that one, said plainly
+        unexpected = [w.value for w in at.warning if CONSTRUCTION_WARNING not in w.value]
+        assert not unexpected and not at.error, (page, messages(at))
         keys[page] = [key for key in at.query_params if key != "page" and key not in SIDEBAR_KEYS]
     return keys
 
