@@ -18,13 +18,14 @@ from featgeom_core.probing import (
     feature_geometry,
 )
 from featgeom_core.probing.jobs import FEATURE_GEOMETRY
+from featgeom_core.probing.params import ESTIMATORS
 from ui.errors import render_safely
 from ui.links import link
 from ui.params import help_text, slider
 from ui.plots import psm_heatmap
 from ui.report import chart, warn
 from ui.resources import cached_store
-from ui.state import adopt_url, flag, keep_valid, require_selection, set_query
+from ui.state import adopt_url, flag, keep_valid, one_of, require_selection, set_query
 
 CONTROL_TITLES = {"real": "probe directions", "permuted": "permuted control", "shuffled_labels": "shuffled-label control"}
 
@@ -38,6 +39,27 @@ def _dedup_controls() -> float | None:
     threshold = slider(DedupParams, "threshold", "Cosine threshold", "threshold", container=right, disabled=not enabled)
     set_query(dedup="1" if enabled else "0", threshold=f"{threshold:g}")
     return threshold if enabled else None
+
+
+ESTIMATOR_TITLES = {"logistic": "logistic probes (the thesis)", "class_mean": "class means, whitened (Park et al. 2024)"}
+
+
+def _estimator_control() -> str:
+    """How the directions are estimated (kept in the URL as ``estimator``)."""
+    adopt_url("estimator", one_of(ESTIMATORS))
+    st.session_state.setdefault("estimator", "logistic")
+    estimator = (
+        st.segmented_control(
+            "Directions",
+            ESTIMATORS,
+            key="estimator",
+            format_func=ESTIMATOR_TITLES.get,
+            help=help_text(GeometryParams, "estimator"),
+        )
+        or "logistic"
+    )
+    set_query(estimator=estimator)
+    return estimator
 
 
 def _layer_picker(layers: tuple[int, ...]) -> int:
@@ -89,7 +111,7 @@ def _summary_table(result: GeometryResult) -> pd.DataFrame:
     return pd.DataFrame(rows, index=pd.Index([f"layer {layer}" for layer in result.layers], name="layer")).T
 
 
-def _follow_background_job(selection, missing: list[int]) -> None:
+def _follow_background_job(selection, missing: list[int], estimator: str) -> None:
     """Submit the uncached layers as a job (idempotent) and show its progress until it is done."""
     job_id = FEATURE_GEOMETRY.submit(
         {
@@ -97,6 +119,7 @@ def _follow_background_job(selection, missing: list[int]) -> None:
             "feature_set": selection.feature_set_name,
             "layers": missing,
             "hook": selection.hook,
+            "estimator": estimator,
         }
     ).job_id
     st.info(f"Layers {missing} are computing as background job `{job_id}`; keep using the app. This page shows the result when it is done.")
@@ -128,13 +151,14 @@ def render() -> None:
     if feature_set.notes:
         st.info("Not probed here: " + "; ".join(f"**{name}**: {why}" for name, why in feature_set.notes.items()))
     threshold = _dedup_controls()
+    estimator = _estimator_control()
 
-    params = GeometryParams(hook=selection.hook)
+    params = GeometryParams(hook=selection.hook, estimator=estimator)
     if selection.background and not selection.feature_set_name.startswith("upload:"):
         done = cached_layers(selection.model, feature_set, selection.layers, params, cached_store())
         missing = [layer for layer in selection.layers if layer not in done]
         if missing:
-            _follow_background_job(selection, missing)
+            _follow_background_job(selection, missing, estimator)
             return
     progress = st.progress(0.0, "starting…")
     result = feature_geometry(

@@ -37,7 +37,7 @@ def layer_targets(selection, layers: list[int], controls: ControlParams) -> list
         selection.model,
         selection.feature_set,
         layers,
-        GeometryParams(hook=selection.hook),
+        GeometryParams(hook=selection.hook, estimator=st.session_state.get("estimator", "logistic")),
         controls,
         dedup_threshold=threshold,
         store=cached_store(),
@@ -57,7 +57,10 @@ def layer_targets(selection, layers: list[int], controls: ControlParams) -> list
         if len(found.names) < MIN_FEATURES:
             st.warning(f"Layer {found.layer}: only {len(found.names)} features; the energy analyses need at least {MIN_FEATURES}.")
             continue
-        label = f"{selection.model_id} · {selection.feature_set_name} · layer {found.layer} · {selection.hook}"
+        estimator = st.session_state.get("estimator", "logistic")
+        label = f"{selection.model_id} · {selection.feature_set_name} · layer {found.layer} · {selection.hook}" + (
+            "" if estimator == "logistic" else f" · {estimator}"
+        )
         targets.append(EnergyTarget(layer=found.layer, names=found.names, targets=found.targets, label=label, warning=warning))
     return targets
 

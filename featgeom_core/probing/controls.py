@@ -18,14 +18,13 @@ import numpy as np
 from featgeom_core.activations import extract
 from featgeom_core.data.feature_set import FeatureSet
 from featgeom_core.models import LoadedModel
+from featgeom_core.probing.estimators import background_activations, settings_key, shuffled_label_directions_of
 from featgeom_core.probing.params import (
     KINDS,
     ControlParams,
     GeometryParams,
-    ProbeParams,
 )
 from featgeom_core.probing.pipeline import probe_key
-from featgeom_core.probing.probes import shuffled_label_control
 from featgeom_core.probing.result import GeometryResult, LayerControls
 from featgeom_core.probing.similarity import permuted_control, psm
 from featgeom_core.progress import Progress, silent
@@ -42,7 +41,7 @@ def label_seeds(params: GeometryParams, controls: ControlParams) -> list[int]:
 def _shuffled_key(model: LoadedModel, feature_set: FeatureSet, layer: int, params: GeometryParams, label_seed: int) -> str:
     return result_key(
         "shuffled_probes",
-        {"layer": layer, "hook": params.hook, "C": params.C, "seed": params.seed, "label_seed": label_seed},
+        {"layer": layer, **settings_key(params), "label_seed": label_seed},
         {"model": model.fingerprint, "features": feature_set.fingerprint()},
     )
 
@@ -82,7 +81,8 @@ def shuffled_label_directions(
         todo = [layer for layer in layers if (layer, seed) not in found]
         report(k / max(len(missing_seeds), 1), f"probes on shuffled labels, seed {seed} ({k + 1}/{len(missing_seeds)})")
         activations = extract(model, feature_set, todo, params.hook, store=store)
-        trained = shuffled_label_control(activations, feature_set, ProbeParams(C=params.C, seed=params.seed), seed, device)
+        background = background_activations(model, todo, params, store)
+        trained = shuffled_label_directions_of(activations, feature_set, params, seed, device, background)
         for i, layer in enumerate(trained.layers):
             found[(layer, seed)] = trained.directions[i]
             if store is not None:

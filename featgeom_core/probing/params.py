@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
@@ -38,16 +38,31 @@ HookField = Annotated[
 
 LabelSeed = Annotated[int, Field(ge=0, le=MAX_SEED, description="seed of the label shuffle behind the shuffled-label control probes")]
 
+Estimator = Literal["logistic", "class_mean"]
+ESTIMATORS: tuple[Estimator, ...] = ("logistic", "class_mean")
+EstimatorField = Annotated[
+    Estimator,
+    Field(
+        description=(
+            "how feature directions are estimated: logistic (the thesis's one-vs-rest L2 logistic probes) or class_mean "
+            "(Park et al. 2024: each class's mean in whitened activations, read through its own covariance; no one-vs-rest)"
+        )
+    ),
+]
+
 
 class GeometryParams(Params):
     """Everything that shapes a geometry view besides the model, the feature set and the layers."""
 
     hook: HookField = "mlp_post"
+    estimator: EstimatorField = "logistic"
     C: InverseRegularisation = 1.0
     seed: Seed = 0
     rbf_c: float = Field(200.0, gt=0, description="RBF width c in exp(-|x_i - x_j|^2 / c), in squared activation units")
     permutation_seed: int = seed_field(0, "seed of the permuted control (plus the layer index)")
     label_seed: LabelSeed = 1
+
+    ADDED_FIELDS = ("estimator",)
 
 
 class ControlParams(Params):
@@ -74,9 +89,12 @@ class FeatureGeometryParams(Params):
     feature_set: str = Field(..., description="a named feature set (see `featgeom feature-sets`)")
     layers: LayerIndices = Field(..., min_length=1, max_length=MAX_LAYERS, description="layer indices (0-based), e.g. [0, 2, 4] or '0,2,4'")
     hook: HookField = "mlp_post"
+    estimator: EstimatorField = "logistic"
     C: InverseRegularisation = 1.0
     seed: Seed = 0
     label_seed: LabelSeed = 1
+
+    ADDED_FIELDS = ("estimator",)
 
     @field_validator("layers")
     @classmethod
@@ -95,4 +113,4 @@ class FeatureGeometryParams(Params):
 
     def geometry(self) -> GeometryParams:
         """The probe settings of this job."""
-        return GeometryParams(hook=self.hook, C=self.C, seed=self.seed, label_seed=self.label_seed)
+        return GeometryParams(hook=self.hook, estimator=self.estimator, C=self.C, seed=self.seed, label_seed=self.label_seed)

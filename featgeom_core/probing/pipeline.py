@@ -14,12 +14,13 @@ import numpy as np
 from featgeom_core.activations import extract
 from featgeom_core.data.feature_set import FeatureSet
 from featgeom_core.models import LoadedModel
+from featgeom_core.probing.estimators import background_activations, estimate_directions, settings_key, shuffled_label_directions_of
 from featgeom_core.probing.params import (
     KINDS,
     GeometryParams,
     ProbeParams,
 )
-from featgeom_core.probing.probes import shuffled_label_control, split_rows, train_probes
+from featgeom_core.probing.probes import split_rows
 from featgeom_core.probing.quality import layer_quality
 from featgeom_core.probing.result import GeometryResult
 from featgeom_core.probing.similarity import permuted_control, psm
@@ -31,7 +32,7 @@ def probe_key(model: LoadedModel, feature_set: FeatureSet, layer: int, params: G
     """Store key of one layer's probe results (real and shuffled-label) for these inputs."""
     return result_key(
         "probes.v2",  # v2: with every example's scores, from which the probe quality is judged
-        {"layer": layer, "hook": params.hook, "C": params.C, "seed": params.seed, "label_seed": params.label_seed},
+        {"layer": layer, **settings_key(params), "label_seed": params.label_seed},
         {"model": model.fingerprint, "features": feature_set.fingerprint()},
     )
 
@@ -42,18 +43,20 @@ def train_layer_probes(
     params: GeometryParams = GeometryParams(),
     device: str = "auto",
     progress: Progress | None = None,
+    background: Mapping[int, np.ndarray] | None = None,
 ) -> dict[int, dict[str, np.ndarray]]:
-    """Real and shuffled-label probes on activations {layer: (n, d)}, one batched problem each.
+    """Real and shuffled-label directions on activations {layer: (n, d)}: logistic probes (one
+    batched problem each) or class means in whitened activations, as ``params.estimator`` says.
 
     Returns {layer: arrays} with ``directions`` (F, d), ``bias``, ``test_accuracy``,
     ``test_balanced_accuracy``, ``scores`` (n, F), ``shuffled_directions`` and ``shuffled_test_accuracy``.
     """
     report = progress or silent
-    probe_params = ProbeParams(C=params.C, seed=params.seed)
-    report(0.0, f"training {len(activations) * feature_set.n_features} probes")
-    real = train_probes(activations, feature_set, probe_params, device)
-    report(0.5, "training shuffled-label control probes")
-    shuffled = shuffled_label_control(activations, feature_set, probe_params, params.label_seed, device)
+    what = "class-mean directions" if params.estimator == "class_mean" else "probes"
+    report(0.0, f"estimating {len(activations) * feature_set.n_features} {what}")
+    real = estimate_directions(activations, feature_set, params, device, background)
+    report(0.5, f"shuffled-label control {what}")
+    shuffled = shuffled_label_directions_of(activations, feature_set, params, params.label_seed, device, background)
     return {
         layer: {
             "directions": real.directions[i],
@@ -98,7 +101,8 @@ def feature_geometry(
     missing = [layer for layer in layers if layer not in per_layer]
     if missing:
         activations = extract(model, feature_set, missing, params.hook, store=store, progress=sub_progress(report, 0.0, 0.7))
-        computed = train_layer_probes(activations, feature_set, params, device, sub_progress(report, 0.7, 0.95))
+        background = background_activations(model, missing, params, store)
+        computed = train_layer_probes(activations, feature_set, params, device, sub_progress(report, 0.7, 0.95), background)
         for layer, arrays in computed.items():
             if store is not None:
                 store.put(keys[layer], arrays, {"model": model.name, "feature_set": feature_set.name, "layer": layer})

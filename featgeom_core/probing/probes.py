@@ -97,9 +97,9 @@ def train_probes(
         feature_names=feature_set.feature_names,
         directions=directions.cpu().numpy().astype(np.float32),
         bias=bias.cpu().numpy().astype(np.float32),
-        train_accuracy=_masked_mean(correct, train_member),
-        test_accuracy=_masked_mean(correct, test_member),
-        test_balanced_accuracy=0.5 * (_masked_mean(correct, test_member & truth[0]) + _masked_mean(correct, test_member & ~truth[0])),
+        train_accuracy=masked_mean(correct, train_member),
+        test_accuracy=masked_mean(correct, test_member),
+        test_balanced_accuracy=0.5 * (masked_mean(correct, test_member & truth[0]) + masked_mean(correct, test_member & ~truth[0])),
         train_rows=train_rows,
         iterations=iterations,
         scores=scores.astype(np.float32),
@@ -155,7 +155,8 @@ def _fit_in_training_span(
     return W.detach(), bias.detach(), iterations
 
 
-def _masked_mean(correct: np.ndarray, member: np.ndarray) -> np.ndarray:
+def masked_mean(correct: np.ndarray, member: np.ndarray) -> np.ndarray:
+    """The share of rows where ``member`` (n, F) holds that are ``correct`` (L, n, F) bool: (L, F)."""
     return (correct & member[None]).sum(axis=1) / np.maximum(member.sum(axis=0), 1)[None]
 
 
@@ -218,9 +219,9 @@ def train_probes_sklearn(
         feature_names=feature_set.feature_names,
         directions=directions,
         bias=bias,
-        train_accuracy=_masked_mean(correct, train_member),
-        test_accuracy=_masked_mean(correct, test_member),
-        test_balanced_accuracy=0.5 * (_masked_mean(correct, test_member & truth) + _masked_mean(correct, test_member & ~truth)),
+        train_accuracy=masked_mean(correct, train_member),
+        test_accuracy=masked_mean(correct, test_member),
+        test_balanced_accuracy=0.5 * (masked_mean(correct, test_member & truth) + masked_mean(correct, test_member & ~truth)),
         train_rows=train_rows,
         iterations=-1,
         scores=scores,
