@@ -11,4 +11,5 @@ JOB_KIND_MODULES: tuple[str, ...] = (
     "featgeom_core.sparsity.jobs",
     "featgeom_core.interaction.jobs",
     "featgeom_core.hessian.jobs",
+    "featgeom_core.findings.jobs",
 )

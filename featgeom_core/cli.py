@@ -42,7 +42,14 @@ def cmd_psm(args: argparse.Namespace) -> int:
     from featgeom_core.probing.jobs import FEATURE_GEOMETRY
 
     checked = FEATURE_GEOMETRY.parse(
-        {"model": args.model, "feature_set": args.features, "layers": args.layers, "hook": args.hook, "seed": args.seed}
+        {
+            "model": args.model,
+            "feature_set": args.features,
+            "layers": args.layers,
+            "hook": args.hook,
+            "estimator": args.estimator,
+            "seed": args.seed,
+        }
     )
     if args.job:
         return _run_job(FEATURE_GEOMETRY.name, checked.normalised(), wait=args.wait, quiet=args.quiet, as_json=False)
@@ -85,12 +92,14 @@ def cmd_perturbation(args: argparse.Namespace) -> int:
     from featgeom_core.energy.jobs import ENERGY_SWEEP
     from featgeom_core.energy.params import SweepGrid
     from featgeom_core.models import load_model
-    from featgeom_core.probing import ControlParams, GeometryParams
+    from featgeom_core.probing import ControlParams
     from featgeom_core.probing.controls import controls_by_layer
     from featgeom_core.probing.jobs import FEATURE_GEOMETRY
     from featgeom_core.store import Store
 
-    checked = FEATURE_GEOMETRY.parse({"model": args.model, "feature_set": args.features, "layers": args.layers, "hook": args.hook})
+    checked = FEATURE_GEOMETRY.parse(
+        {"model": args.model, "feature_set": args.features, "layers": args.layers, "hook": args.hook, "estimator": args.estimator}
+    )
     controls = ControlParams.parse({"shuffled_labels": not args.no_shuffled, "permutation_seeds": args.seeds, "label_seeds": args.seeds})
     similarities = list(
         SweepGrid.parse({"similarities": [part.strip() for part in args.similarities.split(",") if part.strip()]}).similarities
@@ -99,14 +108,15 @@ def cmd_perturbation(args: argparse.Namespace) -> int:
     feature_set = load_feature_set(checked.feature_set, tokenizer=model.tokenizer)
     progress = _stderr_progress() if not args.quiet else None
     geometry, by_layer, _ = controls_by_layer(
-        model, feature_set, checked.layers, GeometryParams(hook=checked.hook), controls, store=Store(), progress=progress
+        model, feature_set, checked.layers, checked.geometry(), controls, store=Store(), progress=progress
     )
     warning = geometry.warning() or ""
     params = ENERGY_SWEEP.validate(
         {
             "targets": [spec for layer in by_layer for spec in layer.sweep_targets(similarities)],
             "similarities": similarities,
-            "label": f"{checked.model} · {checked.feature_set} · layers {','.join(map(str, checked.layers))} · {checked.hook}",
+            "label": f"{checked.model} · {checked.feature_set} · layers {','.join(map(str, checked.layers))} · {checked.hook}"
+            + ("" if checked.estimator == "logistic" else f" · {checked.estimator}"),
             "probe_warning": warning,
         }
     )
@@ -370,6 +380,36 @@ def cmd_store(args: argparse.Namespace) -> int:
     return 1 if unreadable else 0
 
 
+def cmd_findings(args: argparse.Namespace) -> int:
+    """The findings ledger: measured here (cached per finding), printed per paper or as JSON."""
+    from featgeom_core.findings.jobs import LEDGER
+
+    params = LEDGER.parse(
+        {
+            "papers": [args.paper] if args.paper else ["thesis", "sparsity", "hessian", "lib"],
+            "models": [args.model] if args.model else ["minilm", "smollm2"],
+        }
+    )
+    record = _finish_job(LEDGER.name, params.normalised(), quiet=args.quiet or args.json)
+    if record.status != "done":
+        print(f"featgeom: findings job {record.job_id} {record.status}: {record.error or record.message}", file=sys.stderr)
+        return 1
+    import dataclasses
+
+    from featgeom_core import codec
+
+    ledger = LEDGER.load(record.job_id)
+    if args.json:
+        print(json.dumps([codec.to_json(dataclasses.asdict(f)) for f in ledger.findings]))
+        return 0
+    for paper in params.papers:
+        print(ledger.markdown(paper))
+    unexpected = ledger.summary()["unexpected"]
+    if unexpected:
+        print("verdicts not as declared: " + "; ".join(unexpected))
+    return 0
+
+
 def _options(
     parser: argparse.ArgumentParser, model: type[Params], flags: Mapping[str, str], defaults: Mapping[str, Any] | None = None
 ) -> None:
@@ -404,8 +444,15 @@ def build_parser() -> argparse.ArgumentParser:
     _options(
         psm,
         FeatureGeometryParams,
-        {"--model": "model", "--features": "feature_set", "--layers": "layers", "--hook": "hook", "--seed": "seed"},
-        {"model": "minilm", "feature_set": "athlete_sport", "layers": "0"},
+        {
+            "--model": "model",
+            "--features": "feature_set",
+            "--layers": "layers",
+            "--hook": "hook",
+            "--estimator": "estimator",
+            "--seed": "seed",
+        },
+        {"model": "minilm", "feature_set": "world_country", "layers": "0"},
     )
     psm.add_argument("--csv", help="also write every PSM to this CSV file")
     psm.add_argument(
@@ -418,7 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     _options(
         pert,
         FeatureGeometryParams,
-        {"--model": "model", "--features": "feature_set", "--layers": "layers", "--hook": "hook"},
+        {"--model": "model", "--features": "feature_set", "--layers": "layers", "--hook": "hook", "--estimator": "estimator"},
         {"model": "minilm", "feature_set": "world_country", "layers": "0"},
     )
     _options(pert, SweepGrid, {"--similarities": "similarities"})
@@ -448,6 +495,12 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("store", help="check the result store after an upgrade: what this featgeom must recompute")
     check.add_argument("action", nargs="?", default="check", choices=["check"])
     check.set_defaults(func=cmd_store)
+    findings = sub.add_parser("findings", help="each paper's headline claims beside what the lab measures, with verdicts")
+    findings.add_argument("--paper", choices=["thesis", "sparsity", "hessian", "lib"], help="one paper's findings (default: all)")
+    findings.add_argument("--model", help="one model's findings (default: minilm and smollm2; toys and synthetic data always)")
+    findings.add_argument("--json", action="store_true", help="one JSON list of findings")
+    findings.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    findings.set_defaults(func=cmd_findings)
     sweep = sub.add_parser("sweep", help="run a YAML grid of analysis parameters as jobs")
     sweep.add_argument("file")
     sweep.add_argument("--no-wait", action="store_true", help="submit and return")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -29,3 +31,15 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         return torch.device(device)
     except RuntimeError as exc:
         raise InvalidParameter(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'") from exc
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block with torch on ``count`` intra-op threads (restored after). Toy models gain
+    nothing from threads, and beside another busy process two threads slow them many times over."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -23,6 +23,10 @@ st.markdown(
     "geometry is to perturbation; measure how sparse a model's activations are, and read the "
     "dictionaries that code them."
 )
+st.markdown(
+    "**Start with Findings**: each paper's headline claims beside what this lab measures, with the controls and a "
+    "verdict, each linking to the view that shows it."
+)
 for page in PAGES[1:]:
     link(page.path, page.title)
 

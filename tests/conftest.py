@@ -32,7 +32,18 @@ _CLIENT_BEFORE = pytest.StashKey[Any]()
 TIER_FIXTURES = {
     "browser": {"browser"},
     "cluster": {"local_backend", "external_cluster", "cluster_in_subprocess", "processes"},
-    "slow": {"minilm", "app_url", "processes", "certs", "tiny_bert_dir", "minilm_tokenizer", "featgeom", "smollm2_dir", "smollm2"},
+    "slow": {
+        "ledger",
+        "minilm",
+        "app_url",
+        "processes",
+        "certs",
+        "tiny_bert_dir",
+        "minilm_tokenizer",
+        "featgeom",
+        "smollm2_dir",
+        "smollm2",
+    },
 }
 """Which fixtures put a test in which tier."""
 

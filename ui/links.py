@@ -22,6 +22,7 @@ class PageInfo:
 
 PAGES: tuple[PageInfo, ...] = (
     PageInfo("pages/home.py", "Home", ":material/home:", ""),
+    PageInfo("pages/findings.py", "Findings", ":material/fact_check:", "findings"),
     PageInfo("pages/geometry.py", "Feature geometry", ":material/scatter_plot:", "geometry"),
     PageInfo("pages/energy.py", "Energy", ":material/bolt:", "energy"),
     PageInfo("pages/perturbation.py", "Perturbation", ":material/ssid_chart:", "perturbation"),

@@ -84,7 +84,11 @@ class JobKind(Generic[P, R]):
 
     def execute(self, normalised: Mapping[str, Any], report: Progress) -> list[StoreEntry]:
         """Run on validated params; the primary result comes first, as ``(key, arrays, meta)``."""
-        output = self.run(self.parse(normalised), report)
+        return self.execute_output(normalised, self.run(self.parse(normalised), report))
+
+    def execute_output(self, params: Mapping[str, Any] | P, output: JobOutput[R]) -> list[StoreEntry]:
+        """A run's output as store entries, the primary result first (what a job stores)."""
+        normalised = self.validate(params)
         arrays, meta = codec.encode(output.result)
         return [(self.result_key(normalised, output.fingerprints), arrays, meta), *output.extra]
 

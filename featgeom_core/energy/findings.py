@@ -1,0 +1,236 @@
+"""The thesis's energy findings (paper 000, sections 4.2 and 4.3, conclusions 3 and 4): real
+features end closer to the target after re-optimisation than permuted ones with cosine similarity,
+not with RBF; minima are narrow; the learned importance weights are about equal. Measured with the
+Perturbation page's sweep (its default grid, both controls, 5 seeds each) on the offline models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from featgeom_core.energy.result import EnergySweepResult
+from featgeom_core.findings.declare import Finding, Measure, Measurement, Verdict, computed, declare, share_verdict
+from featgeom_core.findings.params import DEFAULT_LEDGER_MODELS
+from featgeom_core.params import default_layers
+from featgeom_core.progress import Progress, sub_progress
+from featgeom_core.store import Store
+
+FEATURES = "athlete_sport"
+"""The thesis's knowledge set (Figures 7, 8 and 10)."""
+NARROW_RATIO = 1.5
+"""Minima are narrow when the mean re-optimisation distance at sigma = 0.1 is at least this times that at 0.01."""
+EQUAL_WEIGHTS = 1.5
+"""Learned importance weights are 'about equal' when the largest is at most this times the smallest."""
+
+
+def sweep_layers(n_layers: int) -> list[int]:
+    """Two layers as the thesis's 8 and 15 of 16: the middle and the last of the default layers."""
+    layers = default_layers(n_layers)
+    return sorted({layers[len(layers) // 2], layers[-1]})
+
+
+def sweep(model_id: str, store: Store, report: Progress) -> tuple[EnergySweepResult, list[dict[str, Any]]]:
+    """The Perturbation page's sweep for :data:`FEATURES` at :func:`sweep_layers` (stored like the page's), and its summary."""
+    from featgeom_core.data import load_feature_set
+    from featgeom_core.energy.controls import control_summary
+    from featgeom_core.energy.jobs import ENERGY_SWEEP
+    from featgeom_core.energy.params import SweepGrid
+    from featgeom_core.models import shared_model
+    from featgeom_core.probing import ControlParams, GeometryParams
+    from featgeom_core.probing.controls import controls_by_layer
+
+    model = shared_model(model_id)
+    feature_set = load_feature_set(FEATURES, tokenizer=model.tokenizer)
+    layers = sweep_layers(model.n_layers)
+    geometry, by_layer, _ = controls_by_layer(
+        model, feature_set, layers, GeometryParams(), ControlParams(), store=store, progress=sub_progress(report, 0.0, 0.4)
+    )
+    similarities = list(SweepGrid().similarities)
+    params = ENERGY_SWEEP.parse(
+        {
+            "targets": [spec for layer in by_layer for spec in layer.sweep_targets(similarities)],
+            "similarities": similarities,
+            "label": f"{model_id} · {FEATURES} · layers {','.join(map(str, layers))} · mlp_post",
+            "probe_warning": geometry.warning() or "",
+        }
+    )
+    result = computed(ENERGY_SWEEP, params, store, sub_progress(report, 0.4, 1.0))
+    return result, control_summary(result.rows)
+
+
+def _cells(summary: list[dict[str, Any]], similarity: str, control: str) -> str:
+    return "; ".join(
+        f"layer {row['layer']}: real {row['real']:.4f}, {control} {row[control]:.4f} "
+        f"[{row[control + '_low']:.4f}, {row[control + '_high']:.4f}]"
+        for row in summary
+        if row["similarity"] == similarity and control in row
+    )
+
+
+def real_below(similarity: str, control: str) -> Measure:
+    """The measure: at each layer, is the real target's distance after re-optimisation below the control's whole band?"""
+
+    def measure(model_id: str, store: Store, report: Progress) -> Measurement:
+        _, summary = sweep(model_id, store, report)
+        rows = [row for row in summary if row["similarity"] == similarity and control in row]
+        below = [row["real"] < row[control + "_low"] for row in rows]
+        return Measurement(
+            ours=_cells(summary, similarity, control),
+            verdict=share_verdict(below),
+            note=f"real below the {control} band at {sum(below)} of {len(below)} layers",
+            value=float(np.mean([row["real_minus_" + control] for row in rows])),
+            spread=f"bands: central 95% over 5 seeds x 3 noise draws; {len(rows)} layers",
+        )
+
+    return measure
+
+
+def real_within(similarity: str, control: str) -> Measure:
+    """The measure: at each layer, is the real target's distance inside the control's band (no separation)?"""
+
+    def measure(model_id: str, store: Store, report: Progress) -> Measurement:
+        _, summary = sweep(model_id, store, report)
+        rows = [row for row in summary if row["similarity"] == similarity and control in row]
+        inside = [row[control + "_low"] <= row["real"] <= row[control + "_high"] for row in rows]
+        return Measurement(
+            ours=_cells(summary, similarity, control),
+            verdict=share_verdict(inside),
+            note=f"real inside the {control} band at {sum(inside)} of {len(inside)} layers",
+            value=float(np.mean([row["real_minus_" + control] for row in rows])),
+            spread=f"bands: central 95% over 5 seeds x 3 noise draws; {len(rows)} layers",
+        )
+
+    return measure
+
+
+def narrow_minima(model_id: str, store: Store, report: Progress) -> Measurement:
+    """The measure: the real targets' mean re-optimisation distance at sigma = 0.1 against 0.01, per layer and similarity."""
+    from featgeom_core.energy.sweep import curves_of_best
+
+    result, _ = sweep(model_id, store, report)
+    ratios: list[float] = []
+    cells: list[str] = []
+    layers = sorted({row["layer"] for row in result.rows})
+    for layer in layers:
+        for similarity in ("cosine", "rbf"):
+            curve = [row for row in curves_of_best(result.rows, similarity, layer) if row["target"] == "real"]
+            at = {sigma: np.mean([row["distance"] for row in curve if np.isclose(row["sigma"], sigma)]) for sigma in (0.01, 0.1)}
+            ratios.append(float(at[0.1] / at[0.01]))
+            cells.append(f"layer {layer} {similarity}: {at[0.01]:.4f} -> {at[0.1]:.4f} (x{ratios[-1]:.1f})")
+    narrow = [ratio >= NARROW_RATIO for ratio in ratios]
+    return Measurement(
+        ours="; ".join(cells),
+        verdict=share_verdict(narrow),
+        note=f"distance at sigma 0.1 at least {NARROW_RATIO}x that at 0.01 in {sum(narrow)} of {len(narrow)} cases",
+        value=float(min(ratios)),
+        spread=f"{len(ratios)} (layer, similarity) cases, each the mean over kernels and 3 noise draws",
+    )
+
+
+def weights_ignored(model_id: str, store: Store, report: Progress) -> Measurement:
+    """The measure: the largest over smallest learned importance weight of each real target's best fit."""
+    result, _ = sweep(model_id, store, report)
+    ratios = []
+    for best in result.best:
+        if best["target"] == "real" and "best_index" in best:
+            weights = np.asarray(result.fits[best["best_index"]].weights, dtype=float)
+            ratios.append(float(weights.max() / max(weights.min(), 1e-12)))
+    equal = [ratio <= EQUAL_WEIGHTS for ratio in ratios]
+    verdict: Verdict = share_verdict(equal) if ratios else "not run here"
+    return Measurement(
+        ours=f"largest / smallest weight of the {len(ratios)} best fits: {min(ratios):.2f} to {max(ratios):.2f}" if ratios else "-",
+        verdict=verdict,
+        note=f"{sum(equal)} of {len(equal)} best fits have weights within a factor {EQUAL_WEIGHTS}",
+        value=float(max(ratios)) if ratios else None,
+        spread=f"{len(ratios)} best fits (layer x similarity x kernel)",
+    )
+
+
+SETTINGS = (
+    f"{FEATURES}, the middle and last default layers (thesis: 8 and 15 of Pythia-1B's 16), mlp.hook_post; the Perturbation "
+    "page's default grid (3 kernels x 2 similarities x dim 2-4 x lambda_d 10-1000, sigma 0.01-0.3, 3 noise draws), the real "
+    "target's best configuration per kernel applied to 5 seeds of each control"
+)
+VIEW = "pages/perturbation.py?model={model}&features=" + FEATURES
+_RULE_BELOW = "the real target below the control's band (central 95% of seeds x draws) at every layer (some: partly)"
+_RULE_WITHIN = "the real target inside the control's band at every layer (some: partly)"
+
+
+OPTIMISER = (
+    "re-optimisation is the lab's batched L-BFGS run to its tolerance; the thesis used scipy's CG then Powell "
+    "(kept as the baseline in benchmarks/bench_energy.py), which this row has not been run with"
+)
+
+
+def _declare(
+    key: str, claim: str, where: str, paper_value: str, tolerance: str, measure: Measure, expected: dict, departure: str = OPTIMISER
+) -> None:
+    declare(
+        Finding(
+            key=key,
+            paper="thesis",
+            claim=claim,
+            where=where,
+            paper_value=paper_value,
+            settings=SETTINGS,
+            tolerance=tolerance,
+            measure=measure,
+            models=DEFAULT_LEDGER_MODELS,
+            expected=expected,
+            view=VIEW,
+            minutes=1.5,
+            departure=departure,
+        )
+    )
+
+
+_declare(
+    "thesis.energy_real_beats_permuted_cosine",
+    "With cosine similarity, real features end much closer to their target after re-optimisation than permuted ones: real "
+    "geometries are energy minima, random ones are not",
+    "§4.3, Figure 10; conclusion 3",
+    "distance much higher for permuted features",
+    _RULE_BELOW,
+    real_below("cosine", "permuted"),
+    {"minilm": "reproduces", "smollm2": "reproduces"},
+)
+_declare(
+    "thesis.energy_rbf_no_separation",
+    "With RBF similarity, real and permuted features end about the same distance from their targets (RBF cannot tell them apart)",
+    "§4.3, Figure 10; conclusion 4",
+    "about the same distance",
+    _RULE_WITHIN,
+    real_within("rbf", "permuted"),
+    {"minilm": "partly", "smollm2": "partly"},
+)
+_declare(
+    "thesis.energy_beyond_probing",
+    "Real features sit nearer energy minima than probes trained on shuffled labels (the lab's control for the construction)",
+    "conclusion 3 (control not in the thesis)",
+    "not run in the thesis",
+    "reproduces when the real target is below the shuffled-label band at every layer (some: partly, none: contradicted)",
+    real_below("cosine", "shuffled_labels"),
+    {"minilm": "contradicted", "smollm2": "contradicted"},
+)
+_declare(
+    "thesis.energy_minima_narrow",
+    "Energy minima are narrow: the match after re-optimisation is much worse at perturbation scale 0.1 than at 0.01",
+    "§4.2, Figures 7 and 8",
+    "error per pair rises significantly from sigma 0.01 to 0.1",
+    f"the real target's mean distance at sigma 0.1 at least {NARROW_RATIO}x that at 0.01 for every layer and similarity",
+    narrow_minima,
+    {"minilm": "contradicted", "smollm2": "contradicted"},
+    OPTIMISER + ": from every sigma up to 0.3 it returns to the same minimum (the cosine distance is the same to 4 decimals), "
+    "so here the minima are wide, or the thesis's optimiser stopped short of them",
+)
+_declare(
+    "thesis.importance_weights_ignored",
+    "The learned feature importance weights are largely ignored: they come out about equal",
+    "§4.2; conclusion (importance weights)",
+    "about equal in almost all cases",
+    f"largest / smallest weight ≤ {EQUAL_WEIGHTS} in every best fit (some: partly)",
+    weights_ignored,
+    {"minilm": "partly", "smollm2": "partly"},
+    "the weights are a bounded softmax (ratio at most 10); the best fits that use them sit at that bound",
+)
