@@ -305,18 +305,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _run_job(kind.name, params, wait=args.wait or args.inline, quiet=args.quiet, as_json=args.json, here=args.inline)
 
 
-def _finish_job(kind: str, params: Mapping[str, Any], quiet: bool, here: bool = False) -> JobRecord:
+def _finish_job(kind: str, params: Mapping[str, Any], quiet: bool, here: bool = False, recompute: bool = False) -> JobRecord:
     """Run a job to its end and return its final record: in this process when no scheduler is
     configured (or ``here``), with progress on stderr; otherwise on the scheduler's workers."""
     from featgeom_core.jobs import manager
     from featgeom_core.jobs.backend import scheduler_address
 
     if here or not scheduler_address():
-        record = manager.run_here(kind, params, report=_stderr_progress() if not quiet else silent)
+        record = manager.run_here(kind, params, report=_stderr_progress() if not quiet else silent, recompute=recompute)
         if not quiet:
             print(file=sys.stderr)
         return record
-    return manager.wait(manager.submit(kind, params), timeout_s=24 * 3600)
+    return manager.wait(manager.submit(kind, params, recompute=recompute), timeout_s=24 * 3600)
 
 
 def _run_job(kind: str, params: Mapping[str, Any], wait: bool, quiet: bool, as_json: bool, here: bool = False) -> int:
@@ -380,6 +380,19 @@ def cmd_store(args: argparse.Namespace) -> int:
     return 1 if unreadable else 0
 
 
+def _ledger_stale(params: Any) -> bool:
+    """Whether the stored ledger for ``params`` predates today's declarations (or is not there)."""
+    from featgeom_core.errors import FeatgeomError
+    from featgeom_core.findings.jobs import LEDGER
+    from featgeom_core.findings.run import stale
+    from featgeom_core.jobs import manager
+
+    try:
+        return bool(stale(LEDGER.load(manager.job_id_for(LEDGER.name, params.normalised())), params))
+    except FeatgeomError:
+        return False  # not measured yet: the run measures it
+
+
 def cmd_findings(args: argparse.Namespace) -> int:
     """The findings ledger: measured here (cached per finding), printed per paper or as JSON."""
     from featgeom_core.findings.jobs import LEDGER
@@ -390,7 +403,7 @@ def cmd_findings(args: argparse.Namespace) -> int:
             "models": [args.model] if args.model else ["minilm", "smollm2"],
         }
     )
-    record = _finish_job(LEDGER.name, params.normalised(), quiet=args.quiet or args.json)
+    record = _finish_job(LEDGER.name, params.normalised(), quiet=args.quiet or args.json, recompute=_ledger_stale(params))
     if record.status != "done":
         print(f"featgeom: findings job {record.job_id} {record.status}: {record.error or record.message}", file=sys.stderr)
         return 1

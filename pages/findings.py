@@ -11,7 +11,7 @@ from featgeom_core.findings import PAPERS, VERDICTS, FindingResult, Ledger
 from featgeom_core.findings.declare import NO_MODEL
 from featgeom_core.findings.jobs import LEDGER
 from featgeom_core.findings.params import DEFAULT_LEDGER_MODELS, LedgerParams
-from featgeom_core.findings.run import planned
+from featgeom_core.findings.run import planned, stale
 from featgeom_core.jobs import manager as jobs
 from ui.errors import render_safely
 from ui.jobs import ACTIVE, follow
@@ -121,7 +121,18 @@ def render() -> None:
             return
         job_id = LEDGER.submit(params).job_id
     if follow(job_id):
-        show(LEDGER.load(job_id))
+        ledger = LEDGER.load(job_id)
+        outdated = stale(ledger, params)
+        if outdated:
+            st.info(
+                f"{len(outdated)} findings were declared anew since this ledger was measured ({', '.join(outdated[:3])}"
+                + (", …" if len(outdated) > 3 else "")
+                + "); re-measuring redoes only those."
+            )
+            if st.button("Re-measure", key="findings_remeasure"):
+                LEDGER.submit(params, recompute=True)
+                st.rerun()
+        show(ledger)
 
 
 render_safely(render)

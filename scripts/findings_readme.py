@@ -35,7 +35,7 @@ def main() -> int:
             last[0] = message
             print(f"[{time.perf_counter() - started:6.0f} s {fraction:4.0%}] {message}", file=sys.stderr, flush=True)
 
-    record = manager.run_here(LEDGER.name, params.normalised(), report=report)
+    record = manager.run_here(LEDGER.name, params.normalised(), report=report, recompute=True)  # cheap: each finding is cached
     if record.status != "done":
         print(f"the ledger job {record.job_id} {record.status}: {record.error or record.message}", file=sys.stderr)
         return 1

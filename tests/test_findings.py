@@ -5,6 +5,7 @@ fails here, at the tolerance the ledger states."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,15 @@ def test_findings_page_offers_the_run_then_shows_the_ledger(monkeypatch: pytest.
     assert len(at.dataframe) == 2 and "CIFAR-10" in at.dataframe[1].value.to_string()
     at = open_page("pages/findings.py", model="tiny-native", findings_verdicts="reproduces")
     assert len(at.dataframe) == 0
+
+
+def test_a_stored_ledger_older_than_the_declarations_is_stale(store) -> None:
+    from featgeom_core.findings.run import stale
+
+    params = LedgerParams(papers=["lib"], models=["minilm"], keys=["lib.cifar10"])
+    current = run_ledger(params, silent).result
+    assert stale(current, params) == []
+    (only,) = current.findings
+    older = Ledger((replace(only, tolerance="an older rule"),))
+    assert stale(older, params) == ["lib.cifar10 on none"]
+    assert stale(Ledger(()), params) == ["lib.cifar10 on none"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 from featgeom_core import codec
@@ -10,7 +11,7 @@ from featgeom_core.findings.params import LedgerParams
 from featgeom_core.findings.result import FindingResult, Ledger
 from featgeom_core.jobs.protocol import JobOutput
 from featgeom_core.progress import Progress, sub_progress
-from featgeom_core.store import Store, result_key
+from featgeom_core.store import Store, canonical_json, result_key
 
 
 def planned(params: LedgerParams) -> list[tuple[Finding, str]]:
@@ -22,6 +23,27 @@ def planned(params: LedgerParams) -> list[tuple[Finding, str]]:
         for model in finding.models
         if model == NO_MODEL or model in params.models
     ]
+
+
+def declarations_digest(params: LedgerParams) -> str:
+    """A digest of every planned finding's declaration: part of the ledger's store key, so a ledger
+    measured under other declarations is stored beside it, never read in its place."""
+    declared = [[f.key, model, f.claim, f.settings, f.tolerance, f.expected.get(model, ""), f.departure] for f, model in planned(params)]
+    return hashlib.sha256(canonical_json(declared).encode()).hexdigest()[:16]
+
+
+def stale(ledger: Ledger, params: LedgerParams) -> list[str]:
+    """The findings of ``params`` that ``ledger`` lacks or measured under another declaration (its
+    claim, settings, rule, expected verdict or departure changed since): what a re-measure redoes.
+    A ledger job's id hangs on its params only, so a stored one can predate today's declarations."""
+    measured = {(f.key, f.model): f for f in ledger.findings}
+    out = []
+    for finding, model in planned(params):
+        found = measured.get((finding.key, model))
+        declared = (finding.claim, finding.settings, finding.tolerance, finding.expected.get(model, ""), finding.departure)
+        if found is None or (found.claim, found.settings, found.tolerance, found.expected, found.departure) != declared:
+            out.append(f"{finding.key} on {model}")
+    return out
 
 
 def finding_key(finding: Finding, model: str) -> str:
@@ -79,4 +101,4 @@ def run_ledger(params: LedgerParams, report: Progress) -> JobOutput[Ledger]:
         report(done / total, f"{finding.key} on {model}")
         results.append(measure_finding(finding, model, store, sub_progress(report, done / total, (done + finding.minutes) / total)))
         done += finding.minutes
-    return JobOutput(Ledger(tuple(results)))
+    return JobOutput(Ledger(tuple(results)), fingerprints={"declarations": declarations_digest(params)})
