@@ -4,6 +4,7 @@ as one job (each finding cached), filtered by verdict and model, each linking to
 from __future__ import annotations
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from featgeom_core.errors import FeatgeomError
@@ -14,8 +15,9 @@ from featgeom_core.findings.params import DEFAULT_LEDGER_MODELS, LedgerParams
 from featgeom_core.findings.run import planned, stale
 from featgeom_core.jobs import manager as jobs
 from ui.errors import render_safely
-from ui.jobs import ACTIVE, follow
+from ui.jobs import ACTIVE, follow, job_from_url
 from ui.links import BY_PATH
+from ui.report import chart
 from ui.state import adopt_fields, keep_valid, list_of, one_of, publish_fields, require_selection
 
 
@@ -49,6 +51,28 @@ def table(findings: list[FindingResult]) -> pd.DataFrame:
     )
 
 
+VERDICT_COLOURS = {"reproduces": "#2e7d32", "partly": "#f9a825", "contradicted": "#c62828", "not run here": "#9e9e9e"}
+
+
+def verdict_figure(ledger: Ledger) -> go.Figure:
+    """Verdict counts per paper, stacked (one bar per paper)."""
+    papers = [paper for paper in PAPERS if ledger.select(paper)]
+    figure = go.Figure(
+        [
+            go.Bar(
+                name=verdict,
+                y=[PAPERS[paper].split(",")[0] for paper in papers],
+                x=[len(ledger.select(paper, verdict=verdict)) for paper in papers],
+                orientation="h",
+                marker_color=VERDICT_COLOURS[verdict],
+            )
+            for verdict in VERDICTS
+        ]
+    )
+    figure.update_layout(barmode="stack", height=80 + 40 * len(papers), margin=dict(l=10, r=10, t=10, b=10), xaxis_title="findings")
+    return figure
+
+
 def show(ledger: Ledger) -> None:
     """The ledger, one section per paper, after the filters (kept in the URL)."""
     left, right = st.columns(2)
@@ -65,6 +89,7 @@ def show(ledger: Ledger) -> None:
     st.caption(" · ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS) + f" · {len(ledger.findings)} in all")
     for unexpected in summary["unexpected"]:
         st.warning(f"Verdict not the one the tests expect: {unexpected}")
+    chart(st, verdict_figure(ledger), key="findings_verdicts_chart", width="stretch")
     for paper, title in PAPERS.items():
         shown = [f for f in ledger.select(paper) if f.verdict in verdicts and f.model in chosen]
         if not shown:
@@ -97,6 +122,11 @@ def render() -> None:
         "cached); the README's reproduction tables and the tests read the same ledger."
     )
     require_selection()
+    stored = job_from_url(LEDGER.name)
+    if stored is not None:  # a link to one measured ledger
+        if follow(stored):
+            show(LEDGER.load(stored))
+        return
     adopt_fields({"findings_on": list_of(one_of(DEFAULT_LEDGER_MODELS))})
     models = st.multiselect(
         "Measure on",

@@ -99,6 +99,10 @@ def test_the_plan_measures_model_findings_on_the_chosen_models_only() -> None:
 # -- slow tier: every verdict on the default model, computed by the product ------------------------
 
 
+def peer_checkpoint_here() -> bool:
+    return (reference_dir() / "model_epoch_60000.pt").is_file()
+
+
 @pytest.fixture(scope="session")
 def ledger() -> Ledger:
     """The ledger on the default model (cold, in the session's cache), every paper."""
@@ -110,7 +114,7 @@ GUARDED = [(f.key, model) for f, model in planned(LedgerParams(models=GUARDED_MO
 
 @pytest.mark.parametrize("key,model", GUARDED, ids=[f"{k}-{m}" for k, m in GUARDED])
 def test_verdict_is_the_declared_one(key: str, model: str, ledger: Ledger) -> None:
-    if key.startswith("lib.edge_counts") and not (reference_dir() / "model_epoch_60000.pt").is_file():
+    if key.startswith("lib.edge_counts") and not peer_checkpoint_here():
         pytest.skip(f"the peer's checkpoint is not at {reference_dir()}")
     (found,) = [f for f in ledger.findings if f.key == key and f.model == model]
     assert found.verdict == found.expected, (found.ours, found.note)
@@ -121,6 +125,8 @@ def test_readme_reproduction_sections_come_from_the_ledger(ledger: Ledger) -> No
     text = (REPO / "README.md").read_text()
     block = text[text.index(README_BEGIN) : text.index(README_END)]
     for finding in ledger.findings:
+        if finding.key.startswith("lib.edge_counts") and not peer_checkpoint_here():
+            continue  # measured where the peer's checkpoint is (README's row); not on this machine
         row = [line for line in block.splitlines() if f"`{finding.key}`" in line and f"| {finding.model} |" in line]
         assert row, f"README's findings block lacks {finding.key} on {finding.model}: run scripts/findings_readme.py"
         assert f"**{finding.verdict}**" in row[0], (finding.key, finding.model, finding.verdict, row[0])
