@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from featgeom_core.config import torch_threads
-from featgeom_core.findings.declare import NO_MODEL, Finding, Measurement, Verdict, declare, not_run, share_verdict
+from featgeom_core.findings.declare import NO_MODEL, Finding, Measurement, declare, not_run, share_verdict
 from featgeom_core.progress import Progress, steps_progress
 from featgeom_core.store import Store
 
@@ -15,10 +15,6 @@ SEEDS = range(5)
 """Seeds of the toy's training and of the fit (the write-up reports one run)."""
 FIT = {"device": "cpu"}
 """The Hessian page's defaults otherwise (300 steps, 4 restarts, eigenvector start)."""
-
-
-def _verdict(successes: list[bool]) -> Verdict:
-    return share_verdict(successes)
 
 
 def xor_top_samples(model: str, store: Store, report: Progress) -> Measurement:
@@ -43,7 +39,7 @@ def _xor_top_samples(report: Progress) -> Measurement:
             f"top samples [1,1], [0,1], [1,0] on {sum(successes)} of {len(successes)} seeds; "
             f"highest peak {min(peaks):.2f} to {max(peaks):.2f}"
         ),
-        verdict=_verdict(successes),
+        verdict=share_verdict(successes),
         value=float(sum(successes)),
         spread=f"{len(successes)} seeds",
     )
@@ -67,7 +63,7 @@ def _tms_top_samples(report: Progress) -> Measurement:
         successes.append(sorted(int(torch.nonzero(toy.inputs[i])[0]) for i in top) == list(range(5)))
     return Measurement(
         ours=f"each feature's top single-input sample a different input on {sum(successes)} of {len(successes)} seeds",
-        verdict=_verdict(successes),
+        verdict=share_verdict(successes),
         value=float(sum(successes)),
         spread=f"{len(successes)} seeds",
     )
