@@ -76,21 +76,25 @@ def shuffled_label_directions(
             entry = store.get(_shuffled_key(model, feature_set, layer, params, seed), stale_as_missing=True)
             if entry is not None:
                 found[(layer, seed)] = entry.arrays["directions"]
-    missing_seeds = [seed for seed in seeds if any((layer, seed) not in found for layer in layers)]
-    for k, seed in enumerate(missing_seeds):
-        todo = [layer for layer in layers if (layer, seed) not in found]
-        report(k / max(len(missing_seeds), 1), f"probes on shuffled labels, seed {seed} ({k + 1}/{len(missing_seeds)})")
-        activations = extract(model, feature_set, todo, params.hook, store=store)
-        background = background_activations(model, todo, params, store)
-        trained = shuffled_label_directions_of(activations, feature_set, params, seed, device, background)
-        for i, layer in enumerate(trained.layers):
-            found[(layer, seed)] = trained.directions[i]
-            if store is not None:
-                store.put(
-                    _shuffled_key(model, feature_set, layer, params, seed),
-                    {"directions": trained.directions[i], "test_accuracy": trained.test_accuracy[i]},
-                    {"model": model.name, "feature_set": feature_set.name, "layer": layer, "label_seed": seed},
-                )
+    # Seeds missing at the same layers are trained together, as one problem.
+    by_layers: dict[tuple[int, ...], list[int]] = {}
+    for seed in seeds:
+        todo = tuple(layer for layer in layers if (layer, seed) not in found)
+        if todo:
+            by_layers.setdefault(todo, []).append(seed)
+    for k, (todo, group) in enumerate(by_layers.items()):
+        report(k / len(by_layers), f"probes on shuffled labels, seeds {', '.join(map(str, group))}")
+        activations = extract(model, feature_set, list(todo), params.hook, store=store)
+        background = background_activations(model, list(todo), params, store)
+        for seed, trained in zip(group, shuffled_label_directions_of(activations, feature_set, params, group, device, background)):
+            for i, layer in enumerate(trained.layers):
+                found[(layer, seed)] = trained.directions[i]
+                if store is not None:
+                    store.put(
+                        _shuffled_key(model, feature_set, layer, params, seed),
+                        {"directions": trained.directions[i], "test_accuracy": trained.test_accuracy[i]},
+                        {"model": model.name, "feature_set": feature_set.name, "layer": layer, "label_seed": seed},
+                    )
     report(1.0, "shuffled-label probes ready")
     return {layer: np.stack([found[(layer, seed)] for seed in seeds]) for layer in layers}
 

@@ -11,7 +11,7 @@ from featgeom_core.data.feature_set import FeatureSet
 from featgeom_core.models import LoadedModel
 from featgeom_core.probing.class_means import train_class_mean_directions
 from featgeom_core.probing.params import GeometryParams, ProbeParams
-from featgeom_core.probing.probes import shuffle_labels, train_probes
+from featgeom_core.probing.probes import shuffle_labels, train_probe_sets
 from featgeom_core.probing.result import ProbeResult
 from featgeom_core.store import Store
 
@@ -26,10 +26,25 @@ def estimate_directions(
     """Every (layer, feature) direction of ``feature_set`` on activations {layer: (n, d)}, by
     ``params.estimator``; ``background`` {layer: (m, d)}: generic activations the class-mean
     estimator whitens with (see :func:`background_activations`)."""
+    return estimate_direction_sets(activations, [feature_set], params, device, background)[0]
+
+
+def estimate_direction_sets(
+    activations: Mapping[int, np.ndarray],
+    feature_sets: Sequence[FeatureSet],
+    params: GeometryParams,
+    device: str = "auto",
+    background: Mapping[int, np.ndarray] | None = None,
+) -> list[ProbeResult]:
+    """:func:`estimate_directions` for several labellings of the same examples (real and shuffled
+    labels): logistic probes solve them as one problem, sharing the training span."""
     probe_params = ProbeParams(C=params.C, seed=params.seed)
     if params.estimator == "class_mean":
-        return train_class_mean_directions(activations, feature_set, probe_params.train_fraction, params.seed, device, background)
-    return train_probes(activations, feature_set, probe_params, device)
+        return [
+            train_class_mean_directions(activations, feature_set, probe_params.train_fraction, params.seed, device, background)
+            for feature_set in feature_sets
+        ]
+    return train_probe_sets(activations, feature_sets, probe_params, device)
 
 
 def background_activations(
@@ -48,16 +63,18 @@ def shuffled_label_directions_of(
     activations: Mapping[int, np.ndarray],
     feature_set: FeatureSet,
     params: GeometryParams,
-    label_seed: int,
+    label_seeds: Sequence[int],
     device: str = "auto",
     background: Mapping[int, np.ndarray] | None = None,
-) -> ProbeResult:
-    """The same estimator on labels shuffled with ``label_seed``: the geometry the label structure alone gives.
+) -> list[ProbeResult]:
+    """The same estimator on labels shuffled with each of ``label_seeds``: the geometry the label
+    structure alone gives (one result per seed, solved as one problem).
 
     With balanced one-vs-rest classes the class-mean differences sum to zero, so K logistic probe
     directions sit near a simplex (cosines near -1/(K-1)) whatever the model knows.
     """
-    return estimate_directions(activations, shuffle_labels(feature_set, label_seed), params, device, background)
+    shuffled = [shuffle_labels(feature_set, seed) for seed in label_seeds]
+    return estimate_direction_sets(activations, shuffled, params, device, background)
 
 
 def settings_key(params: GeometryParams) -> dict[str, object]:

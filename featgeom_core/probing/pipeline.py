@@ -14,13 +14,13 @@ import numpy as np
 from featgeom_core.activations import extract
 from featgeom_core.data.feature_set import FeatureSet
 from featgeom_core.models import LoadedModel
-from featgeom_core.probing.estimators import background_activations, estimate_directions, settings_key, shuffled_label_directions_of
+from featgeom_core.probing.estimators import background_activations, estimate_direction_sets, settings_key
 from featgeom_core.probing.params import (
     KINDS,
     GeometryParams,
     ProbeParams,
 )
-from featgeom_core.probing.probes import split_rows
+from featgeom_core.probing.probes import shuffle_labels, split_rows
 from featgeom_core.probing.quality import layer_quality
 from featgeom_core.probing.result import GeometryResult
 from featgeom_core.probing.similarity import permuted_control, psm
@@ -53,10 +53,10 @@ def train_layer_probes(
     """
     report = progress or silent
     what = "class-mean directions" if params.estimator == "class_mean" else "probes"
-    report(0.0, f"estimating {len(activations) * feature_set.n_features} {what}")
-    real = estimate_directions(activations, feature_set, params, device, background)
-    report(0.5, f"shuffled-label control {what}")
-    shuffled = shuffled_label_directions_of(activations, feature_set, params, params.label_seed, device, background)
+    report(0.0, f"estimating {len(activations) * feature_set.n_features} {what} and their shuffled-label control")
+    real, shuffled = estimate_direction_sets(
+        activations, [feature_set, shuffle_labels(feature_set, params.label_seed)], params, device, background
+    )
     return {
         layer: {
             "directions": real.directions[i],
