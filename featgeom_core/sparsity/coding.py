@@ -28,6 +28,7 @@ import scipy.sparse
 
 from featgeom_core.errors import DataError, InvalidParameter
 from featgeom_core.progress import Progress, silent
+from featgeom_core.sparsity.atoms import move_block
 from featgeom_core.sparsity.greedy import add_code_statistics, greedy_codes
 from featgeom_core.sparsity.params import SparseCodingParams
 from featgeom_core.sparsity.result import SparseCode
@@ -65,25 +66,19 @@ def _dictionary_update(dictionary: np.ndarray, stats: _Statistics, sweeps: int, 
     unit norm (the paper's constraint); atoms no code uses keep their place.
 
     Exactly sequential, computed a block of atoms at a time: one matrix product gives the block's
-    gradients, and each atom's change is folded into the gradients of the block's later atoms."""
-    A, B = stats.A, stats.Bt.T
-    D = dictionary.astype(np.float64)
-    used = np.flatnonzero(np.diag(A) > 1e-12 * max(float(np.trace(A)), 1e-300))
+    gradients (A is symmetric, so D A[:, block] is (A[block] D^T)^T), and each atom's change is
+    folded into the gradients of the block's later atoms (:func:`.atoms.move_block`)."""
+    A = stats.A
+    Dt = np.ascontiguousarray(dictionary.T, dtype=np.float64)  # (m, d): one atom per row
+    diagonal = np.ascontiguousarray(np.diag(A), dtype=np.float64)
+    used = np.flatnonzero(diagonal > 1e-12 * max(float(diagonal.sum()), 1e-300))
     for _ in range(sweeps):
         for start in range(0, len(used), block):
             atoms = used[start : start + block]
-            gradient = D @ A[:, atoms] - B[:, atoms]  # (d, block): half the gradient of each atom
-            coupling = A[np.ix_(atoms, atoms)]
-            for k, i in enumerate(atoms):
-                u = D[:, i] - gradient[:, k] / A[i, i]
-                norm = np.linalg.norm(u)
-                if norm == 0:
-                    continue
-                u /= norm
-                change = u - D[:, i]
-                D[:, i] = u
-                gradient[:, k + 1 :] += np.outer(change, coupling[k, k + 1 :])
-    return D.astype(np.float32)
+            gradient = A[atoms] @ Dt - stats.Bt[atoms]  # (block, d): half the gradient of each atom
+            coupling = np.ascontiguousarray(A[np.ix_(atoms, atoms)], dtype=np.float64)
+            move_block(Dt, np.ascontiguousarray(gradient, dtype=np.float64), coupling, atoms.astype(np.int64), diagonal)
+    return np.ascontiguousarray(Dt.T, dtype=np.float32)
 
 
 @dataclass
