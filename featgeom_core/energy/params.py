@@ -1,7 +1,10 @@
 """The energy analysis's parameters, declared once: field types shared by the engine's configs
 (``JointConfig``, ``ReoptConfig``, ``SweepGrid``) and the job kinds (``energy.jobs``).
 
-Defaults are the thesis's (section 4.2): lambda_d 100, lambda_x 10, Riesz s = 1, learned weights.
+Defaults: lambda_x 10, Riesz s = 1, learned weights, and lambda_d 100. lambda_d is the lab's choice,
+not the thesis's: the thesis sets it "to some large value, on the order of 1000" (section 3.5) so
+that the PSM misfit is optimised first, and searches it with the other hyper-parameters (section
+4.2), as the perturbation grid here does (10, 100, 1000). A fit's default is the grid's middle value.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ class JointFields(Params):
     dim: Dim
     similarity: SimilarityField = "cosine"
     kernel: KernelField = "riesz"
-    lambda_d: LambdaD = 100.0
+    lambda_d: LambdaD = 100.0  # the lab's; the thesis: "on the order of 1000" (section 3.5); see the module docstring
     s: RieszS = 1.0
     weights: WeightsField = "learned"
     weight_ratio: WeightRatio = 10.0
