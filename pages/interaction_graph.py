@@ -20,6 +20,7 @@ from featgeom_core.interaction.params import (
     InteractionGraphParams,
     LanguageTarget,
     ModulesParams,
+    default_windows,
 )
 from ui import params as widgets
 from ui.errors import render_safely
@@ -119,7 +120,12 @@ def language_settings(container, bases: list[str]) -> dict:
     )
     c1, c2, c3 = st.columns(3)
     layer = widgets.number_input(LanguageTarget, "layer", "Block", "ig_block", container=c1)
-    windows = widgets.number_input(LanguageTarget, "windows", "Token windows", "ig_windows", container=c2)
+    # Windows follow the model (enough tokens for its widest node layer) until the user sets them.
+    suggested = default_windows(model_id, int(st.session_state.get("ig_tokens", LanguageTarget.model_fields["tokens"].default)))
+    if "ig_windows" not in st.session_state or st.session_state["ig_windows"] == st.session_state.get("ig_windows_suggested"):
+        st.session_state["ig_windows"] = suggested
+    st.session_state["ig_windows_suggested"] = suggested
+    windows = widgets.number_input(LanguageTarget, "windows", "Token windows", "ig_windows", container=c2, default=suggested)
     tokens = widgets.number_input(LanguageTarget, "tokens", "Tokens per window", "ig_tokens", container=c3)
     tolerance, graph = rule_settings()
     set_query(

@@ -381,3 +381,18 @@ def test_a_gpt_neox_checkpoint_directory_runs_as_a_lib_graph_job(tmp_path) -> No
         assert all(bool(torch.isfinite(E).all()) for E in graph.edges)
         traces = result.results[kind].bisect
         assert len(traces) == 3 and all(0 < trace["required"] <= trace["total"] for trace in traces.values())
+
+
+def test_a_built_in_models_graph_sees_more_tokens_than_its_widest_node_layer_by_default() -> None:
+    """SmolLM2's MLP node layer (1,536 hidden units, the 576-wide residual and the constant: 2,113)
+    is wider than 64 windows of 32 tokens; by default a graph gets enough windows, unless they are given."""
+    from featgeom_core.interaction.params import MIN_TOKENS_PER_DIRECTION, InteractionGraphParams, LanguageTarget
+
+    for model, width in (("smollm2", 1536 + 576 + 1), ("minilm", 1536 + 384 + 1)):
+        target = LanguageTarget(model=model)
+        assert target.windows * target.tokens >= MIN_TOKENS_PER_DIRECTION * width, model
+        assert LanguageTarget(model=model, tokens=16).windows * 16 >= MIN_TOKENS_PER_DIRECTION * width, model
+    assert LanguageTarget(model="smollm2", windows=10).windows == 10
+    assert LanguageTarget(model="EleutherAI/pythia-70m-deduped").windows == 64  # sizes unknown before loading
+    params = InteractionGraphParams(target={"kind": "language", "model": "smollm2"})
+    assert InteractionGraphParams.model_validate(params.normalised()) == params  # the chosen count is explicit in the job id

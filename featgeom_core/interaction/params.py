@@ -7,6 +7,7 @@ model of the registry (the block and the token windows it is read on)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -21,7 +22,7 @@ from pydantic import (
 from featgeom_core.errors import InvalidParameter
 from featgeom_core.interaction.basis import BasisKind
 from featgeom_core.interaction.jacobians import IntegrationRule, integration_points
-from featgeom_core.models.ids import ModelId, existing_path
+from featgeom_core.models.ids import BUILTIN_DIMENSIONS, ModelId, existing_path
 from featgeom_core.params import Params, seed_field
 
 
@@ -197,6 +198,11 @@ class DigitsTarget(Params):
     )
 
 
+MIN_TOKENS_PER_DIRECTION = 1.1
+"""Tokens a graph's bases see per direction of its widest node layer, at least, by default: with
+fewer samples than directions a Gram matrix is rank-deficient and directions are truncated away."""
+
+
 class LanguageTarget(LanguageBlockParams):
     """One block of a language model of the registry, on token windows of the packaged text."""
 
@@ -205,6 +211,29 @@ class LanguageTarget(LanguageBlockParams):
         "minilm",
         description="minilm (a BERT encoder) or smollm2 (a Llama causal LM) offline, a hub id or a local checkpoint directory",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _enough_windows(cls, data: Any) -> Any:
+        """Unless windows are given, a built-in model gets :func:`default_windows`."""
+        if not isinstance(data, Mapping) or "windows" in data:
+            return data
+        tokens = data.get("tokens", cls.model_fields["tokens"].default)
+        if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 2:
+            return data  # the field validators say what is wrong
+        return {**data, "windows": default_windows(str(data.get("model", cls.model_fields["model"].default)), tokens)}
+
+
+def default_windows(model: str, tokens: int) -> int:
+    """Token windows a graph of ``model``'s block needs by default: enough that the bases see
+    :data:`MIN_TOKENS_PER_DIRECTION` tokens per direction of the widest node layer (the MLP's hidden
+    units with the residual and the constant: SmolLM2's 2,113 need 73 windows of 32), at least 64.
+    Models outside the registry's built-ins get 64 (their sizes are not known before loading)."""
+    floor = int(LanguageBlockParams.model_fields["windows"].default)
+    if model.strip() not in BUILTIN_DIMENSIONS:
+        return floor
+    _, d_model, d_mlp = BUILTIN_DIMENSIONS[model.strip()]
+    return max(floor, math.ceil(MIN_TOKENS_PER_DIRECTION * (d_mlp + d_model + 1) / tokens))
 
 
 DEFAULT_BASES: tuple[BasisKind, ...] = ("lib", "pca")
