@@ -44,3 +44,29 @@ def fourier_labels(model, graph: InteractionGraph, modulus: int) -> list[list[di
             ]
         )
     return labels
+
+
+def single_term_shares(model, graph: InteractionGraph, modulus: int, first: int = 10) -> list[list[float]]:
+    """Per node layer, for its first ``first`` non-constant directions: the share of the direction's
+    variance over all p^2 inputs that its largest single Fourier term explains (the paper's
+    monosemanticity, section 3.1.2 and Appendix F: a term is a frequency pair (kx, ky) with its
+    conjugate (-kx, -ky), so cos(kx x + ky y) and cos(kx x - ky y) are two terms, unlike the folded
+    labels of :func:`fourier_labels`). Multi-position node layers are read at the first position."""
+    view = sequential_view(model, torch.float64, graph.node_layers)
+    xs, ys = np.meshgrid(np.arange(modulus), np.arange(modulus), indexing="ij")
+    tokens = torch.tensor(np.stack([xs.ravel(), ys.ravel(), np.full(modulus * modulus, modulus)], axis=1))
+    with torch.no_grad():
+        acts = view.activations(tokens)
+    conjugate = (-np.arange(modulus)) % modulus
+    shares = []
+    for k, basis in enumerate(graph.bases):
+        start = 1 if basis.constant_first else 0
+        C = basis.C.to(torch.float64)[:, start : start + first]
+        values = acts[k][:, 0 if acts[k].shape[1] > 1 else -1].to(torch.float64) @ C
+        power = np.abs(np.fft.fft2(values.numpy().reshape(modulus, modulus, -1), axes=(0, 1))) ** 2
+        power[0, 0] = 0.0  # the constant is not variance
+        terms = power + power[conjugate][:, conjugate]  # (kx, ky) with (-kx, -ky): one real term
+        totals = power.reshape(-1, power.shape[-1]).sum(0)
+        best = terms.reshape(-1, terms.shape[-1]).max(0)
+        shares.append([float(b / t) if t > 0 else 0.0 for b, t in zip(best, totals)])
+    return shares
