@@ -16,4 +16,7 @@ export HF_HUB_OFFLINE=1
 .venv/bin/ruff check --quiet featgeom_core ui pages tests benchmarks scripts app.py
 .venv/bin/ruff format --check --quiet featgeom_core ui pages tests benchmarks scripts app.py
 .venv/bin/mypy featgeom_core ui
-exec .venv/bin/python -m pytest "$@"
+# Two workers share the machine's two cores (FEATGEOM_TEST_WORKERS to change; 0 runs in this process).
+# A file's tests stay on one worker (its module fixtures, a Dask cluster or a server, start once; the
+# ledger is computed once), and a test that times the machine runs alone (tests/conftest.py).
+exec .venv/bin/python -m pytest -n "${FEATGEOM_TEST_WORKERS:-2}" --dist loadfile "$@"

@@ -20,7 +20,20 @@ from typing import Any
 import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
+# Set once in the process pytest starts, so that parallel workers (pytest-xdist, started later)
+# share one cache: what one worker computed (the ledger, SmolLM2's conversion) the other reads.
 os.environ.setdefault("FEATGEOM_CACHE_DIR", tempfile.mkdtemp(prefix="featgeom-test-cache-"))
+os.environ.setdefault("FEATGEOM_TEST_LOCK", os.environ["FEATGEOM_CACHE_DIR"].rstrip("/") + ".alone.lock")
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+"""This process's name among parallel workers (gw0, gw1, ...), None when pytest runs alone."""
+if WORKER:
+    # Two workers share two cores: one torch thread each, or they slow each other many times over
+    # (an ``alone`` test gets the default back).
+    import torch
+
+    DEFAULT_TORCH_THREADS = torch.get_num_threads()
+    torch.set_num_threads(1)
+    os.environ.setdefault("NUMBA_NUM_THREADS", "1")  # before numba is imported: the sparse coder's prange too
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 OUTPUT_DIR = REPO_ROOT / "test-output"
@@ -32,8 +45,10 @@ _CLIENT_BEFORE = pytest.StashKey[Any]()
 TIER_FIXTURES = {
     "browser": {"browser"},
     "cluster": {"local_backend", "external_cluster", "cluster_in_subprocess", "processes"},
+    "alone": {"alone"},
     "slow": {
-        "ledger",
+        "paper_ledger",
+        "ledger_grid",
         "minilm",
         "app_url",
         "processes",
@@ -48,8 +63,22 @@ TIER_FIXTURES = {
 """Which fixtures put a test in which tier."""
 
 
+LONGEST_FIRST = (
+    "tests/test_findings_sparsity.py",
+    "tests/test_server.py",
+    "tests/test_findings_thesis.py",
+    "tests/test_findings_lib.py",
+    "tests/test_cli.py",
+    "tests/test_findings_hessian.py",
+    "tests/test_jobs.py",
+)
+"""The files that take longest (the ledger, the browser), first: parallel workers take files in
+order, and the run ends when the last file started ends."""
+
+
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: LONGEST_FIRST.index(path) if (path := item.nodeid.split("::")[0]) in LONGEST_FIRST else len(LONGEST_FIRST))
     for item in items:
         used = set(getattr(item, "fixturenames", ()))
         for marker, fixtures in TIER_FIXTURES.items():
@@ -57,6 +86,54 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(marker)
         if item.get_closest_marker("browser") or item.get_closest_marker("cluster"):
             item.add_marker("slow")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Between parallel workers, a test with the ``alone`` fixture (it times the machine) runs with
+    no other test beside it: every test holds a shared lock from its setup (module and session
+    fixtures included) to its teardown, an ``alone`` test an exclusive one. Without workers, nothing."""
+    if WORKER is None:
+        yield
+        return
+    import fcntl
+
+    exclusive = item.get_closest_marker("alone") is not None
+    with open(os.environ["FEATGEOM_TEST_LOCK"] + ".intent", "a+") as intent, open(os.environ["FEATGEOM_TEST_LOCK"], "a+") as lock:
+        # The intent lock gives a waiting exclusive test precedence over the next shared ones.
+        fcntl.flock(intent, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        if not exclusive:
+            fcntl.flock(intent, fcntl.LOCK_UN)
+        fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        threads = _full_threads() if exclusive else None
+        try:
+            yield
+        finally:
+            if threads is not None:
+                _set_threads(threads)
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            fcntl.flock(intent, fcntl.LOCK_UN)
+
+
+def _full_threads() -> int:
+    """Give torch its default thread count for an ``alone`` test; returns the count to restore."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(DEFAULT_TORCH_THREADS)
+    return before
+
+
+def _set_threads(count: int) -> None:
+    import torch
+
+    torch.set_num_threads(count)
+
+
+@pytest.fixture
+def alone() -> None:
+    """Declares that the test times the machine (a bound in seconds, a speed ratio): with parallel
+    workers it runs with no other test beside it (see ``pytest_runtest_protocol``)."""
 
 
 @pytest.fixture(autouse=True)

@@ -85,7 +85,9 @@ def figures(output_dir: Path) -> dict[str, float]:
 
 
 @pytest.mark.parametrize("analysis", sorted(LONG_JOBS))
-def test_cancel_frees_the_worker_within_seconds_and_stores_nothing(analysis: str, local_backend, figures: dict[str, float]) -> None:
+def test_cancel_frees_the_worker_within_seconds_and_stores_nothing(
+    analysis: str, local_backend, figures: dict[str, float], alone: None
+) -> None:
     kind_name, raw = LONG_JOBS[analysis]
     kind: JobKind[Any, Any] = jobs.job_kind(kind_name)
     params = kind.validate(raw)

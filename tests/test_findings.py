@@ -1,12 +1,10 @@
-"""The findings ledger: declarations that hold together, the ledger job's caching, and (slow tier)
-every verdict on the default model guarded: a change that turns a finding's verdict into another
-fails here, at the tolerance the ledger states."""
+"""The findings ledger: declarations that hold together, the ledger job's caching and staleness, the
+Findings page. Every verdict on the default model is guarded per paper in ``test_findings_<paper>.py``
+(slow tier, tests/findings_guard.py): a change that turns a verdict into another fails there."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -14,15 +12,9 @@ from featgeom_core import codec
 from featgeom_core.findings import PAPERS, VERDICTS, Ledger, all_findings
 from featgeom_core.findings.declare import NO_MODEL, Finding, Measurement, declare, share_verdict
 from featgeom_core.findings.params import DEFAULT_LEDGER_MODELS, LedgerParams
-from featgeom_core.findings.readme import README_BEGIN, README_END, readme_section
 from featgeom_core.findings.run import measure_finding, planned, run_ledger
-from featgeom_core.interaction.findings import reference_dir
 from featgeom_core.progress import silent
 from ui.links import BY_PATH
-
-REPO = Path(__file__).resolve().parents[1]
-GUARDED_MODELS = ["minilm"]
-"""The default model; findings on synthetic data and toys are guarded whatever the model."""
 
 
 def test_every_finding_is_declared_whole() -> None:
@@ -94,44 +86,6 @@ def test_the_plan_measures_model_findings_on_the_chosen_models_only() -> None:
     pairs = planned(LedgerParams(models=["minilm"]))
     assert {model for _, model in pairs} == {"minilm", NO_MODEL}
     assert planned(LedgerParams(papers=["sparsity"])) and all(f.paper == "sparsity" for f, _ in planned(LedgerParams(papers=["sparsity"])))
-
-
-# -- slow tier: every verdict on the default model, computed by the product ------------------------
-
-
-def peer_checkpoint_here() -> bool:
-    return (reference_dir() / "model_epoch_60000.pt").is_file()
-
-
-@pytest.fixture(scope="session")
-def ledger() -> Ledger:
-    """The ledger on the default model (cold, in the session's cache), every paper."""
-    return run_ledger(LedgerParams(models=GUARDED_MODELS), silent).result
-
-
-GUARDED = [(f.key, model) for f, model in planned(LedgerParams(models=GUARDED_MODELS))]
-
-
-@pytest.mark.parametrize("key,model", GUARDED, ids=[f"{k}-{m}" for k, m in GUARDED])
-def test_verdict_is_the_declared_one(key: str, model: str, ledger: Ledger) -> None:
-    if key.startswith("lib.edge_counts") and not peer_checkpoint_here():
-        pytest.skip(f"the peer's checkpoint is not at {reference_dir()}")
-    (found,) = [f for f in ledger.findings if f.key == key and f.model == model]
-    assert found.verdict == found.expected, (found.ours, found.note)
-
-
-def test_readme_reproduction_sections_come_from_the_ledger(ledger: Ledger) -> None:
-    """README's generated block lists every finding with the verdict the ledger computes now."""
-    text = (REPO / "README.md").read_text()
-    block = text[text.index(README_BEGIN) : text.index(README_END)]
-    for finding in ledger.findings:
-        if finding.key.startswith("lib.edge_counts") and not peer_checkpoint_here():
-            continue  # measured where the peer's checkpoint is (README's row); not on this machine
-        row = [line for line in block.splitlines() if f"`{finding.key}`" in line and f"| {finding.model} |" in line]
-        assert row, f"README's findings block lacks {finding.key} on {finding.model}: run scripts/findings_readme.py"
-        assert f"**{finding.verdict}**" in row[0], (finding.key, finding.model, finding.verdict, row[0])
-    assert readme_section(ledger).count("\n|") >= len(ledger.findings)
-    assert not re.search(r"\bTODO\b", block)
 
 
 def test_findings_page_offers_the_run_then_shows_the_ledger(monkeypatch: pytest.MonkeyPatch) -> None:
