@@ -163,13 +163,16 @@ def model_sparsity(model: LoadedModel, params: ModelSparsityParams, progress: Pr
 def _training_batches(
     model: LoadedModel, texts: list[str], layers: list[int], params: ModelSparsityParams
 ) -> Iterator[dict[int, np.ndarray]]:
-    """Fresh activations for every layer, ``batch_size`` tokens at a time, from texts not held out."""
+    """Fresh activations for every layer, ``batch_size`` tokens at a time, from texts not held out.
+    Tokens a forward pass gave beyond a batch open the next one: every token computed is used once
+    (a batch's texts give ~1.6x its tokens; dropping the rest wasted 40% of the forward passes)."""
     batch = params.coding.batch_size
     position = 0
     texts_per_batch = max(1, batch // 48)  # about 48+ real tokens per text; topped up below
+    carried: dict[int, list[np.ndarray]] = {layer: [] for layer in layers}
     while True:
-        chunk: dict[int, list[np.ndarray]] = {layer: [] for layer in layers}
-        have = 0
+        chunk = carried
+        have = len(chunk[layers[0]][0]) if chunk[layers[0]] else 0
         while have < batch:
             if position >= len(texts):
                 raise InvalidParameter("the packaged text ran out before the dictionaries settled; lower epochs or tokens")
@@ -185,8 +188,10 @@ def _training_batches(
             for layer in layers:
                 chunk[layer].append(part.values[layer])
             have += len(part.text)
+        joined = {layer: np.concatenate(chunk[layer]) for layer in layers}
+        carried = {layer: [joined[layer][batch:]] if have > batch else [] for layer in layers}
         release_memory()
-        yield {layer: np.concatenate(chunk[layer])[:batch] for layer in layers}
+        yield {layer: joined[layer][:batch] for layer in layers}
 
 
 def _embedding_set(model: LoadedModel, params: ModelSparsityParams, progress: Progress) -> ActivationSetResult:
