@@ -22,7 +22,10 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 # Set once in the process pytest starts, so that parallel workers (pytest-xdist, started later)
 # share one cache: what one worker computed (the ledger, SmolLM2's conversion) the other reads.
-os.environ.setdefault("FEATGEOM_CACHE_DIR", tempfile.mkdtemp(prefix="featgeom-test-cache-"))
+_CREATED_CACHE = None if "FEATGEOM_CACHE_DIR" in os.environ else tempfile.mkdtemp(prefix="featgeom-test-cache-")
+"""The session's cache when this process made it (the process pytest starts; workers inherit it)."""
+if _CREATED_CACHE is not None:
+    os.environ["FEATGEOM_CACHE_DIR"] = _CREATED_CACHE
 os.environ.setdefault("FEATGEOM_TEST_LOCK", os.environ["FEATGEOM_CACHE_DIR"].rstrip("/") + ".alone.lock")
 WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 """This process's name among parallel workers (gw0, gw1, ...), None when pytest runs alone."""
@@ -74,6 +77,16 @@ LONGEST_FIRST = (
 )
 """The files that take longest (the ledger, the browser), first: parallel workers take files in
 order, and the run ends when the last file started ends."""
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The process that made the session's cache removes it (about 1 GB after a whole run)."""
+    if _CREATED_CACHE is not None and WORKER is None:
+        import shutil
+
+        shutil.rmtree(_CREATED_CACHE, ignore_errors=True)
+        for suffix in (".alone.lock", ".alone.lock.intent"):
+            Path(_CREATED_CACHE.rstrip("/") + suffix).unlink(missing_ok=True)
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
