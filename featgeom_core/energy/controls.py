@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from featgeom_core.energy.sweep import curves_of_best
+from featgeom_core.energy.sweep import SelectionRule, curves_of_best
 
 TARGETS = ("real", "permuted", "shuffled_labels")
 CONTROLS = ("permuted", "shuffled_labels")
@@ -93,8 +93,9 @@ def seed_values(curve_rows: Sequence[dict], target: str) -> np.ndarray:
     return np.asarray([np.mean(values) for _, values in sorted(per_seed.items())])
 
 
-def control_summary(rows: Sequence[dict], level: float = 0.95) -> list[dict[str, Any]]:
-    """Per (layer, similarity), from the units of ``unit_values``:
+def control_summary(rows: Sequence[dict], level: float = 0.95, rule: SelectionRule = "joint_fit") -> list[dict[str, Any]]:
+    """Per (layer, similarity), on the curves of the configurations ``rule`` picks (``curves_of_best``),
+    from the units of ``unit_values``:
 
     - ``<target>``: the mean distance; ``<target>_low``/``_high``: the central ``level`` range of its
       units (replicates x draws: a band, not the uncertainty of the mean); ``<target>_units``.
@@ -110,7 +111,7 @@ def control_summary(rows: Sequence[dict], level: float = 0.95) -> list[dict[str,
     summary = []
     for layer in layers:
         for similarity in sorted({row["similarity"] for row in rows if row.get("layer") == layer}):
-            curve = curves_of_best(rows, similarity, layer)
+            curve = curves_of_best(rows, similarity, layer, rule)
             entry: dict[str, Any] = {"layer": layer, "similarity": similarity}
             units = {target: unit_values(curve, target) for target in TARGETS}
             units = {target: values for target, values in units.items() if len(values)}

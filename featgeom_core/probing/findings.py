@@ -183,6 +183,49 @@ SHUFFLED_RULE = (
 _BOTH = {"minilm": "reproduces", "smollm2": "reproduces"}
 
 
+THESIS_DUPLICATES = (
+    ("contains_capital", "leading_capital"),
+    ("contains_whitespace", "contains_all_whitespace"),
+    ("all_digits", "contains_digit"),
+)
+"""The text-feature pairs the thesis de-duplicates (§3.7): it keeps the first of each and drops the second."""
+
+
+def thesis_duplicates(feature_set_name: str) -> Measure:
+    """The measure: at each layer, the pairs the lab's de-duplication (cosine PSM of the real
+    directions, its default threshold) drops, against the thesis's three pairs among the probed features."""
+
+    def measure(model_id: str, store: Store, report: Progress) -> Measurement:
+        from featgeom_core.probing.params import DedupParams
+        from featgeom_core.probing.similarity import dedup
+
+        result = geometry(model_id, feature_set_name, store, report)
+        names = list(result.feature_names)
+        threshold = DedupParams().threshold
+        psms = result.psms[("cosine", "real")]
+        probed = [pair for pair in THESIS_DUPLICATES if set(pair) <= set(names)]
+        expected = {frozenset(pair) for pair in probed}
+        holds, extra = [], set()
+        for psm in psms:
+            found = {frozenset((names[i], names[k])) for i, k, _ in dedup(psm, threshold).dropped}
+            holds.append(found == expected)
+            extra |= found - expected
+        cells = [f"{a} / {b}: cosine {span(psms[:, names.index(a), names.index(b)])}" for a, b in probed]
+        missing = [f"{a} / {b}" for a, b in THESIS_DUPLICATES if (a, b) not in probed]
+        unprobed = f"; not probed here: {', '.join(missing)} (too few positives: {', '.join(sorted(result.notes))})" if missing else ""
+        others = ", ".join(" / ".join(sorted(pair)) for pair in sorted(extra, key=sorted))
+        return Measurement(
+            ours="; ".join(cells) + (f"; also above {threshold} at some layer: {others}" if extra else "") + unprobed,
+            verdict=share_verdict(holds) if probed else "not run here",
+            note=f"the lab's de-duplication (cosine > {threshold}) drops exactly the thesis's probed pairs at {sum(holds)} of "
+            f"{len(holds)} layers",
+            value=float(np.min([psms[:, names.index(a), names.index(b)].min() for a, b in probed])) if probed else None,
+            spread=f"{len(holds)} layers",
+        )
+
+    return measure
+
+
 def _declare(
     key: str,
     claim: str,
@@ -282,6 +325,21 @@ _declare(
     cosine_stable_rbf_not("text_features"),
     {"minilm": "partly", "smollm2": "reproduces"},
     "the RBF width is the thesis's C = 200 for every model; MiniLM's MLP activations are not Pythia-1B's, so the RBF contrast differs",
+)
+_declare(
+    "thesis.text_features_duplicates",
+    "Some text features are represented almost identically and must be de-duplicated before the energy fits: "
+    "leading_capital (of contains_capital), contains_all_whitespace (of contains_whitespace), contains_digit (of all_digits)",
+    "§3.7",
+    "those three pairs above the de-duplication threshold, and no other",
+    "text_features",
+    SETTINGS,
+    "at every layer the lab's de-duplication (cosine PSM of the real directions, threshold 0.9, the Geometry page's default) "
+    "drops exactly the thesis's pairs among the probed features (some layers: partly)",
+    thesis_duplicates("text_features"),
+    {"minilm": "partly", "smollm2": "contradicted"},
+    "the thesis does not give its threshold; 0.9 is the lab's default. A token's string includes the space before it "
+    "(as Gurnee et al.'s), so contains_whitespace is mostly has_leading_space; MiniLM is uncased (no capital features)",
 )
 declare(
     Finding(
