@@ -150,7 +150,11 @@ class LanguageBlockParams(Params):
 
 
 TRAINED = "trained"
-"""The checkpoint of our own model, trained with the target's recipe on first use (and stored)."""
+"""The checkpoint of our own model with the target's recipe: the one the package ships where it
+ships that recipe's (modular addition, the default recipe), else trained on first use (and stored)."""
+SCRATCH = "scratch"
+"""Our own model trained from scratch with the target's recipe on first use (and stored), even where
+the package ships that recipe's checkpoint."""
 TRAIN_JOB_PREFIX = "job:"
 """``job:<id>``: the model a finished training job stored."""
 UPLOAD_PREFIX = "upload:"
@@ -158,10 +162,10 @@ UPLOAD_PREFIX = "upload:"
 
 
 def checkpoint_reference(value: str) -> str:
-    """A checkpoint reference, checked: ``trained``, ``job:<id>``, ``upload:<sha256 hex>`` or an
+    """A checkpoint reference, checked: ``trained``, ``scratch``, ``job:<id>``, ``upload:<sha256 hex>`` or an
     existing file (ValueError naming it otherwise)."""
     value = value.strip()
-    if value == TRAINED or (value.startswith(TRAIN_JOB_PREFIX) and value[len(TRAIN_JOB_PREFIX) :].isalnum()):
+    if value in (TRAINED, SCRATCH) or (value.startswith(TRAIN_JOB_PREFIX) and value[len(TRAIN_JOB_PREFIX) :].isalnum()):
         return value
     if value.startswith(UPLOAD_PREFIX):
         digest = value[len(UPLOAD_PREFIX) :]
@@ -175,7 +179,10 @@ def checkpoint_reference(value: str) -> str:
 
 
 Checkpoint = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(checkpoint_reference)]
-CHECKPOINT_HELP = "trained (ours, trained on first use), job:<train job id>, upload:<sha256> or a file path"
+CHECKPOINT_HELP = (
+    "trained (ours: shipped for modular addition's default recipe, else trained on first use), scratch (ours, trained now), "
+    "job:<train job id>, upload:<sha256> or a file path"
+)
 
 
 class ModAddTarget(Params):

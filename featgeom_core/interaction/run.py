@@ -14,10 +14,12 @@ from featgeom_core.interaction.digits import train_digits
 from featgeom_core.interaction.graph import build_graph
 from featgeom_core.interaction.modadd import train_modular_addition
 from featgeom_core.interaction.params import (
+    SCRATCH,
     TRAINED,
     DigitsTrainParams,
     InteractionGraphParams,
     LanguageTarget,
+    ModAddTarget,
     ModAddTrainParams,
 )
 from featgeom_core.interaction.result import (
@@ -25,6 +27,7 @@ from featgeom_core.interaction.result import (
     InteractionGraphResult,
     TrainedModel,
 )
+from featgeom_core.interaction.shipped import shipped_modadd
 from featgeom_core.interaction.targets import load_target
 from featgeom_core.jobs.protocol import JobOutput
 from featgeom_core.progress import Progress, steps_progress, sub_progress
@@ -46,8 +49,12 @@ def _description(params: InteractionGraphParams) -> str:
     target = params.target
     if isinstance(target, LanguageTarget):
         return f"block {target.layer}, {target.windows} x {target.tokens} tokens"
+    if target.checkpoint == SCRATCH:
+        return f"trained here from scratch (seed {target.train.seed})"
     if target.checkpoint != TRAINED:
         return target.checkpoint
+    if isinstance(target, ModAddTarget) and shipped_modadd(target.train) is not None:
+        return f"the lab's shipped checkpoint (seed {target.train.seed})"
     return f"trained here (seed {target.train.seed})"
 
 

@@ -19,6 +19,7 @@ from featgeom_core.interaction.modadd import (
     modular_addition_data,
 )
 from featgeom_core.interaction.params import (
+    SCRATCH,
     TRAIN_JOB_PREFIX,
     TRAINED,
     UPLOAD_PREFIX,
@@ -47,8 +48,16 @@ class LoadedModel:
 
 
 def _trained(target: ModAddTarget | DigitsTarget, report: Progress, store: Store) -> tuple[TrainedModel, StoreEntry | None]:
-    """Our model trained with the target's recipe: the stored one, or trained now (with its entry)."""
+    """Our model with the target's recipe: the shipped one (checkpoint ``trained`` where the package
+    ships the recipe's), the stored one, or trained now (with its entry)."""
     from featgeom_core.interaction.jobs import LIB_TRAIN_DIGITS, LIB_TRAIN_MODADD
+    from featgeom_core.interaction.shipped import shipped_modadd
+
+    if isinstance(target, ModAddTarget) and target.checkpoint == TRAINED:
+        shipped = shipped_modadd(target.train)
+        if shipped is not None:
+            report(1.0, "using the lab's shipped checkpoint (the peer's recipe, seed 0)")
+            return shipped, None
 
     cached = (
         LIB_TRAIN_MODADD.cached(target.train, store) if isinstance(target, ModAddTarget) else LIB_TRAIN_DIGITS.cached(target.train, store)
@@ -89,7 +98,7 @@ def load_target(target: GraphTarget, report: Progress | None = None, store: Stor
     if isinstance(target, LanguageTarget):
         return load_language_block(target, report)
     trained_entry = None
-    if target.checkpoint == TRAINED:
+    if target.checkpoint in (TRAINED, SCRATCH):
         trained, trained_entry = _trained(target, report, store)
         if trained.model != target.kind:
             raise DataError(f"the stored model is a {trained.model} model, not {target.kind}")
