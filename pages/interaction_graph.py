@@ -13,6 +13,7 @@ from featgeom_core.interaction.checkpoints import store_upload
 from featgeom_core.interaction.jobs import LIB_GRAPH, LIB_TRAIN_DIGITS, LIB_TRAIN_MODADD
 from featgeom_core.interaction.modules import leiden_modules
 from featgeom_core.interaction.params import (
+    SCRATCH,
     TRAIN_JOB_PREFIX,
     TRAINED,
     AblationParams,
@@ -22,8 +23,10 @@ from featgeom_core.interaction.params import (
     ModulesParams,
     default_windows,
 )
+from featgeom_core.interaction.shipped import shipped_record
 from ui import params as widgets
 from ui.errors import render_safely
+from ui.graph_node import format_node, node_panel, parse_node, selected_node
 from ui.interaction_plots import (
     bisect_figure,
     layered_graph,
@@ -39,7 +42,12 @@ MODELS = {
     "digits": "digits MLP (scikit-learn's 8x8 digits)",
     "language": "a language model's block (MiniLM or SmolLM2 offline)",
 }
-SOURCES = {"trained": "trained here (once, then stored)", "job": "a finished training job", "upload": "upload a state dict (.pt)"}
+SOURCES = {
+    "trained": "ours (modular addition: the lab's shipped checkpoint; digits: trained here once)",
+    "scratch": "train from scratch here (modular addition: tens of minutes on a CPU)",
+    "job": "a finished training job",
+    "upload": "upload a state dict (.pt)",
+}
 
 
 def settings() -> dict | None:
@@ -54,7 +62,7 @@ def settings() -> dict | None:
     if model == "language":
         return language_settings(c2, bases)
     source = c2.selectbox("Checkpoint", list(SOURCES), format_func=SOURCES.get, key="ig_source")
-    checkpoint = TRAINED
+    checkpoint = SCRATCH if source == "scratch" else TRAINED
     if source == "job":
         train_kind = LIB_TRAIN_MODADD if model == "modadd" else LIB_TRAIN_DIGITS
         done = [r.job_id for r in train_kind.finished()]
@@ -79,6 +87,13 @@ def settings() -> dict | None:
     tolerance, graph = rule_settings()
     set_query(net=model, tolerance=f"{tolerance:g}")
     if model == "modadd" and checkpoint == TRAINED:
+        record = shipped_record()
+        if record is not None:
+            st.caption(
+                f"The lab's checkpoint, trained with the peer's recipe (seed 0, {record['epochs_trained']:,} epochs, test accuracy "
+                f"{record['test_accuracy']:.4f}, SHA-256 {record['sha256'][:12]}…): the build starts at once."
+            )
+    if model == "modadd" and checkpoint == SCRATCH:
         st.caption(
             "The first build trains the transformer with the peer's recipe (AdamW, weight decay 1, full batch) until it "
             "generalises: tens of minutes on a CPU, once; every later build reuses it."
@@ -237,12 +252,30 @@ def show(job_id: str) -> None:
         ]
     )
     st.dataframe(summary, hide_index=True)
+    adopt_url("node", parse_node, "ig_node")
+    node = st.session_state.get("ig_node")
     columns = st.columns(len(result.results))
     for column, (kind, r) in zip(columns, result.results.items()):
         title = (
             f"{kind.upper()}: " + " / ".join(str(n) for n in r.edges_required().values()) + " edges required" if r.bisect else kind.upper()
         )
-        chart(column, layered_graph(r.graph, modules[kind][0], int(top_k), title, r.fourier), key=f"ig_graph_{kind}")
+        ringed = (node[1], node[2]) if node and node[0] == kind else None
+        event = chart(
+            column,
+            layered_graph(r.graph, modules[kind][0], int(top_k), title, r.fourier, ringed),
+            key=f"ig_graph_{kind}",
+            on_select="rerun",
+            selection_mode="points",
+        )
+        clicked = selected_node(event, kind)
+        if clicked is not None and clicked != node:
+            st.session_state["ig_node"] = node = clicked
+            set_query(node=format_node(clicked))
+            st.rerun()
+    if node is None:
+        st.caption("Click a node for its panel: its edges and what drives it.")
+    else:
+        render_safely(lambda: node_panel(st.container(border=True), job_id, LIB_GRAPH.params_of(job_id), result, modules, node))
     curves = {kind: r.node_curves for kind, r in result.results.items() if r.node_curves}
     bisects = {kind: r.bisect for kind, r in result.results.items() if r.bisect}
     tolerance = LIB_GRAPH.params_of(job_id).ablation.tolerance

@@ -37,6 +37,21 @@ def test_digits_graph_builds_from_the_page_and_draws(local_backend: None) -> Non
     result = jobs.load_result(record.job_id)
     lib, pca = (sum(r.edges_required().values()) for r in (result.results["lib"], result.results["pca"]))
     assert lib < pca  # the paper's claim: LIB needs fewer edges than PCA
+    assert "Click a node" in " ".join(c.value for c in at.caption)
+
+    # A node from the link: its panel shows the core's facts and the digits that drive it
+    linked = page(job=record.job_id, node="lib:1:3")
+    assert not linked.exception and not linked.error, [e.value for e in linked.error]
+    assert "direction 3" in linked.subheader[0].value and "LIB" in linked.subheader[0].value
+    graph = result.results["lib"].graph
+    metrics = {m.label: m.value for m in linked.metric}
+    assert metrics["eigenvalue"] == f"{float(graph.bases[1].values[3]):.4g}"
+    incoming = linked.dataframe[1].value
+    assert list(incoming["direction"]) == list(torch.argsort(graph.edges[0][3], descending=True)[: len(incoming)].numpy())
+    assert len(linked.get("plotly_chart")) == 2 + 2 + 1  # and the top test images
+    assert linked.query_params["node"] in ("lib:1:3", ["lib:1:3"])
+    missing = page(job=record.job_id, node="lib:1:999")
+    assert not missing.exception and "direction 999 does not exist" in " ".join(e.value for e in missing.error)
 
 
 def test_a_pickled_checkpoint_is_refused_as_data() -> None:

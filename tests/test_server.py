@@ -237,6 +237,52 @@ def test_each_pages_copied_link_reproduces_its_view_in_a_fresh_context(
     assert set(unquote(link).split("?", 1)[1].split("&")) <= set(unquote(again).split("?", 1)[1].split("&")), (link, again)
 
 
+NODE_PIXEL = """([index, k, j]) => {
+    const gd = document.querySelectorAll('.js-plotly-plot')[index];
+    const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
+    return [box.left + xa._offset + xa.l2p(k), box.top + ya._offset + ya.l2p(-j)];
+}"""
+"""Where node (k, j) of the index-th Plotly graph is drawn, in page pixels (Plotly's own axes)."""
+
+
+def test_a_clicked_graph_node_opens_its_panel_and_its_link_reopens_it(app_url: str, browser, output_dir: Path) -> None:
+    context = browser.new_context(viewport={"width": 1600, "height": 1300})
+    page = context.new_page()
+    page.goto(f"{app_url}/interaction_graph?{TINY}&net=digits&tolerance=0.05", timeout=60_000)
+    page.get_by_role("button", name="Build as a job").wait_for(timeout=120_000)
+    page.wait_for_function("!document.querySelector('[data-testid=stStatusWidget]')", timeout=120_000)
+    page.wait_for_timeout(1000)  # the link's settings adopted before the click
+    try:
+        page.get_by_role("button", name="Build as a job").click()
+        page.get_by_text("Click a node for its panel").wait_for(timeout=300_000)
+    finally:
+        page.screenshot(path=str(output_dir / "graph_built.png"), full_page=True)
+    _settle(page)
+    graph = page.locator(".js-plotly-plot").first
+    graph.scroll_into_view_if_needed()
+    x, y = page.evaluate(NODE_PIXEL, [0, 1, 3])
+    page.mouse.click(x, y)
+    try:
+        page.locator("h3").filter(has_text="direction").first.wait_for(timeout=60_000)
+    finally:
+        page.screenshot(path=str(output_dir / "graph_after_click.png"), full_page=True)
+    _settle(page)
+    page.screenshot(path=str(output_dir / "graph_node_panel.png"), full_page=True)
+    _assert_no_exception(page)
+    heading = page.locator("h3").filter(has_text="direction").first.inner_text()
+    assert "direction 3" in heading and "node=lib%3A1%3A3" in page.url or "node=lib:1:3" in page.url, (heading, page.url)
+    link = _copied_link(page)
+    context.close()
+    fresh = browser.new_context(viewport={"width": 1600, "height": 1300})
+    again = fresh.new_page()
+    again.goto(link, timeout=60_000)
+    again.locator("h3").filter(has_text="direction").first.wait_for(timeout=120_000)
+    _settle(again)
+    _assert_no_exception(again)
+    assert again.locator("h3").filter(has_text="direction").first.inner_text() == heading
+    fresh.close()
+
+
 def test_an_exported_report_opens_offline_with_the_same_numbers(app_url: str, browser, tmp_path: Path) -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 

@@ -13,8 +13,21 @@ from featgeom_core.errors import FeatgeomError, StaleResult
 log = logging.getLogger("featgeom.ui")
 
 
+def leave_pages_directory_mode() -> None:
+    """On a fresh server whose first visit is a deep link (``/geometry?...``), Streamlit runs the page
+    file by itself, as its old pages-directory apps, until some session has run ``st.navigation``:
+    no sidebar, no shared state, the link's settings lost. Switch that off for the server and rerun
+    this session through ``app.py``."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def render_safely(render: Callable[[], None]) -> None:
     """Run a page body; a FeatgeomError shows its message, anything else a short error (traceback to the server log)."""
+    leave_pages_directory_mode()
     try:
         render()
     except StaleResult as exc:

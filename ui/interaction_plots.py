@@ -31,10 +31,16 @@ def top_edges(E: np.ndarray, top_k: int, skip_constant: bool) -> tuple[np.ndarra
 
 
 def layered_graph(
-    graph: InteractionGraph, modules: Sequence[np.ndarray], top_k: int, title: str, fourier: Sequence[Sequence[dict[str, float]]] = ()
+    graph: InteractionGraph,
+    modules: Sequence[np.ndarray],
+    top_k: int,
+    title: str,
+    fourier: Sequence[Sequence[dict[str, float]]] = (),
+    selected: tuple[int, int] | None = None,
 ) -> go.Figure:
     """Node layers as columns, directions top to bottom by importance, nodes coloured by module;
-    each layer pair's ``top_k`` edges in four traces binned by log E (so thousands stay fast)."""
+    each layer pair's ``top_k`` edges in four traces binned by log E (so thousands stay fast). Node
+    traces carry (node layer, direction) as customdata, for clicks; ``selected`` is ringed."""
     figure = go.Figure()
     edges: list[tuple[float, float, float, float, float]] = []
     for k, E in enumerate(graph.edges):
@@ -78,14 +84,27 @@ def layered_graph(
                 text += f"<br>Fourier ({f['kx']}, {f['ky']}), {100 * f['share']:.0f}% of power"
             texts.append(text)
         figure.add_trace(
-            go.Scattergl(
+            go.Scatter(  # not WebGL: a click on a node must select it
                 x=[k] * n,
                 y=-np.arange(n),
                 mode="markers",
                 marker={"size": 7, "color": colours, "line": {"width": 0.5, "color": "#333"}},
                 text=texts,
+                customdata=np.stack([np.full(n, k), np.arange(n)], axis=1),
                 hovertemplate="%{text}<extra></extra>",
                 name=graph.node_layers[k],
+                showlegend=False,
+            )
+        )
+    if selected is not None and 0 <= selected[0] < len(graph.bases) and 0 <= selected[1] < graph.bases[selected[0]].dim:
+        figure.add_trace(
+            go.Scatter(
+                x=[selected[0]],
+                y=[-selected[1]],
+                mode="markers",
+                marker={"size": 16, "color": "rgba(0,0,0,0)", "line": {"width": 2.5, "color": "#d62728"}},
+                hoverinfo="skip",
+                name="selected",
                 showlegend=False,
             )
         )

@@ -1,0 +1,61 @@
+"""A graph node read for its panel: facts and edges against the graph's own arrays, activations
+against the sequential view computed directly, the (x, y) pattern and the top inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from featgeom_core.errors import InvalidParameter
+from featgeom_core.interaction import build_graph, modular_addition_data
+from featgeom_core.interaction.modadd import ModAddTransformer
+from featgeom_core.interaction.nodes import direction_values, modadd_pattern, node_facts, top_activating
+from featgeom_core.interaction.params import ModAddConfig
+
+
+@pytest.fixture(scope="module")
+def tiny() -> tuple[ModAddTransformer, object]:
+    model = ModAddTransformer(ModAddConfig(modulus=11, d_model=16, n_heads=2, d_head=4, d_mlp=24), 0)
+    graph = build_graph(model, modular_addition_data(11, 0.5, 0).train_tokens, {"basis": "lib"})
+    return model, graph
+
+
+def test_node_facts_are_the_graphs_own_numbers(tiny) -> None:
+    _, graph = tiny
+    modules = [np.arange(b.dim) % 3 for b in graph.bases]
+    k, j = 1, 2
+    facts = node_facts(graph, modules, k, j, top=4)
+    E_in, E_out = graph.edges[k - 1].numpy(), graph.edges[k].numpy()
+    assert facts.layer == graph.node_layers[k] and facts.module == 2 and facts.eigenvalue == float(graph.bases[k].values[j])
+    assert [e.index for e in facts.incoming] == list(np.argsort(-E_in[j])[:4])
+    assert [e.index for e in facts.outgoing] == list(np.argsort(-E_out[:, j])[:4])
+    assert facts.incoming[0].strength == pytest.approx(E_in[j].max()) and facts.outgoing[0].node_layer == graph.node_layers[k + 1]
+    shares = [node_facts(graph, modules, k, i).share_in for i in range(graph.bases[k].dim)]
+    assert sum(shares) == pytest.approx(1.0)
+    first, last = node_facts(graph, modules, 0, 1), node_facts(graph, modules, len(graph.bases) - 1, 0)
+    assert first.incoming == [] and first.share_in == 0 and last.outgoing == [] and last.share_out == 0
+    assert node_facts(graph, modules, 0, 0).constant == graph.bases[0].constant_first
+    with pytest.raises(InvalidParameter, match="direction 999"):
+        node_facts(graph, modules, 1, 999)
+    with pytest.raises(InvalidParameter, match="node layer 9"):
+        node_facts(graph, modules, 9, 0)
+
+
+def test_a_directions_values_and_its_pattern_come_from_the_model(tiny) -> None:
+    model, graph = tiny
+    data = modular_addition_data(11, 0.5, 0)
+    k, j = 1, 3
+    values = direction_values(model, graph, k, j, data.test_tokens, batch_size=7)  # batches joined in order
+    acts = model.sequential(torch.float64).restricted(graph.node_layers).activations(data.test_tokens)[k]
+    assert np.allclose(values, (acts @ graph.bases[k].C[:, j]).numpy())
+    pattern = modadd_pattern(model, graph, k, j, 11)
+    assert pattern.shape == (11, 11)
+    x, y = int(data.test_tokens[5, 0]), int(data.test_tokens[5, 1])
+    assert pattern[x, y] == pytest.approx(values[5, -1])
+
+
+def test_top_activating_ranks_by_size_either_sign() -> None:
+    values = np.array([[0.1, -3.0], [2.0, 0.5], [0.0, 1.0]])
+    assert top_activating(values, 3) == [(0, 1, -3.0), (1, 0, 2.0), (2, 1, 1.0)]
+    assert len(top_activating(values, 100)) == 6
