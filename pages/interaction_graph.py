@@ -12,6 +12,7 @@ from featgeom_core import codec, jobs
 from featgeom_core.interaction.checkpoints import store_upload
 from featgeom_core.interaction.jobs import LIB_GRAPH, LIB_TRAIN_DIGITS, LIB_TRAIN_MODADD
 from featgeom_core.interaction.modules import leiden_modules
+from featgeom_core.interaction.nodes import prune_by_influence
 from featgeom_core.interaction.params import (
     SCRATCH,
     TRAIN_JOB_PREFIX,
@@ -162,6 +163,14 @@ def language_settings(container, bases: list[str]) -> dict:
     }
 
 
+def share_of_strength(value: str) -> float:
+    """A URL's share of edge or node strength: a number in [0.05, 1]."""
+    share = float(value)
+    if not 0.05 <= share <= 1.0:
+        raise ValueError(f"{share} is not between 0.05 and 1")
+    return share
+
+
 def _label(record: jobs.JobRecord) -> str:
     params = LIB_GRAPH.parse(record.params)
     target = params.target
@@ -229,11 +238,32 @@ def show(job_id: str) -> None:
     result = LIB_GRAPH.load(job_id)
     adopt_url("topk", int, "ig_topk")
     adopt_url("res", float, "ig_resolution")
+    adopt_url("keep_edges", share_of_strength, "ig_keep_edges")
+    adopt_url("keep_nodes", share_of_strength, "ig_keep_nodes")
     st.session_state.setdefault("ig_topk", 200)
-    c1, c2 = st.columns(2)
+    c1, c2, c3, c4 = st.columns(4)
     top_k = c1.slider("Edges drawn per layer pair (the largest)", 10, 2000, key="ig_topk", step=10)
     resolution = widgets.number_input(ModulesParams, "resolution", "Leiden resolution γ", "ig_resolution", container=c2)
-    set_query(job=job_id, topk=str(int(top_k)), res=f"{resolution:g}")
+    keep_edges = c3.slider(
+        "Keep edges: share of strength",
+        0.05,
+        1.0,
+        1.0,
+        0.01,
+        key="ig_keep_edges",
+        help="Per layer pair, the fewest edges that keep this share of the pair's total edge strength (1: every edge)",
+    )
+    keep_nodes = c4.slider(
+        "Keep nodes: share of strength",
+        0.05,
+        1.0,
+        1.0,
+        0.01,
+        key="ig_keep_nodes",
+        help="Per node layer, the fewest directions that keep this share of its edge strength in and out; edges only between kept nodes",
+    )
+    set_query(job=job_id, topk=str(int(top_k)), res=f"{resolution:g}", keep_edges=f"{keep_edges:g}", keep_nodes=f"{keep_nodes:g}")
+    pruned = {kind: prune_by_influence(r.graph, float(keep_edges), float(keep_nodes)) for kind, r in result.results.items()}
     modules = _modules(job_id, result, float(resolution), 0)
     st.markdown(
         f"**{result.model}**, checkpoint {result.checkpoint}: unablated {result.metric} **{result.base_score:.4f}** on the test split."
@@ -243,6 +273,8 @@ def show(job_id: str) -> None:
             {
                 "basis": kind,
                 **{f"edges required {layer} →": n for layer, n in r.edges_required().items()},
+                "edges kept by influence": " / ".join(map(str, pruned[kind].edge_counts())),
+                "nodes kept by influence": " / ".join(map(str, pruned[kind].node_counts())),
                 "directions": " / ".join(str(d) for d in r.graph.dims()),
                 "modularity Q": round(modules[kind][1], 3),
                 "build (s)": round(result.timings.get(f"{kind} build", 0.0), 1),
@@ -262,7 +294,7 @@ def show(job_id: str) -> None:
         ringed = (node[1], node[2]) if node and node[0] == kind else None
         event = chart(
             column,
-            layered_graph(r.graph, modules[kind][0], int(top_k), title, r.fourier, ringed),
+            layered_graph(r.graph, modules[kind][0], int(top_k), title, r.fourier, ringed, pruned[kind]),
             key=f"ig_graph_{kind}",
             on_select="rerun",
             selection_mode="points",

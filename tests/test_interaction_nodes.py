@@ -59,3 +59,32 @@ def test_top_activating_ranks_by_size_either_sign() -> None:
     values = np.array([[0.1, -3.0], [2.0, 0.5], [0.0, 1.0]])
     assert top_activating(values, 3) == [(0, 1, -3.0), (1, 0, 2.0), (2, 1, 1.0)]
     assert len(top_activating(values, 100)) == 6
+
+
+def test_smallest_share_keeps_the_fewest_largest_entries() -> None:
+    from featgeom_core.interaction.nodes import smallest_share
+
+    values = np.array([[5.0, 1.0], [3.0, 1.0]])  # total 10
+    assert smallest_share(values, 0.5).tolist() == [[True, False], [False, False]]  # 5 is exactly half
+    assert smallest_share(values, 0.51).tolist() == [[True, False], [True, False]]
+    assert smallest_share(values, 0.9).sum() == 3 and smallest_share(values, 1.0).sum() == 4
+    assert smallest_share(np.array([0.0, 2.0, 0.0]), 1.0).tolist() == [False, True, False]
+    with pytest.raises(InvalidParameter):
+        smallest_share(values, 0.0)
+
+
+def test_pruning_keeps_the_share_asked_for_and_only_edges_between_kept_nodes(tiny) -> None:
+    from featgeom_core.interaction.nodes import prune_by_influence
+
+    _, graph = tiny
+    everything = prune_by_influence(graph, 1.0, 1.0)
+    assert everything.edge_counts() == [int((E.numpy() > 0).sum()) for E in graph.edges]
+    pruned = prune_by_influence(graph, 0.8, 0.9)
+    for k, (mask, E) in enumerate(zip(pruned.edges, graph.edges)):
+        values = E.numpy()
+        assert mask.sum() < (values > 0).sum()
+        assert not (mask & ~pruned.nodes[k + 1][:, None]).any() and not (mask & ~pruned.nodes[k][None, :]).any()
+        unpruned = prune_by_influence(graph, 0.8, 1.0).edges[k]
+        assert values[unpruned].sum() >= 0.8 * values.sum() * (1 - 1e-9)  # nodes all kept: the edge share holds
+        # the fewest: dropping the smallest kept edge falls below the share
+        assert values[unpruned].sum() - values[unpruned].min() < 0.8 * values.sum()

@@ -50,6 +50,15 @@ def test_digits_graph_builds_from_the_page_and_draws(local_backend: None) -> Non
     assert list(incoming["direction"]) == list(torch.argsort(graph.edges[0][3], descending=True)[: len(incoming)].numpy())
     assert len(linked.get("plotly_chart")) == 2 + 2 + 1  # and the top test images
     assert linked.query_params["node"] in ("lib:1:3", ["lib:1:3"])
+    from featgeom_core.interaction.nodes import prune_by_influence
+
+    pruned = page(job=record.job_id, keep_edges="0.5", keep_nodes="0.8")  # thresholds from the link, counts from the core
+    table = pruned.dataframe[0].value.set_index("basis")
+    for kind in ("lib", "pca"):
+        expected = prune_by_influence(result.results[kind].graph, 0.5, 0.8)
+        assert table.loc[kind, "edges kept by influence"] == " / ".join(map(str, expected.edge_counts()))
+        assert table.loc[kind, "nodes kept by influence"] == " / ".join(map(str, expected.node_counts()))
+    assert pruned.slider(key="ig_keep_edges").value == 0.5 and pruned.slider(key="ig_keep_nodes").value == 0.8
     missing = page(job=record.job_id, node="lib:1:999")
     assert not missing.exception and "direction 999 does not exist" in " ".join(e.value for e in missing.error)
 

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from featgeom_core.interaction.nodes import Pruned
 from featgeom_core.interaction.result import InteractionGraph
 
 WIDTH_BINS = (0.6, 1.5, 3.0, 5.0)  # line widths of the four edge-strength bins
@@ -37,14 +38,16 @@ def layered_graph(
     title: str,
     fourier: Sequence[Sequence[dict[str, float]]] = (),
     selected: tuple[int, int] | None = None,
+    pruned: Pruned | None = None,
 ) -> go.Figure:
     """Node layers as columns, directions top to bottom by importance, nodes coloured by module;
     each layer pair's ``top_k`` edges in four traces binned by log E (so thousands stay fast). Node
-    traces carry (node layer, direction) as customdata, for clicks; ``selected`` is ringed."""
+    traces carry (node layer, direction) as customdata, for clicks; ``selected`` is ringed; with
+    ``pruned``, only its edges are drawn and the nodes it drops are faded."""
     figure = go.Figure()
     edges: list[tuple[float, float, float, float, float]] = []
     for k, E in enumerate(graph.edges):
-        rows, cols, values = top_edges(E.numpy(), top_k, graph.bases[k].constant_first)
+        rows, cols, values = top_edges(E.numpy() * pruned.edges[k] if pruned else E.numpy(), top_k, graph.bases[k].constant_first)
         edges += [(k, -c, k + 1, -r, v) for r, c, v in zip(rows, cols, values)]
     if edges:
         logs = np.log10(np.maximum([e[4] for e in edges], 1e-300))
@@ -74,6 +77,8 @@ def layered_graph(
         n = basis.dim
         module = modules[k] if k < len(modules) else np.full(n, -1)
         colours = ["#bbbbbb" if m < 0 else PALETTE[int(m) % len(PALETTE)] for m in module]
+        if pruned is not None:
+            colours = [c if keep else "rgba(200,200,200,0.35)" for c, keep in zip(colours, pruned.nodes[k])]
         values = basis.values.numpy()
         texts = []
         for j in range(n):

@@ -120,3 +120,55 @@ def top_activating(values: np.ndarray, count: int = 8) -> list[tuple[int, int, f
     count = min(count, flat.size)
     order = np.argsort(-flat, kind="stable")[:count]
     return [(int(i // values.shape[1]), int(i % values.shape[1]), float(values.ravel()[i])) for i in order]
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """What cumulative-influence pruning keeps: per layer pair a boolean mask of E's shape (n_out, n_in),
+    per node layer a boolean mask over its directions."""
+
+    edges: list[np.ndarray]
+    nodes: list[np.ndarray]
+
+    def edge_counts(self) -> list[int]:
+        return [int(mask.sum()) for mask in self.edges]
+
+    def node_counts(self) -> list[int]:
+        return [int(mask.sum()) for mask in self.nodes]
+
+
+def smallest_share(values: np.ndarray, share: float) -> np.ndarray:
+    """A boolean mask of the fewest entries of ``values`` (>= 0, any shape) whose sum is at least
+    ``share`` of the total: the largest first (ties in index order). share 1 keeps every non-zero entry."""
+    if not 0 < share <= 1:
+        raise InvalidParameter(f"share = {share}: must be in (0, 1]")
+    flat = np.asarray(values, dtype=np.float64).ravel()
+    total = flat.sum()
+    mask = np.zeros(flat.shape, dtype=bool)
+    if total <= 0 or share >= 1:
+        return (flat > 0).reshape(np.shape(values))
+    order = np.argsort(-flat, kind="stable")
+    cumulative = np.cumsum(flat[order])
+    count = int(np.searchsorted(cumulative, share * total * (1 - 1e-12))) + 1  # guard the last step's rounding
+    mask[order[: min(count, int((flat > 0).sum()))]] = True
+    return mask.reshape(np.shape(values))
+
+
+def prune_by_influence(graph: InteractionGraph, edge_share: float, node_share: float) -> Pruned:
+    """Per layer pair, the fewest edges that keep ``edge_share`` of its total edge strength; per
+    node layer, the fewest directions that keep ``node_share`` of its total node strength (the sum
+    of a direction's incoming and outgoing edges, each side as a share of its layer pair's total,
+    so every layer pair weighs the same); an edge is kept only where both its ends are."""
+    strengths = []
+    for k, basis in enumerate(graph.bases):
+        strength = np.zeros(basis.dim)
+        if k > 0:
+            E = graph.edges[k - 1].numpy()
+            strength += E.sum(axis=1) / max(E.sum(), 1e-300)
+        if k < len(graph.edges):
+            E = graph.edges[k].numpy()
+            strength += E.sum(axis=0) / max(E.sum(), 1e-300)
+        strengths.append(strength)
+    nodes = [smallest_share(strength, node_share) for strength in strengths]
+    edges = [smallest_share(E.numpy(), edge_share) & nodes[k + 1][:, None] & nodes[k][None, :] for k, E in enumerate(graph.edges)]
+    return Pruned(edges=edges, nodes=nodes)
