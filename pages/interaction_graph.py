@@ -25,6 +25,7 @@ from featgeom_core.interaction.params import (
     default_windows,
 )
 from featgeom_core.interaction.shipped import shipped_record
+from ui import graph_subgraph as subgraph
 from ui import params as widgets
 from ui.errors import render_safely
 from ui.graph_node import format_node, node_panel, parse_node, selected_node
@@ -264,6 +265,12 @@ def show(job_id: str) -> None:
     )
     set_query(job=job_id, topk=str(int(top_k)), res=f"{resolution:g}", keep_edges=f"{keep_edges:g}", keep_nodes=f"{keep_nodes:g}")
     pruned = {kind: prune_by_influence(r.graph, float(keep_edges), float(keep_nodes)) for kind, r in result.results.items()}
+    graphs = {kind: r.graph for kind, r in result.results.items()}
+    subgraph.adopt(graphs)
+    adopt_url("pinned_only", lambda v: v == "1", "ig_pinned_only")
+    if st.checkbox("Draw only edges among pinned nodes", key="ig_pinned_only"):
+        pruned = subgraph.pinned_only(graphs, pruned)
+    set_query(pinned_only="1" if st.session_state.get("ig_pinned_only") else "0")
     modules = _modules(job_id, result, float(resolution), 0)
     st.markdown(
         f"**{result.model}**, checkpoint {result.checkpoint}: unablated {result.metric} **{result.base_score:.4f}** on the test split."
@@ -308,6 +315,8 @@ def show(job_id: str) -> None:
         st.caption("Click a node for its panel: its edges and what drives it.")
     else:
         render_safely(lambda: node_panel(st.container(border=True), job_id, LIB_GRAPH.params_of(job_id), result, modules, node))
+    view = {"job": job_id, "keep_edges": float(keep_edges), "keep_nodes": float(keep_nodes), "node": format_node(node) if node else None}
+    render_safely(lambda: subgraph.pane(graphs, view))
     curves = {kind: r.node_curves for kind, r in result.results.items() if r.node_curves}
     bisects = {kind: r.bisect for kind, r in result.results.items() if r.bisect}
     tolerance = LIB_GRAPH.params_of(job_id).ablation.tolerance

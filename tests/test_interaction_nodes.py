@@ -88,3 +88,33 @@ def test_pruning_keeps_the_share_asked_for_and_only_edges_between_kept_nodes(tin
         assert values[unpruned].sum() >= 0.8 * values.sum() * (1 - 1e-9)  # nodes all kept: the edge share holds
         # the fewest: dropping the smallest kept edge falls below the share
         assert values[unpruned].sum() - values[unpruned].min() < 0.8 * values.sum()
+
+
+def test_subgraph_edges_sum_supernode_members_and_the_state_round_trips_as_json(tiny) -> None:
+    from featgeom_core.errors import DataError
+    from featgeom_core.interaction.subgraph import SubgraphState, check_state, parse_subgraph, subgraph_edges, subgraph_json
+
+    _, graph = tiny
+    E0, E1 = graph.edges[0].numpy(), graph.edges[1].numpy()
+    state = SubgraphState(pins=("lib:0:1", "lib:1:2", "lib:1:4", "lib:2:0"), groups={"pair": ("lib:1:2", "lib:1:4")})
+    edges = {(e.source, e.target): e.strength for e in subgraph_edges(graph, "lib", check_state(state, {"lib": graph}))}
+    assert edges[("lib:0:1", "pair")] == pytest.approx(E0[2, 1] + E0[4, 1])
+    assert edges[("pair", "lib:2:0")] == pytest.approx(E1[0, 2] + E1[0, 4])
+    assert set(edges) == {("lib:0:1", "pair"), ("pair", "lib:2:0")}  # nothing inside the supernode, nothing across two layers
+    alone = {(e.source, e.target): e.strength for e in subgraph_edges(graph, "lib", SubgraphState(pins=state.pins))}
+    assert alone[("lib:1:2", "lib:2:0")] == pytest.approx(E1[0, 2]) and len(alone) == 4
+    text = subgraph_json(state, {"job": "abc", "keep_edges": 0.8})
+    again, view = parse_subgraph(text, {"lib": graph})
+    assert again == state and view == {"job": "abc", "keep_edges": 0.8}
+    for bad, message in (
+        (SubgraphState(pins=("lib:1",)), "not a node reference"),
+        (SubgraphState(pins=("pca:0:0",)), "no 'pca' basis"),
+        (SubgraphState(pins=("lib:0:999",)), "no such node"),
+        (SubgraphState(pins=("lib:0:1",), groups={"g": ("lib:1:2",)}), "not pinned"),
+        (SubgraphState(pins=("lib:0:1", "lib:1:2"), groups={"a": ("lib:0:1",), "b": ("lib:0:1",)}), "two supernodes"),
+    ):
+        with pytest.raises(DataError, match=message):
+            check_state(bad, {"lib": graph})
+    for text in ("{not json", "[1, 2]", '{"pins": "lib:0:1"}'):
+        with pytest.raises(DataError, match="subgraph file"):
+            parse_subgraph(text, {"lib": graph})

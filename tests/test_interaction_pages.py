@@ -59,6 +59,18 @@ def test_digits_graph_builds_from_the_page_and_draws(local_backend: None) -> Non
         assert table.loc[kind, "edges kept by influence"] == " / ".join(map(str, expected.edge_counts()))
         assert table.loc[kind, "nodes kept by influence"] == " / ".join(map(str, expected.node_counts()))
     assert pruned.slider(key="ig_keep_edges").value == 0.5 and pruned.slider(key="ig_keep_nodes").value == 0.8
+    # Pins and a supernode from the link: the subgraph's edges are the core's sums
+    pinned = page(job=record.job_id, pins="lib:0:1,lib:1:2,lib:1:4", groups="pair~lib:1:2|lib:1:4", node="lib:1:3")
+    assert not pinned.exception and not pinned.error, [e.value for e in pinned.error]
+    edges = next(d.value for d in pinned.dataframe if "from" in d.value.columns)
+    E0 = result.results["lib"].graph.edges[0].numpy()
+    row = edges[(edges["from"] == "lib:0:1") & (edges["to"] == "pair")]
+    assert len(edges) == 1 and float(row["E"].iloc[0]) == pytest.approx(E0[2, 1] + E0[4, 1])
+    pinned.button(key="ig_pin").click().run()  # pin the clicked node from its panel
+    assert pinned.session_state["ig_pins"] == ["lib:0:1", "lib:1:2", "lib:1:4", "lib:1:3"]
+    assert pinned.query_params["pins"] in ("lib:0:1,lib:1:2,lib:1:4,lib:1:3", ["lib:0:1,lib:1:2,lib:1:4,lib:1:3"])
+    bad = page(job=record.job_id, pins="lib:0:9999")
+    assert not bad.exception and "not usable" in " ".join(w.value for w in bad.warning)
     missing = page(job=record.job_id, node="lib:1:999")
     assert not missing.exception and "direction 999 does not exist" in " ".join(e.value for e in missing.error)
 

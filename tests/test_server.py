@@ -258,28 +258,56 @@ def test_a_clicked_graph_node_opens_its_panel_and_its_link_reopens_it(app_url: s
     finally:
         page.screenshot(path=str(output_dir / "graph_built.png"), full_page=True)
     _settle(page)
-    graph = page.locator(".js-plotly-plot").first
-    graph.scroll_into_view_if_needed()
-    x, y = page.evaluate(NODE_PIXEL, [0, 1, 3])
-    page.mouse.click(x, y)
-    try:
-        page.locator("h3").filter(has_text="direction").first.wait_for(timeout=60_000)
-    finally:
-        page.screenshot(path=str(output_dir / "graph_after_click.png"), full_page=True)
-    _settle(page)
+
+    def click_node(k: int, j: int) -> str:
+        page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+        x, y = page.evaluate(NODE_PIXEL, [0, k, j])
+        page.mouse.click(x, y)
+        heading = page.locator("h3").filter(has_text=f"direction {j}").first
+        heading.wait_for(timeout=120_000)
+        _settle(page)
+        return heading.inner_text()
+
+    click_node(1, 3)
     page.screenshot(path=str(output_dir / "graph_node_panel.png"), full_page=True)
     _assert_no_exception(page)
-    heading = page.locator("h3").filter(has_text="direction").first.inner_text()
-    assert "direction 3" in heading and "node=lib%3A1%3A3" in page.url or "node=lib:1:3" in page.url, (heading, page.url)
+    page.get_by_role("button", name="Pin to the subgraph").click()
+    _settle(page)
+    heading = click_node(2, 0)
+    page.get_by_role("button", name="Pin to the subgraph").click()
+    _settle(page)
+    members = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Group pinned nodes")
+    for ref in ("lib:1:3", "lib:2:0"):
+        members.click()
+        page.keyboard.type(ref)
+        page.keyboard.press("Enter")
+    page.keyboard.press("Escape")
+    page.get_by_label("Supernode name").fill("pair")
+    page.get_by_label("Supernode name").press("Enter")
+    _settle(page)
+    page.get_by_role("button", name="Group", exact=True).click()
+    page.get_by_role("button", name="Ungroup pair").wait_for(timeout=60_000)
+    slider = page.locator('[data-testid="stSlider"]').filter(has_text="Keep edges").get_by_role("slider")
+    slider.focus()
+    for _ in range(5):
+        page.keyboard.press("ArrowLeft")
+    _settle(page)
+    _assert_no_exception(page)
+    from urllib.parse import unquote
+
     link = _copied_link(page)
+    for setting in ("pins=lib:1:3,lib:2:0", "groups=pair~lib:1:3|lib:2:0", "keep_edges=0.95", "node=lib:2:0"):
+        assert setting in unquote(link), (setting, unquote(link))
     context.close()
     fresh = browser.new_context(viewport={"width": 1600, "height": 1300})
     again = fresh.new_page()
     again.goto(link, timeout=60_000)
-    again.locator("h3").filter(has_text="direction").first.wait_for(timeout=120_000)
+    again.locator("h3").filter(has_text="direction 0").first.wait_for(timeout=120_000)
     _settle(again)
     _assert_no_exception(again)
-    assert again.locator("h3").filter(has_text="direction").first.inner_text() == heading
+    assert again.locator("h3").filter(has_text="direction 0").first.inner_text() == heading
+    again.get_by_role("button", name="Ungroup pair").wait_for(timeout=30_000)
+    assert "keep_edges=0.95" in unquote(again.url)
     fresh.close()
 
 

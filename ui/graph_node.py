@@ -13,6 +13,7 @@ import streamlit as st
 
 from featgeom_core.interaction.nodes import direction_values, modadd_pattern, node_facts, top_activating
 from featgeom_core.interaction.params import DigitsTarget, InteractionGraphParams, LanguageTarget, ModAddTarget
+from ui import graph_subgraph as subgraph
 
 NodeRef = tuple[str, int, int]
 """(basis, node layer position k, direction index)."""
@@ -112,6 +113,10 @@ def node_panel(container: Any, job_id: str, params: InteractionGraphParams, resu
     basis = result.results[kind]
     facts = node_facts(basis.graph, modules[kind][0], k, j, top=8, fourier=basis.fourier)
     container.subheader(f"{kind.upper()} · {facts.layer} · direction {j}" + (" (the constant)" if facts.constant else ""))
+    ref = format_node(node)
+    if container.button("Unpin" if ref in subgraph.state().pins else "Pin to the subgraph", key="ig_pin"):
+        subgraph.toggle_pin(ref)
+        st.rerun()
     columns = container.columns(4)
     columns[0].metric("eigenvalue", f"{facts.eigenvalue:.4g}")
     columns[1].metric("Leiden module", str(facts.module) if facts.module >= 0 else "none")
