@@ -14,15 +14,14 @@ log = logging.getLogger("featgeom.ui")
 
 
 def leave_pages_directory_mode() -> None:
-    """On a fresh server whose first visit is a deep link (``/geometry?...``), Streamlit runs the page
-    file by itself, as its old pages-directory apps, until some session has run ``st.navigation``:
-    no sidebar, no shared state, the link's settings lost. Switch that off for the server and rerun
-    this session through ``app.py``."""
+    """Every page, pages that read no selection included: in Streamlit's pages-directory mode,
+    rerun through app.py (``ui.state.rerun_through_app``)."""
     from streamlit.runtime.pages_manager import PagesManager
 
+    from ui.state import rerun_through_app
+
     if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
+        rerun_through_app()
 
 
 def render_safely(render: Callable[[], None]) -> None:

@@ -233,18 +233,23 @@ def sidebar() -> Selection:
 
 
 def require_selection() -> Selection:
-    """The sidebar's selection, for a page to read.
-
-    Streamlit starts a server in its legacy pages/-directory mode until ``st.navigation`` runs
-    once, so the very first request of a fresh server that lands on ``/geometry`` runs the page
-    file without app.py. Then leave that mode and rerun: the rerun goes through app.py.
-    """
+    """The sidebar's selection, for a page to read. Without one the page ran outside app.py
+    (Streamlit's pages-directory mode, see ``rerun_through_app``): rerun through it."""
     if "selection" not in st.session_state:
-        from streamlit.runtime.pages_manager import PagesManager
-
-        PagesManager.uses_pages_directory = False
-        st.rerun()
+        rerun_through_app()
     return st.session_state["selection"]
+
+
+def rerun_through_app() -> None:
+    """Leave Streamlit's legacy pages/-directory mode for the whole server and rerun this session.
+
+    A server starts in that mode until ``st.navigation`` runs once, so the very first request of a
+    fresh server that lands on ``/geometry`` runs the page file without app.py: no sidebar, no
+    shared state, the link's settings lost. The rerun goes through app.py."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    PagesManager.uses_pages_directory = False
+    st.rerun()
 
 
 def shared_frame() -> Selection:
