@@ -7,7 +7,7 @@ import streamlit as st
 st.set_page_config(page_title="featgeom", page_icon="🧭", layout="wide")
 
 from ui.access import admitted  # noqa: E402  (set_page_config must come first)
-from ui.links import navigation_pages  # noqa: E402
+from ui.links import navigation_pages, page_info  # noqa: E402
 from ui.report import report_controls, start  # noqa: E402
 from ui.share import share_control  # noqa: E402
 from ui.state import shared_frame  # noqa: E402
@@ -18,7 +18,7 @@ def main() -> None:
     if not admitted():  # a shared deployment's token, once per session; open on a laptop
         st.stop()
     navigation = st.navigation(navigation_pages())
-    selection = shared_frame()
+    selection = shared_frame(show_sidebar=page_info(navigation).sidebar)
     start(navigation.title)
     navigation.run()
     # after the page, so the link and the report hold the page's own settings and figures of this run

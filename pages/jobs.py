@@ -117,7 +117,10 @@ def render() -> None:
             )
         records = [r for r in every if (not kinds or r.kind in kinds) and (not statuses or r.status in statuses)]
         if not records:
-            st.info("No jobs yet. Turn on 'Long runs as background jobs' in the sidebar, or run `featgeom sweep`.")
+            st.info(
+                "No jobs yet. Build on a page (every analysis's button runs a job), turn on 'Long runs as background jobs' in "
+                "Feature geometry's sidebar, or run `featgeom sweep`."
+            )
             return
         st.dataframe(
             _table(records),

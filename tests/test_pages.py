@@ -228,3 +228,18 @@ def test_perturbation_page_sweeps_several_layers_in_one_job_and_plots_them(local
     assert len(best) == 2 * targets * 2 and set(best["layer"]) == {0, 1}  # layers x targets x sims (one kernel)
     assert len(whole) == 2 * targets * 2 * 2 * 1 * 1 * 4  # layers x targets x sims x dims x λ_d x λ_x x σ
     assert set(whole["replicate"]) == set(range(5))
+
+
+def test_the_sidebar_shows_only_on_pages_that_read_it_and_keeps_its_choices() -> None:
+    at = app(model="tiny-native", layers="0", features="art_type")
+    at.run()
+    assert "Model and data" in [h.value for h in at.sidebar.header]
+    for page in ("pages/interaction_graph.py", "pages/hessian_features.py", "pages/findings.py", "pages/jobs.py"):
+        at.switch_page(page).run()
+        assert_clean(at)
+        assert "Model and data" not in [h.value for h in at.sidebar.header], page
+    at.switch_page("pages/geometry.py").run()
+    assert_clean(at)
+    assert "Model and data" in [h.value for h in at.sidebar.header]
+    assert at.session_state["model_id"] == "tiny-native" and at.session_state["layers"] == [0]  # the choices outlived those pages
+    assert at.session_state["feature_set_name"] == "art_type"

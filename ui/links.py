@@ -18,22 +18,30 @@ class PageInfo:
     title: str
     icon: str
     url_path: str  # the file's stem: a fresh server serves its first request in the pages/-directory mode, which knows only stems
+    sidebar: bool = False
+    """The page reads the sidebar's model, layers, activations and feature set (others do not draw it)."""
 
 
 PAGES: tuple[PageInfo, ...] = (
-    PageInfo("pages/home.py", "Home", ":material/home:", ""),
+    PageInfo("pages/home.py", "Home", ":material/home:", "", sidebar=True),
     PageInfo("pages/findings.py", "Findings", ":material/fact_check:", "findings"),
-    PageInfo("pages/geometry.py", "Feature geometry", ":material/scatter_plot:", "geometry"),
-    PageInfo("pages/energy.py", "Energy", ":material/bolt:", "energy"),
-    PageInfo("pages/perturbation.py", "Perturbation", ":material/ssid_chart:", "perturbation"),
+    PageInfo("pages/geometry.py", "Feature geometry", ":material/scatter_plot:", "geometry", sidebar=True),
+    PageInfo("pages/energy.py", "Energy", ":material/bolt:", "energy", sidebar=True),
+    PageInfo("pages/perturbation.py", "Perturbation", ":material/ssid_chart:", "perturbation", sidebar=True),
     PageInfo("pages/sparsity_validation.py", "Sparsity — validation", ":material/grain:", "sparsity_validation"),
-    PageInfo("pages/sparsity_layers.py", "Sparsity — by layer", ":material/stacked_line_chart:", "sparsity_layers"),
-    PageInfo("pages/dictionary_explorer.py", "Dictionary explorer", ":material/search:", "dictionary_explorer"),
+    PageInfo("pages/sparsity_layers.py", "Sparsity — by layer", ":material/stacked_line_chart:", "sparsity_layers", sidebar=True),
+    PageInfo("pages/dictionary_explorer.py", "Dictionary explorer", ":material/search:", "dictionary_explorer", sidebar=True),
     PageInfo("pages/interaction_graph.py", "Interaction graph", ":material/hub:", "interaction_graph"),
     PageInfo("pages/hessian_features.py", "Hessian features", ":material/blur_on:", "hessian_features"),
     PageInfo("pages/jobs.py", "Jobs", ":material/list:", "jobs"),
 )
 BY_PATH = {page.path: page for page in PAGES}
+BY_URL_PATH = {page.url_path: page for page in PAGES}
+
+
+def page_info(page: object) -> PageInfo:
+    """The PageInfo of a page st.navigation returned (by its URL path; Home's is empty)."""
+    return BY_URL_PATH.get(str(getattr(page, "url_path", "")), PAGES[0])
 
 
 def navigation_pages() -> list:

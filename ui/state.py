@@ -252,10 +252,35 @@ def rerun_through_app() -> None:
     st.rerun()
 
 
-def shared_frame() -> Selection:
-    """What every page shares: the sidebar, its selection in session state, and upload errors
-    repeated in the main area where they cannot be missed."""
-    selection = sidebar()
+SIDEBAR_STATE = ("model_id", "custom_model", "layers", "hook", "background", "feature_set_name")
+"""The sidebar widgets' state keys whose values outlive a page that does not draw the sidebar."""
+
+
+def kept_selection() -> Selection:
+    """The sidebar's selection without drawing it (a page that reads no model or data): its
+    choices are kept for the next page that draws it (a widget's state is dropped after a run that
+    does not draw the widget, unless it is set again), nothing is loaded, the URL is not touched."""
+    _sync_from_url()
+    for key in SIDEBAR_STATE:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+    model_id = str(st.session_state.get("custom_model") or "").strip() or st.session_state["model_id"]
+    return Selection(
+        model_id,
+        None,
+        sorted(st.session_state.get("layers", [])),
+        st.session_state.get("feature_set_name", DEFAULT_FEATURE_SET),
+        None,
+        st.session_state["hook"],
+        None,
+        bool(st.session_state.get("background")),
+    )
+
+
+def shared_frame(show_sidebar: bool = True) -> Selection:
+    """What every page shares: the sidebar (where the page reads it), its selection in session
+    state, and upload errors repeated in the main area where they cannot be missed."""
+    selection = sidebar() if show_sidebar else kept_selection()
     st.session_state["selection"] = selection
     if st.session_state.get("_upload_error"):
         st.error(st.session_state["_upload_error"])
