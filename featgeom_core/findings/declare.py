@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
@@ -98,6 +98,11 @@ def declare(finding: Finding) -> Finding:
         raise ValueError(f"finding {finding.key!r} expects verdicts on models it is not measured on: {sorted(unknown)}")
     _REGISTRY[finding.key] = finding
     return finding
+
+
+def declare_on_toys(paper: Paper, view: str, **fields: Any) -> Finding:
+    """Declare a finding measured on synthetic data or toy models (no language model), shown on ``view``."""
+    return declare(Finding(paper=paper, models=(NO_MODEL,), view=view, **fields))
 
 
 def all_findings() -> list[Finding]:

@@ -4,10 +4,12 @@ out a different input. Measured over five seeds of the toy's training and the fi
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from featgeom_core.config import torch_threads
-from featgeom_core.findings.declare import NO_MODEL, Finding, Measurement, declare, not_run, share_verdict
+from featgeom_core.findings.declare import NO_MODEL, Measurement, declare_on_toys, not_run, share_verdict
 from featgeom_core.progress import Progress, steps_progress
 from featgeom_core.store import Store
 
@@ -133,88 +135,67 @@ def tms_unrestricted(model: str, store: Store, report: Progress) -> Measurement:
     )
 
 
-declare(
-    Finding(
-        key="hessian.xor_top_samples",
-        paper="hessian",
-        claim="On the XOR net the sparse eigendecomposition finds features most activated by [1,1], [0,1] and [1,0]",
-        where="Results, XOR model",
-        paper_value="three features, top samples [1,1], [0,1], [1,0] (one run)",
-        settings="the lab's XOR net (2 GELU hidden units), k = 3, the Hessian page's fit defaults (300 steps), seeds 0-4",
-        tolerance="the three top samples as the paper's on every seed (some: partly)",
-        measure=xor_top_samples,
-        models=(NO_MODEL,),
-        expected={NO_MODEL: "reproduces"},
-        view="pages/hessian_features.py",
-        minutes=0.3,
-    )
+def _declare(**fields: Any) -> None:
+    declare_on_toys("hessian", "pages/hessian_features.py", **fields)
+
+
+_declare(
+    key="hessian.xor_top_samples",
+    claim="On the XOR net the sparse eigendecomposition finds features most activated by [1,1], [0,1] and [1,0]",
+    where="Results, XOR model",
+    paper_value="three features, top samples [1,1], [0,1], [1,0] (one run)",
+    settings="the lab's XOR net (2 GELU hidden units), k = 3, the Hessian page's fit defaults (300 steps), seeds 0-4",
+    tolerance="the three top samples as the paper's on every seed (some: partly)",
+    measure=xor_top_samples,
+    expected={NO_MODEL: "reproduces"},
+    minutes=0.3,
 )
-declare(
-    Finding(
-        key="hessian.tms_top_samples",
-        paper="hessian",
-        claim="On a toy model of superposition (5 features in 2 dimensions) each feature picks out one input",
-        where="Results, toy models of superposition",
-        paper_value="five features, one per input (one run)",
-        settings="the lab's TMS (5 features, 2 hidden, ReLU, tied weights, 5% density), k = 5, the page's fit defaults, seeds 0-4",
-        tolerance="the five features' top single-input samples are the five inputs on every seed (some: partly)",
-        measure=tms_top_samples,
-        models=(NO_MODEL,),
-        expected={NO_MODEL: "reproduces"},
-        view="pages/hessian_features.py",
-        minutes=0.5,
-    )
+_declare(
+    key="hessian.tms_top_samples",
+    claim="On a toy model of superposition (5 features in 2 dimensions) each feature picks out one input",
+    where="Results, toy models of superposition",
+    paper_value="five features, one per input (one run)",
+    settings="the lab's TMS (5 features, 2 hidden, ReLU, tied weights, 5% density), k = 5, the page's fit defaults, seeds 0-4",
+    tolerance="the five features' top single-input samples are the five inputs on every seed (some: partly)",
+    measure=tms_top_samples,
+    expected={NO_MODEL: "reproduces"},
+    minutes=0.5,
 )
-declare(
-    Finding(
-        key="hessian.xor_peak_heights",
-        paper="hessian",
-        claim="The XOR net's three features peak at comparable curvatures",
-        where="Results, XOR model",
-        paper_value="peaks 2.33 ([1,1]), 2.67 ([0,1]), 2.02 ([1,0]): lowest / highest 0.76 (one run)",
-        settings="as hessian.xor_top_samples (the same fits)",
-        tolerance=f"the lowest feature's peak at least {COMPARABLE} of the highest's on every seed (some: partly)",
-        measure=xor_peak_heights,
-        models=(NO_MODEL,),
-        expected={NO_MODEL: "contradicted"},
-        view="pages/hessian_features.py",
-        minutes=0.05,
-        departure="our XOR block has 6 parameters (the write-up says 4) and unit-norm directions; the [1,1] feature peaks low",
-    )
+_declare(
+    key="hessian.xor_peak_heights",
+    claim="The XOR net's three features peak at comparable curvatures",
+    where="Results, XOR model",
+    paper_value="peaks 2.33 ([1,1]), 2.67 ([0,1]), 2.02 ([1,0]): lowest / highest 0.76 (one run)",
+    settings="as hessian.xor_top_samples (the same fits)",
+    tolerance=f"the lowest feature's peak at least {COMPARABLE} of the highest's on every seed (some: partly)",
+    measure=xor_peak_heights,
+    expected={NO_MODEL: "contradicted"},
+    minutes=0.05,
+    departure="our XOR block has 6 parameters (the write-up says 4) and unit-norm directions; the [1,1] feature peaks low",
 )
-declare(
-    Finding(
-        key="hessian.tms_unrestricted_top_samples",
-        paper="hessian",
-        claim="On the TMS, over all samples, the features' most activating samples are mostly combinations of two inputs",
-        where="Results, toy models of superposition",
-        paper_value="all five features' top samples have two or three inputs on (one run)",
-        settings="as hessian.tms_top_samples (the same fits), every sample",
-        tolerance="3 or more of the 5 features top on a multi-input sample on every seed (some: partly)",
-        measure=tms_unrestricted,
-        models=(NO_MODEL,),
-        expected={NO_MODEL: "reproduces"},
-        view="pages/hessian_features.py",
-        minutes=0.05,
-    )
+_declare(
+    key="hessian.tms_unrestricted_top_samples",
+    claim="On the TMS, over all samples, the features' most activating samples are mostly combinations of two inputs",
+    where="Results, toy models of superposition",
+    paper_value="all five features' top samples have two or three inputs on (one run)",
+    settings="as hessian.tms_top_samples (the same fits), every sample",
+    tolerance="3 or more of the 5 features top on a multi-input sample on every seed (some: partly)",
+    measure=tms_unrestricted,
+    expected={NO_MODEL: "reproduces"},
+    minutes=0.05,
 )
-declare(
-    Finding(
-        key="hessian.language_model_features",
-        paper="hessian",
-        claim="On a small causal LM (tiny-stories, the KL of the next-token distribution per position, W_K of a block) the "
-        "features' top tokens in context read as interpretable",
-        where="Results, language model",
-        paper_value="examples of features with their top-activating tokens (qualitative)",
-        settings="smollm2, k_proj of a block (192 x 576), per-position KL",
-        tolerance="-",
-        measure=not_run(
-            "a qualitative claim, and one fit on SmolLM2's k_proj takes about 10 min at small settings on a 2-core CPU (hours at "
-            "the defaults; benchmarks/RESULTS.md): run it from the Hessian features page"
-        ),
-        models=(NO_MODEL,),
-        expected={NO_MODEL: "not run here"},
-        view="pages/hessian_features.py",
-        minutes=0.0,
-    )
+_declare(
+    key="hessian.language_model_features",
+    claim="On a small causal LM (tiny-stories, the KL of the next-token distribution per position, W_K of a block) the "
+    "features' top tokens in context read as interpretable",
+    where="Results, language model",
+    paper_value="examples of features with their top-activating tokens (qualitative)",
+    settings="smollm2, k_proj of a block (192 x 576), per-position KL",
+    tolerance="-",
+    measure=not_run(
+        "a qualitative claim, and one fit on SmolLM2's k_proj takes about 10 min at small settings on a 2-core CPU (hours at "
+        "the defaults; benchmarks/RESULTS.md): run it from the Hessian features page"
+    ),
+    expected={NO_MODEL: "not run here"},
+    minutes=0.0,
 )

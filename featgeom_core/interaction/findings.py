@@ -15,7 +15,17 @@ from typing import Any
 import numpy as np
 
 from featgeom_core.config import torch_threads
-from featgeom_core.findings.declare import NO_MODEL, Finding, Measure, Measurement, Verdict, declare, not_run, share_verdict
+from featgeom_core.findings.declare import (
+    NO_MODEL,
+    Finding,
+    Measure,
+    Measurement,
+    Verdict,
+    declare,
+    declare_on_toys,
+    not_run,
+    share_verdict,
+)
 from featgeom_core.progress import Progress, steps_progress, sub_progress
 from featgeom_core.store import Store
 
@@ -30,6 +40,10 @@ def reference_dir() -> Path:
     """Where the peer's checkpoint and results are (``FEATGEOM_REFERENCE_DIR`` or beside the repository)."""
     default = Path(__file__).resolve().parents[3] / "shared" / "reference" / "rib_modadd_seed0"
     return Path(os.environ.get("FEATGEOM_REFERENCE_DIR", default))
+
+
+def _declare_lib(**fields: Any) -> None:
+    declare_on_toys("lib", "pages/interaction_graph.py", **fields)
 
 
 def peer_run(basis: str, store: Store, report: Progress) -> dict[str, Any]:
@@ -170,24 +184,17 @@ def edge_counts(basis: str) -> Measure:
 
 
 for basis, counts in (("lib", "133 / 82 / 633"), ("pca", "167 / 114 / 682")):
-    declare(
-        Finding(
-            key=f"lib.edge_counts_seed0_{basis}",
-            paper="lib",
-            claim=f"Modular addition ({basis.upper()} basis): the bisect edge ablation keeps the peer's number of edges at each node layer",
-            where="§3.1, Figure 6 (the peer's seed-0 run)",
-            paper_value=f"{counts} edges at ln1.0 / ln2.0 / unembed",
-            settings=(
-                "the peer's checkpoint and build settings (float64, centred, plain gradients, squared edges, train split); bisect "
-                "to 0.001 of test accuracy"
-            ),
-            tolerance=f"every count exactly the peer's (within {PARTLY_EDGES}: partly)",
-            measure=edge_counts(basis),
-            models=(NO_MODEL,),
-            expected={NO_MODEL: "reproduces" if basis == "lib" else "partly"},
-            view="pages/interaction_graph.py",
-            minutes=1.5,
-        )
+    _declare_lib(
+        key=f"lib.edge_counts_seed0_{basis}",
+        claim=f"Modular addition ({basis.upper()} basis): the bisect edge ablation keeps the peer's number of edges at each node layer",
+        where="§3.1, Figure 6 (the peer's seed-0 run)",
+        paper_value=f"{counts} edges at ln1.0 / ln2.0 / unembed",
+        settings="the peer's checkpoint and build settings (float64, centred, plain gradients, squared edges, train split); bisect "
+        "to 0.001 of test accuracy",
+        tolerance=f"every count exactly the peer's (within {PARTLY_EDGES}: partly)",
+        measure=edge_counts(basis),
+        expected={NO_MODEL: "reproduces" if basis == "lib" else "partly"},
+        minutes=1.5,
     )
 
 NODE_TOLERANCES = (0.001, 0.01)
@@ -262,40 +269,30 @@ def lib_needs_fewer_nodes(model: str, store: Store, report: Progress) -> Measure
 
 
 for basis in ("lib", "pca"):
-    declare(
-        Finding(
-            key=f"lib.node_ablation_seed0_{basis}",
-            paper="lib",
-            claim=f"Modular addition ({basis.upper()} basis): ablating all but the top directions of a node layer costs the accuracy "
-            "the peer's run measured",
-            where="§3.1.3, Figure 5 (the peer's seed-0 run)",
-            paper_value="the peer's node-ablation accuracies at every kept count of its schedule",
-            settings="the peer's checkpoint and build settings (float64, centred, train split); accuracy on the test split",
-            tolerance=f"every point within {NODE_TOLERANCES[0]} of the peer's (within {NODE_TOLERANCES[1]}: partly)",
-            measure=node_curves_match(basis),
-            models=(NO_MODEL,),
-            expected={NO_MODEL: "reproduces"},
-            view="pages/interaction_graph.py",
-            minutes=0.2,
-        )
+    _declare_lib(
+        key=f"lib.node_ablation_seed0_{basis}",
+        claim=f"Modular addition ({basis.upper()} basis): ablating all but the top directions of a node layer costs the accuracy "
+        "the peer's run measured",
+        where="§3.1.3, Figure 5 (the peer's seed-0 run)",
+        paper_value="the peer's node-ablation accuracies at every kept count of its schedule",
+        settings="the peer's checkpoint and build settings (float64, centred, train split); accuracy on the test split",
+        tolerance=f"every point within {NODE_TOLERANCES[0]} of the peer's (within {NODE_TOLERANCES[1]}: partly)",
+        measure=node_curves_match(basis),
+        expected={NO_MODEL: "reproduces"},
+        minutes=0.2,
     )
-declare(
-    Finding(
-        key="lib.fewer_nodes_than_pca_seed0",
-        paper="lib",
-        claim="LIB tends to need slightly fewer directions than PCA to keep the accuracy (very seed-dependent)",
-        where="§3.1.3, Figure 5",
-        paper_value="LIB slightly below PCA, seed-dependent (5 seeds)",
-        settings=(
-            "our node-ablation curves on the peer's seed-0 checkpoint; the fewest directions keeping accuracy within 0.001 of the unablated"
-        ),
-        tolerance="LIB below PCA at some node layer and above at none (equal everywhere, or mixed: partly)",
-        measure=lib_needs_fewer_nodes,
-        models=(NO_MODEL,),
-        expected={NO_MODEL: "partly"},
-        view="pages/interaction_graph.py",
-        minutes=0.1,
-    )
+_declare_lib(
+    key="lib.fewer_nodes_than_pca_seed0",
+    claim="LIB tends to need slightly fewer directions than PCA to keep the accuracy (very seed-dependent)",
+    where="§3.1.3, Figure 5",
+    paper_value="LIB slightly below PCA, seed-dependent (5 seeds)",
+    settings=(
+        "our node-ablation curves on the peer's seed-0 checkpoint; the fewest directions keeping accuracy within 0.001 of the unablated"
+    ),
+    tolerance="LIB below PCA at some node layer and above at none (equal everywhere, or mixed: partly)",
+    measure=lib_needs_fewer_nodes,
+    expected={NO_MODEL: "partly"},
+    minutes=0.1,
 )
 
 GIB_PAPER = (131, 82)
@@ -418,84 +415,58 @@ def not_clearly_more_monosemantic(model: str, store: Store, report: Progress) ->
     )
 
 
-declare(
-    Finding(
-        key="lib.edge_counts_seed0_gib",
-        paper="lib",
-        claim="The Global Interaction Basis needs about as many edges as LIB on the seed-0 transformer",
-        where="Appendix E.1",
-        paper_value="GIB 131 / 82 edges (attention / MLP) against LIB's 133 / 82",
-        settings="the peer's seed-0 checkpoint and LIB's build settings with the GIB basis; bisect to 0.001 of test accuracy",
-        tolerance=f"both counts within {GIB_CLOSE[0]} edges of the paper's (within {GIB_CLOSE[1]}: partly)",
-        measure=gib_edge_counts,
-        models=(NO_MODEL,),
-        expected={NO_MODEL: "reproduces"},
-        view="pages/interaction_graph.py",
-        minutes=0.8,
-    )
+_declare_lib(
+    key="lib.edge_counts_seed0_gib",
+    claim="The Global Interaction Basis needs about as many edges as LIB on the seed-0 transformer",
+    where="Appendix E.1",
+    paper_value="GIB 131 / 82 edges (attention / MLP) against LIB's 133 / 82",
+    settings="the peer's seed-0 checkpoint and LIB's build settings with the GIB basis; bisect to 0.001 of test accuracy",
+    tolerance=f"both counts within {GIB_CLOSE[0]} edges of the paper's (within {GIB_CLOSE[1]}: partly)",
+    measure=gib_edge_counts,
+    expected={NO_MODEL: "reproduces"},
+    minutes=0.8,
 )
-declare(
-    Finding(
-        key="lib.irrelevant_directions_seed0",
-        paper="lib",
-        claim="PCA keeps computationally irrelevant directions that LIB drops: in the middle layer, more PCA directions have "
-        "incoming but no outgoing edges",
-        where="§3.1.1 and Appendix G",
-        paper_value="PCA 14 against LIB 3 over 5 seeds (seed 0: PCA 4, LIB 1)",
-        settings=(
-            f"the first {IRRELEVANT_FIRST} non-constant directions of ln2.0 on the peer's seed-0 checkpoint; edges: those the bisect "
-            "keeps at 0.001"
-        ),
-        tolerance="more such directions in PCA than in LIB (as many: partly)",
-        measure=fewer_irrelevant_directions,
-        models=(NO_MODEL,),
-        expected={NO_MODEL: "reproduces"},
-        view="pages/interaction_graph.py",
-        minutes=0.1,
-    )
+_declare_lib(
+    key="lib.irrelevant_directions_seed0",
+    claim="PCA keeps computationally irrelevant directions that LIB drops: in the middle layer, more PCA directions have "
+    "incoming but no outgoing edges",
+    where="§3.1.1 and Appendix G",
+    paper_value="PCA 14 against LIB 3 over 5 seeds (seed 0: PCA 4, LIB 1)",
+    settings=f"the first {IRRELEVANT_FIRST} non-constant directions of ln2.0 on the peer's seed-0 checkpoint; edges: those the bisect "
+    "keeps at 0.001",
+    tolerance="more such directions in PCA than in LIB (as many: partly)",
+    measure=fewer_irrelevant_directions,
+    expected={NO_MODEL: "reproduces"},
+    minutes=0.1,
 )
-declare(
-    Finding(
-        key="lib.monosemanticity_seed0",
-        paper="lib",
-        claim="LIB directions are not clearly more monosemantic than PCA's (variance explained by one Fourier term)",
-        where="§3.1.2, Figure 4",
-        paper_value="no difference at layers 1 and 2; a LIB advantage at layer 0 from one seed",
-        settings=(
-            f"the first {MONOSEMANTIC_FIRST} non-constant directions per node layer over all 113^2 inputs; a term is (kx, ky) with "
-            "its conjugate, as in Appendix F"
-        ),
-        tolerance=f"LIB's mean share ahead of PCA's by less than {MONOSEMANTIC_MARGIN} at every node layer (at some: partly)",
-        measure=not_clearly_more_monosemantic,
-        models=(NO_MODEL,),
-        expected={NO_MODEL: "reproduces"},
-        view="pages/interaction_graph.py",
-        minutes=0.1,
-    )
+_declare_lib(
+    key="lib.monosemanticity_seed0",
+    claim="LIB directions are not clearly more monosemantic than PCA's (variance explained by one Fourier term)",
+    where="§3.1.2, Figure 4",
+    paper_value="no difference at layers 1 and 2; a LIB advantage at layer 0 from one seed",
+    settings=f"the first {MONOSEMANTIC_FIRST} non-constant directions per node layer over all 113^2 inputs; a term is (kx, ky) with "
+    "its conjugate, as in Appendix F",
+    tolerance=f"LIB's mean share ahead of PCA's by less than {MONOSEMANTIC_MARGIN} at every node layer (at some: partly)",
+    measure=not_clearly_more_monosemantic,
+    expected={NO_MODEL: "reproduces"},
+    minutes=0.1,
 )
 
-declare(
-    Finding(
-        key="lib.modules_separate_frequencies_seed0",
-        paper="lib",
-        claim="At a fine-tuned resolution (gamma 0.5) the Leiden modules of the LIB graph mostly separate the frequencies the "
-        "modular-addition model uses (the paper calls this cherry-picked and not reliable)",
-        where="§3.1.4, Figure 3",
-        paper_value="modules mostly separate the frequencies (its model's most important: 49, 38, 36)",
-        settings=(
-            "the seed-0 LIB graph, edges log10(E / epsilon) with epsilon the bisect's smallest kept edge per layer pair "
-            f"(section 2.3); a direction's frequency: the larger of its folded pair, where that pair holds {FOURIER_SHARE:.0%}+ of "
-            "its power"
-        ),
-        tolerance=f"the model's {TOP_FREQUENCIES} most used frequencies each in a different module (two: partly; one: contradicted)",
-        measure=modules_separate_frequencies,
-        models=(NO_MODEL,),
-        expected={NO_MODEL: "partly"},
-        view="pages/interaction_graph.py",
-        minutes=0.1,
-        departure="the lab counts what the paper judges by eye on its figure; the peer's seed-0 checkpoint is not necessarily "
-        "the model of Figure 3 (its frequencies differ)",
-    )
+_declare_lib(
+    key="lib.modules_separate_frequencies_seed0",
+    claim="At a fine-tuned resolution (gamma 0.5) the Leiden modules of the LIB graph mostly separate the frequencies the "
+    "modular-addition model uses (the paper calls this cherry-picked and not reliable)",
+    where="§3.1.4, Figure 3",
+    paper_value="modules mostly separate the frequencies (its model's most important: 49, 38, 36)",
+    settings="the seed-0 LIB graph, edges log10(E / epsilon) with epsilon the bisect's smallest kept edge per layer pair "
+    f"(section 2.3); a direction's frequency: the larger of its folded pair, where that pair holds {FOURIER_SHARE:.0%}+ of "
+    "its power",
+    tolerance=f"the model's {TOP_FREQUENCIES} most used frequencies each in a different module (two: partly; one: contradicted)",
+    measure=modules_separate_frequencies,
+    expected={NO_MODEL: "partly"},
+    minutes=0.1,
+    departure="the lab counts what the paper judges by eye on its figure; the peer's seed-0 checkpoint is not necessarily "
+    "the model of Figure 3 (its frequencies differ)",
 )
 
 DIGITS_SEEDS = range(5)
@@ -568,24 +539,17 @@ def digits_sparser(tolerance: float) -> Measure:
 
 
 for tolerance, name, whose in zip(DIGITS_TOLERANCES, ("paper", "lab"), ("the paper's (0.1 percentage points)", "the lab's page default")):
-    declare(
-        Finding(
-            key=f"lib.digits_sparser_than_pca_{name}_tolerance",
-            paper="lib",
-            claim="On an image MLP, LIB features interact more sparsely than PCA's: fewer edges keep the accuracy, layer by layer",
-            where="§3.2, Figure 8 (CIFAR-10, 5 seeds)",
-            paper_value="LIB below PCA at every layer pair, mean over 5 seeds",
-            settings=(
-                "the bundled 8x8 digits MLP (64 -> 60 -> 60 -> 10, ReLU; the page's recipe, 400 epochs), LIB and PCA bases on the "
-                f"training split, bisect edge ablation on the test split at tolerance {tolerance} ({whose}), seeds 0-4"
-            ),
-            tolerance="LIB keeps fewer edges than PCA at every node-layer pair on every seed (some: partly)",
-            measure=digits_sparser(tolerance),
-            models=(NO_MODEL,),
-            expected={NO_MODEL: "partly"},
-            view="pages/interaction_graph.py",
-            minutes=1.0,
-        )
+    _declare_lib(
+        key=f"lib.digits_sparser_than_pca_{name}_tolerance",
+        claim="On an image MLP, LIB features interact more sparsely than PCA's: fewer edges keep the accuracy, layer by layer",
+        where="§3.2, Figure 8 (CIFAR-10, 5 seeds)",
+        paper_value="LIB below PCA at every layer pair, mean over 5 seeds",
+        settings="the bundled 8x8 digits MLP (64 -> 60 -> 60 -> 10, ReLU; the page's recipe, 400 epochs), LIB and PCA bases on the "
+        f"training split, bisect edge ablation on the test split at tolerance {tolerance} ({whose}), seeds 0-4",
+        tolerance="LIB keeps fewer edges than PCA at every node-layer pair on every seed (some: partly)",
+        measure=digits_sparser(tolerance),
+        expected={NO_MODEL: "partly"},
+        minutes=1.0,
     )
 declare(
     Finding(
