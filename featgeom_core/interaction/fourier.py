@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from featgeom_core.interaction.graph import sequential_view
+from featgeom_core.interaction.modadd import all_pairs
 from featgeom_core.interaction.result import InteractionGraph
 
 
@@ -16,8 +17,7 @@ def fourier_labels(model, graph: InteractionGraph, modulus: int) -> list[list[di
     of the direction's activation over all p^2 inputs (constant term excluded) and its share of
     that power. Node layers with several positions are read at the first (a function of x alone)."""
     view = sequential_view(model, torch.float64, graph.node_layers)
-    xs, ys = np.meshgrid(np.arange(modulus), np.arange(modulus), indexing="ij")
-    tokens = torch.tensor(np.stack([xs.ravel(), ys.ravel(), np.full(modulus * modulus, modulus)], axis=1))
+    tokens = all_pairs(modulus)
     with torch.no_grad():
         acts = view.activations(tokens)
     labels = []
@@ -53,8 +53,7 @@ def single_term_shares(model, graph: InteractionGraph, modulus: int, first: int 
     conjugate (-kx, -ky), so cos(kx x + ky y) and cos(kx x - ky y) are two terms, unlike the folded
     labels of :func:`fourier_labels`). Multi-position node layers are read at the first position."""
     view = sequential_view(model, torch.float64, graph.node_layers)
-    xs, ys = np.meshgrid(np.arange(modulus), np.arange(modulus), indexing="ij")
-    tokens = torch.tensor(np.stack([xs.ravel(), ys.ravel(), np.full(modulus * modulus, modulus)], axis=1))
+    tokens = all_pairs(modulus)
     with torch.no_grad():
         acts = view.activations(tokens)
     conjugate = (-np.arange(modulus)) % modulus

@@ -166,11 +166,16 @@ class ModAddData:
     test_labels: torch.Tensor
 
 
+def all_pairs(modulus: int) -> torch.Tensor:
+    """Every input [x, y, p] (p^2, 3), int64, in row-major order: row x * p + y."""
+    xs, ys = torch.meshgrid(torch.arange(modulus), torch.arange(modulus), indexing="ij")
+    return torch.stack([xs.reshape(-1), ys.reshape(-1), torch.full((modulus * modulus,), modulus)], dim=1)
+
+
 def modular_addition_data(modulus: int = 113, frac_train: float = 0.3, seed: int = 0) -> ModAddData:
     """Every pair (x, y) in row-major order, permuted by ``torch.randperm`` seeded with ``seed``;
     the first ``int(frac_train * p^2)`` for training (``torch.utils.data.random_split``'s order)."""
-    xs, ys = torch.meshgrid(torch.arange(modulus), torch.arange(modulus), indexing="ij")
-    tokens = torch.stack([xs.reshape(-1), ys.reshape(-1), torch.full((modulus * modulus,), modulus)], dim=1)
+    tokens = all_pairs(modulus)
     labels = (tokens[:, 0] + tokens[:, 1]) % modulus
     order = torch.randperm(len(tokens), generator=torch.Generator().manual_seed(seed))
     n_train = int(len(tokens) * frac_train)

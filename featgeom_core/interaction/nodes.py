@@ -12,6 +12,7 @@ import torch
 
 from featgeom_core.errors import InvalidParameter
 from featgeom_core.interaction.graph import sequential_view
+from featgeom_core.interaction.modadd import all_pairs
 from featgeom_core.interaction.result import InteractionGraph
 
 
@@ -107,8 +108,7 @@ def direction_values(model, graph: InteractionGraph, k: int, index: int, inputs:
 def modadd_pattern(model, graph: InteractionGraph, k: int, index: int, modulus: int, position: int = -1) -> np.ndarray:
     """(modulus, modulus): the direction over every input (x, y) = (row, column), read at token
     ``position`` (default the last, where the answer is read)."""
-    xs, ys = np.meshgrid(np.arange(modulus), np.arange(modulus), indexing="ij")
-    tokens = torch.tensor(np.stack([xs.ravel(), ys.ravel(), np.full(modulus * modulus, modulus)], axis=1))
+    tokens = all_pairs(modulus)
     values = direction_values(model, graph, k, index, tokens)
     return values[:, position if values.shape[1] > 1 else 0].reshape(modulus, modulus)
 

@@ -27,7 +27,7 @@ from featgeom_core.interaction.result import (
     InteractionGraphResult,
     TrainedModel,
 )
-from featgeom_core.interaction.shipped import shipped_modadd
+from featgeom_core.interaction.shipped import ships
 from featgeom_core.interaction.targets import load_target
 from featgeom_core.jobs.protocol import JobOutput
 from featgeom_core.progress import Progress, steps_progress, sub_progress
@@ -53,7 +53,7 @@ def _description(params: InteractionGraphParams) -> str:
         return f"trained here from scratch (seed {target.train.seed})"
     if target.checkpoint != TRAINED:
         return target.checkpoint
-    if isinstance(target, ModAddTarget) and shipped_modadd(target.train) is not None:
+    if isinstance(target, ModAddTarget) and ships(target.train):
         return f"the lab's shipped checkpoint (seed {target.train.seed})"
     return f"trained here (seed {target.train.seed})"
 

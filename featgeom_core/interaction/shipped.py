@@ -34,13 +34,23 @@ def shipped_record(name: str = MODADD_NAME) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def _record_for(params: ModAddTrainParams, name: str) -> dict[str, Any] | None:
+    record = shipped_record(name)
+    return record if record is not None and record["params"] == params.normalised() else None
+
+
+def ships(params: ModAddTrainParams, name: str = MODADD_NAME) -> bool:
+    """Whether the package ships a checkpoint trained with exactly ``params`` (its record only; no weights read)."""
+    return _record_for(params, name) is not None
+
+
 def shipped_modadd(params: ModAddTrainParams, name: str = MODADD_NAME) -> TrainedModel | None:
     """The shipped model when ``params`` is exactly the recipe it was trained with, else None.
     Raises DataError when the weights on disk do not have the recorded hash."""
     from safetensors.numpy import load_file
 
-    record = shipped_record(name)
-    if record is None or record["params"] != params.normalised():
+    record = _record_for(params, name)
+    if record is None:
         return None
     weights = SHIPPED_DIR / f"{name}.safetensors"
     if not weights.is_file() or sha256_of(weights) != record["sha256"]:
