@@ -93,7 +93,8 @@ def settings() -> dict | None:
         if record is not None:
             st.caption(
                 f"The lab's checkpoint, trained with the peer's recipe (seed 0, {record['epochs_trained']:,} epochs, test accuracy "
-                f"{record['test_accuracy']:.4f}, SHA-256 {record['sha256'][:12]}…): the build starts at once."
+                f"{record['test_accuracy']:.4f}, SHA-256 {record['sha256'][:12]}…) loads at once; the default build (LIB and PCA "
+                "graphs, ablations and bisects) then takes about 4 minutes on a 2-core CPU."
             )
     if model == "modadd" and checkpoint == SCRATCH:
         st.caption(

@@ -123,7 +123,7 @@ def node_panel(container: Any, job_id: str, params: InteractionGraphParams, resu
     columns[2].metric("share of edges in / out", f"{100 * facts.share_in:.1f}% / {100 * facts.share_out:.1f}%")
     if facts.fourier:
         columns[3].metric(
-            "Fourier (kx, ky)", f"({facts.fourier['kx']}, {facts.fourier['ky']})", f"{100 * facts.fourier['share']:.0f}% of power"
+            "Fourier (kx, ky)", f"({int(facts.fourier['kx'])}, {int(facts.fourier['ky'])})", f"{100 * facts.fourier['share']:.0f}% of power"
         )
     left, right = container.columns(2)
     left.markdown("**Strongest incoming edges**")
