@@ -9,8 +9,10 @@ import pandas as pd
 import streamlit as st
 
 from featgeom_core.errors import FeatgeomError
+from featgeom_core.features.ref import FeatureRef
 from featgeom_core.sparsity.jobs import SPARSITY_MODEL
 from ui.errors import render_safely
+from ui.feature_view import feature_link
 from ui.report import chart
 from ui.sparsity_plots import decomposition_bar, histogram, token_in_context
 from ui.state import adopt_url, one_of, require_selection, set_query
@@ -60,11 +62,13 @@ def _atom_label(result, activation_set, atom: int, k: int = 4) -> str:
     return ", ".join(words)
 
 
-def show_atom(result, activation_set, atom: int, by_text) -> None:
+def show_atom(result, activation_set, atom: int, by_text, job_id: str) -> None:
     """The atom's top-activating tokens (in context, or vocabulary entries) and its histogram."""
     rows = [(int(r), float(v)) for r, v in zip(activation_set.top_rows[atom], activation_set.top_values[atom]) if r >= 0][:TOP_SHOWN]
     usage = activation_set.usage[atom]
     st.caption(f"atom {atom}: used by {usage:.2%} of the {'vocabulary' if activation_set.name == 'embeddings' else 'held-out tokens'}")
+    layer = "embeddings" if activation_set.name == "embeddings" else activation_set.name.split()[-1]
+    feature_link(FeatureRef("atom", atom, model=str(SPARSITY_MODEL.params_of(job_id).model), layer=layer, job=job_id))
     if not rows:
         st.info("This atom is dead: no activation uses it.")
         return
@@ -149,7 +153,7 @@ def render() -> None:
                 format_func=lambda a: f"atom {a} · {activation_set.usage[a]:.2%} · {_atom_label(result, activation_set, a)}",
             )
             set_query(atom=str(atom))
-            show_atom(result, activation_set, atom, by_text)
+            show_atom(result, activation_set, atom, by_text, job_id)
     with tab_token:
         show_decomposition(result, activation_set, by_text)
 

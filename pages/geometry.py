@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from featgeom_core import jobs
+from featgeom_core.features.ref import FeatureRef
 from featgeom_core.probing import (
     CONTROLS,
     KINDS,
@@ -20,6 +21,7 @@ from featgeom_core.probing import (
 from featgeom_core.probing.jobs import FEATURE_GEOMETRY
 from featgeom_core.probing.params import ESTIMATORS
 from ui.errors import render_safely
+from ui.feature_view import feature_link
 from ui.links import link
 from ui.params import help_text, slider
 from ui.plots import psm_heatmap
@@ -206,6 +208,9 @@ def render() -> None:
             "Dropped as duplicates: "
             + ", ".join(f"{result.feature_names[a]} (≈ {result.feature_names[b]}, {v:.3f})" for a, b, v in dropped[i])
         )
+    opened = st.selectbox("A direction's feature page", names, key="geo_feature", help="its top contexts, histogram, your text, neighbours")
+    index = result.feature_names.index(opened)
+    feature_link(FeatureRef("probe", index, model=selection.model_id, layer=str(layer), features=feature_set.name, hook=selection.hook))
     for kind in KINDS:
         for column, control in zip(st.columns(3), CONTROLS):
             matrix = result.psms[(kind, control)][i][kept[i]][:, kept[i]]

@@ -12,6 +12,7 @@ import streamlit as st
 
 from featgeom_core import codec, jobs
 from featgeom_core.errors import FeatgeomError
+from featgeom_core.features.ref import FeatureRef
 from featgeom_core.hessian.jobs import HESSIAN_FEATURES
 from featgeom_core.hessian.language import block_choices
 from featgeom_core.hessian.params import (
@@ -24,6 +25,7 @@ from featgeom_core.hessian.params import (
 from featgeom_core.hessian.toys import TOYS
 from ui import params as widgets
 from ui.errors import render_safely
+from ui.feature_view import feature_link
 from ui.hessian_jobs import follow_with_losses
 from ui.hessian_plots import (
     contexts_html,
@@ -280,6 +282,7 @@ def show(job_id: str) -> None:
     single = bool(single and result.inputs is not None)
     rows = result.top_rows(int(feature), int(n_top), which, single)
     st.subheader(f"Feature {feature}: top {which} samples")
+    feature_link(FeatureRef("hessian", int(feature), model=str(result.model) if result.is_language_model else "", job=job_id))
     if result.is_language_model:
         st.html(contexts_html(rows))
         with st.expander("Every feature's top tokens"):

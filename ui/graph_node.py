@@ -102,8 +102,11 @@ def _contexts(model_id: str, tokens: np.ndarray, top: list[tuple[int, int, float
     return pd.DataFrame(rows)
 
 
-def node_panel(container: Any, job_id: str, params: InteractionGraphParams, result: Any, modules: dict, node: NodeRef) -> None:
-    """The panel of ``node`` on the job's graph: facts, strongest edges, and what drives it."""
+def node_panel(
+    container: Any, job_id: str, params: InteractionGraphParams, result: Any, modules: dict, node: NodeRef, pinnable: bool = True
+) -> None:
+    """The panel of ``node`` on the job's graph: facts, strongest edges, and what drives it;
+    ``pinnable``: with the graph page's pin button (and a link to the node's feature page)."""
     from ui.report import chart
 
     kind, k, j = node
@@ -114,7 +117,13 @@ def node_panel(container: Any, job_id: str, params: InteractionGraphParams, resu
     facts = node_facts(basis.graph, modules[kind][0], k, j, top=8, fourier=basis.fourier)
     container.subheader(f"{kind.upper()} · {facts.layer} · direction {j}" + (" (the constant)" if facts.constant else ""))
     ref = format_node(node)
-    if container.button("Unpin" if ref in subgraph.state().pins else "Pin to the subgraph", key="ig_pin"):
+    if pinnable and kind == "lib":
+        from featgeom_core.features.ref import FeatureRef
+        from ui.feature_view import feature_link
+
+        model = str(params.target.model) if isinstance(params.target, LanguageTarget) else ""  # a toy is named by its job
+        feature_link(FeatureRef("lib", j, model=model, layer=str(k), job=job_id), "Open its feature page", container)
+    if pinnable and container.button("Unpin" if ref in subgraph.state().pins else "Pin to the subgraph", key="ig_pin"):
         subgraph.toggle_pin(ref)
         st.rerun()
     columns = container.columns(4)

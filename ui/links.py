@@ -33,6 +33,7 @@ PAGES: tuple[PageInfo, ...] = (
     PageInfo("pages/dictionary_explorer.py", "Dictionary explorer", ":material/search:", "dictionary_explorer", sidebar=True),
     PageInfo("pages/interaction_graph.py", "Interaction graph", ":material/hub:", "interaction_graph"),
     PageInfo("pages/hessian_features.py", "Hessian features", ":material/blur_on:", "hessian_features"),
+    PageInfo("pages/feature.py", "Feature", ":material/center_focus_strong:", "feature"),
     PageInfo("pages/jobs.py", "Jobs", ":material/list:", "jobs"),
 )
 BY_PATH = {page.path: page for page in PAGES}

@@ -137,12 +137,12 @@ def metric_by_layer(results: Sequence[tuple[str, Any]], metric: str, calibration
     return figure
 
 
-def histogram(counts: np.ndarray, edges: np.ndarray, title: str) -> go.Figure:
+def histogram(counts: np.ndarray, edges: np.ndarray, title: str, x_title: str = "coefficient") -> go.Figure:
     """A histogram from counts and bin edges."""
     centres = (np.asarray(edges)[:-1] + np.asarray(edges)[1:]) / 2
     figure = go.Figure(go.Bar(x=centres, y=counts, width=np.diff(edges), hovertemplate="%{x:.3g}: %{y}<extra></extra>"))
     figure.update_layout(
-        title={"text": title, "font": {"size": 13}}, height=280, **LAYOUT, xaxis={"title": "coefficient"}, yaxis={"title": "count"}
+        title={"text": title, "font": {"size": 13}}, height=280, **LAYOUT, xaxis={"title": x_title}, yaxis={"title": "count"}
     )
     return figure
 

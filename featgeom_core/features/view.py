@@ -1,0 +1,133 @@
+"""What a feature page shows, per kind, as data: the feature's activation on every token (or
+sample) its result holds, its top contexts, and the direction that finds its neighbours."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from featgeom_core.errors import InvalidParameter
+from featgeom_core.features.contexts import Context, readable_tokens, top_contexts
+from featgeom_core.features.corpus import CorpusTokens
+from featgeom_core.features.directions import DirectionSet
+from featgeom_core.features.ref import FeatureRef
+
+CONTEXTS = 12
+
+
+@dataclass(frozen=True)
+class FeatureData:
+    """One feature's page, as data.
+
+    ``values`` (n,): its activation on each of the ``n`` tokens (or samples) ``where`` says;
+    ``contexts``: the top ones in their text (empty for a toy's samples); ``count``: directions in
+    its set (Prev/Next); ``direction``: its set, for the nearest neighbours (None in parameter
+    space); ``by_magnitude``: the sign means nothing (ranked by |value|); ``nonzero_only``: the
+    histogram leaves zeros out (a sparse code); ``facts``: short label -> value lines.
+    """
+
+    ref: FeatureRef
+    title: str
+    where: str
+    values: np.ndarray
+    contexts: list[Context]
+    count: int
+    direction: DirectionSet | None = None
+    by_magnitude: bool = False
+    nonzero_only: bool = False
+    facts: dict[str, str] = field(default_factory=dict)
+
+
+def probe_feature(ref: FeatureRef, directions: DirectionSet, corpus: CorpusTokens, quality: dict[str, str] | None = None) -> FeatureData:
+    """A probe direction read on packaged text: its logit ``w . x + b`` on every token."""
+    directions.check(ref.index)
+    values = directions.read(corpus.values, ref.index)
+    return FeatureData(
+        ref=ref,
+        title=f"probe direction · {ref.features} · {directions.labels[ref.index]}",
+        where=f"{len(values):,} tokens of {len(corpus.texts)} packaged texts (news, reviews, code); the probe's logit w·x + b",
+        values=values,
+        contexts=top_contexts(values, corpus.text, corpus.position, corpus.strings, CONTEXTS),
+        count=len(directions),
+        direction=directions,
+        facts={"feature set": ref.features, "class": directions.labels[ref.index], "space": directions.space.label(), **(quality or {})},
+    )
+
+
+def atom_feature(ref: FeatureRef, result: Any, directions: DirectionSet, set_name: str) -> FeatureData:
+    """A dictionary atom read from its own result: its sparse code on every held-out token (the
+    token embeddings: on every vocabulary entry)."""
+    directions.check(ref.index)
+    chosen = result.set(set_name)
+    values = np.asarray(chosen.code.codes.tocsc()[:, [ref.index]].toarray()).ravel()
+    facts = {"space": directions.space.label(), "used by": f"{chosen.usage[ref.index]:.2%} of rows", "λ": f"{chosen.code.lam:.4g}"}
+    if set_name == "embeddings":
+        vocabulary = readable_tokens(result.vocabulary)
+        contexts = top_contexts(values, np.arange(len(values)), np.zeros(len(values)), vocabulary, CONTEXTS, before=0, after=0)
+        where = f"{len(values):,} vocabulary entries (the token embedding matrix); the atom's sparse code"
+    else:
+        strings = readable_tokens(result.token_strings)
+        contexts = top_contexts(values, result.token_text, result.token_position, strings, CONTEXTS)
+        where = f"{len(values):,} held-out tokens of the packaged text; the atom's sparse code"
+    return FeatureData(
+        ref=ref,
+        title=f"dictionary atom {ref.index} · {set_name}",
+        where=where,
+        values=values,
+        contexts=contexts,
+        count=len(directions),
+        direction=directions,
+        nonzero_only=True,
+        facts=facts,
+    )
+
+
+def lib_feature(ref: FeatureRef, graph: Any, k: int, values: np.ndarray, pieces: list[str], directions: DirectionSet | None) -> FeatureData:
+    """A language block's LIB direction read on the graph's own token windows: ``values``
+    (windows, positions) its coordinate; ``pieces`` (windows * positions,) the windows' tokens
+    as the tokenizer names them, row by row."""
+    n_windows, n_positions = values.shape
+    text = np.repeat(np.arange(n_windows), n_positions)
+    position = np.tile(np.arange(n_positions), n_windows)
+    flat_strings = readable_tokens(pieces)
+    flat = values.ravel()
+    basis = graph.bases[k]
+    return FeatureData(
+        ref=ref,
+        title=f"LIB direction {ref.index} · {graph.node_layers[k]}",
+        where=f"{flat.size:,} tokens: the graph's {n_windows} windows of {n_positions} tokens; the direction's coordinate",
+        values=flat,
+        contexts=top_contexts(flat, text, position, flat_strings, CONTEXTS, by_magnitude=True),
+        count=basis.dim,
+        direction=directions,
+        by_magnitude=True,
+        facts={"node layer": graph.node_layers[k], "Λ": f"{float(basis.values[ref.index]):.4g}", "model": graph.model},
+    )
+
+
+def hessian_feature(ref: FeatureRef, result: Any, which: str) -> FeatureData:
+    """A Hessian feature read from its result: the curvature uᵀH(x)u of every sample of ``which``
+    (a language model's tokens: in their texts)."""
+    k = result.features.k
+    if not 0 <= ref.index < k:
+        raise InvalidParameter(f"this Hessian result has features 0..{k - 1}; there is no {ref.index}")
+    values = result.curvatures(which)[:, ref.index]
+    from featgeom_core.hessian.result import HELD_OUT
+
+    tokens = result.heldout_tokens if which == HELD_OUT else result.train_tokens
+    contexts: list[Context] = []
+    if tokens is not None:
+        table = tokens.table
+        strings = [tokens.strings[int(t)][int(p)] for t, p in zip(table["text"], table["position"])]
+        contexts = top_contexts(values, table["text"], table["position"], strings, CONTEXTS)
+    return FeatureData(
+        ref=ref,
+        title=f"Hessian feature {ref.index} · {result.model}",
+        where=f"{len(values):,} {'tokens' if tokens is not None else 'samples'} ({which}); the curvature uᵀH(x)u along the feature",
+        values=values,
+        contexts=contexts,
+        count=k,
+        facts={"model": result.model, "block": ", ".join(result.features.block), "what": result.description},
+    )
