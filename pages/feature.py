@@ -32,6 +32,10 @@ def _picker() -> None:
     feature_link(ref, "Open this probe direction")
 
 
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def render() -> None:
     if not st.query_params.get("kind"):
         _picker()
@@ -45,11 +49,11 @@ def render() -> None:
     try:
         data, reader, panel = load_feature(ref)
     except FeatgeomError as exc:
-        st.title(f"{KIND_TITLES[ref.kind].capitalize()} {ref.index}")
+        st.title(f"{_capital(KIND_TITLES[ref.kind])} {ref.index}")
         st.error(str(exc))
         return
     if data is None:
-        st.title(f"{KIND_TITLES[ref.kind].capitalize()} {ref.index}")
+        st.title(f"{_capital(KIND_TITLES[ref.kind])} {ref.index}")
         if panel is not None:
             panel()
         return

@@ -189,6 +189,7 @@ def test_the_feature_page_of_a_toy_lib_direction_is_its_node_panel_and_a_hessian
     assert graph.status == "done", graph.error
     at = open_page("pages/feature.py", kind="lib", layer="1", index="2", job=graph.job_id)
     assert not at.error, [e.value for e in at.error]
+    assert at.title[0].value == "LIB direction 2"
     assert any("direction 2" in h.value for h in at.subheader), [h.value for h in at.subheader]
     assert at.get("plotly_chart"), "no images of the digits that move the direction"
     assert not any(b.label == "Pin to the subgraph" for b in at.button)
@@ -203,3 +204,38 @@ def test_the_feature_page_of_a_toy_lib_direction_is_its_node_panel_and_a_hessian
     assert any("not text" in c.value for c in at.caption)
     missing = open_page("pages/feature.py", kind="hessian", index="9", job=hessian.job_id)
     assert missing.error and "features 0..2" in missing.error[0].value
+
+
+def test_a_llama_blocks_lib_directions_read_in_hook_space_as_the_graph_reads_them() -> None:
+    """The activation-space rows ``lib_vectors`` takes from a Llama block's LIB basis are the
+    stream (resid_pre, resid_post) and the MLP's hidden units (mlp_post): read on the model's own
+    hidden states they give the graph's coordinates, up to the rows left out (the norm's statistic
+    and the constant)."""
+    import torch
+    from test_interaction_language import tiny_llama, tokens
+
+    from featgeom_core.interaction import build_graph
+    from featgeom_core.interaction.language import LanguageBlock
+    from featgeom_core.interaction.nodes import direction_values
+
+    model = tiny_llama().double()
+    block = LanguageBlock(model, 0)  # not the last block: HF's last hidden state has the final norm applied
+    inputs = tokens(24, 6)
+    graph = build_graph(block, inputs, {"basis": "lib"})
+    d, d_mlp = model.config.hidden_size, model.config.intermediate_size
+    with torch.no_grad():
+        hidden = model(input_ids=inputs, output_hidden_states=True).hidden_states
+    acts = block.sequential(torch.float64).activations(inputs)
+    j = 1
+    pre = lib_vectors(graph.bases[0].C.numpy(), graph.node_layers[0], d, d_mlp)
+    C0 = graph.bases[0].C.numpy()[:, j]
+    rest = acts[0][..., 0].numpy() * C0[0] + C0[-1]  # the statistic's and the constant's share
+    assert np.allclose(direction_values(block, graph, 0, j, inputs), hidden[0].numpy() @ pre[j] + rest, atol=1e-5)
+    post = lib_vectors(graph.bases[3].C.numpy(), graph.node_layers[3], d, d_mlp)
+    assert np.allclose(direction_values(block, graph, 3, j, inputs), hidden[1].numpy() @ post[j], atol=1e-5)
+    mlp = model.layers[0].mlp
+    with torch.no_grad():
+        normed = model.layers[0].post_attention_layernorm(acts[1][..., 1 : d + 1] if acts[1].shape[-1] == d + 2 else acts[1][..., :d])
+        units = (mlp.act_fn(mlp.gate_proj(normed)) * mlp.up_proj(normed)).numpy()
+    assert np.allclose(acts[2][..., :d_mlp].numpy(), units, atol=1e-5)  # the MLP node layer's first d_mlp coordinates are its hidden units
+    assert lib_vectors(graph.bases[2].C.numpy(), graph.node_layers[2], d, d_mlp).shape[1] == d_mlp

@@ -19,6 +19,8 @@ import pytest
 from conftest import REPO_ROOT
 
 START_COMMAND = ["bash", "scripts/run.sh"]
+SERVER_CACHE: list[Path] = []
+"""The served app's cache directory (a test puts finished jobs there for the app to open)."""
 
 
 def _free_port() -> int:
@@ -55,12 +57,13 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             start_worker(f"worker-{i}", services, processes, services, scheduler)
         address = swap([services["app"]["environment"]["FEATGEOM_SCHEDULER"]], inside={"scheduler:8786": scheduler})[0]
         port = _free_port()
+        SERVER_CACHE[:] = [tmp_path_factory.mktemp("server-cache")]
         app = processes.start(
             "app",
             START_COMMAND,
             FEATGEOM_PORT=str(port),
             FEATGEOM_SCHEDULER=address,
-            FEATGEOM_CACHE_DIR=str(tmp_path_factory.mktemp("server-cache")),
+            FEATGEOM_CACHE_DIR=str(SERVER_CACHE[0]),
         )
         url = f"http://127.0.0.1:{port}"
 
@@ -205,6 +208,11 @@ SHARED_VIEWS = [  # page path, a view with settings away from the defaults, the 
     ("interaction_graph", f"{TINY}&net=digits&tolerance=0.05", ["net=digits", "tolerance=0.05"]),
     ("hessian_features", f"{TINY}&hmodel=tms&k=3&steps=50", ["hmodel=tms", "k=3", "steps=50"]),
     ("jobs", f"{TINY}&jobs_status_filter=done", ["jobs_status_filter=done"]),
+    (
+        "feature",
+        "kind=probe&model=tiny-native&layer=1&index=2&features=art_type&hook=resid_post",
+        ["kind=probe", "layer=1", "index=2", "features=art_type", "hook=resid_post"],
+    ),
 ]
 
 
@@ -315,6 +323,52 @@ def test_a_clicked_graph_node_opens_its_panel_and_its_link_reopens_it(app_url: s
     moved = again.locator('[data-testid="stSlider"]').filter(has_text="Keep edges").locator(shown).inner_text()
     assert f"keep_edges={float(moved):g}" == kept
     fresh.close()
+
+
+def test_feature_pages_open_from_a_dictionary_atom_and_a_graph_node_and_read_typed_text(app_url: str, browser, output_dir: Path) -> None:
+    from featgeom_core.interaction.jobs import LIB_GRAPH
+    from featgeom_core.jobs import manager
+    from featgeom_core.sparsity.jobs import SPARSITY_MODEL
+    from featgeom_core.store import Store
+
+    store = Store(SERVER_CACHE[0])  # finished jobs the app finds, as if run from their pages
+    sparsity_params = {"model": "tiny-native", "layers": [1], "tokens": 512, "calibrate": False, "max_tokens_per_text": 32}
+    sparsity = manager.run_here(SPARSITY_MODEL.name, SPARSITY_MODEL.validate(sparsity_params), store)
+    graph = manager.run_here(LIB_GRAPH.name, LIB_GRAPH.validate(LIB_GRAPH.example), store)
+    assert sparsity.status == "done" and graph.status == "done", (sparsity.error, graph.error)
+    context = browser.new_context(viewport={"width": 1500, "height": 1200})
+    page = context.new_page()
+    page.goto(f"{app_url}/dictionary_explorer?model=tiny-native&job={sparsity.job_id}&set=layer+1", timeout=60_000)
+    _settle(page)
+    page.get_by_role("link", name="Open its feature page").click()
+    page.locator("h1").filter(has_text="dictionary atom").first.wait_for(timeout=120_000)
+    _settle(page)
+    assert "kind=atom" in page.url and f"job={sparsity.job_id}" in page.url
+    contexts = page.locator("span[title]").count()
+    assert contexts > 0, "no token of a top context is drawn with its activation"
+    page.get_by_label("Your text").fill("the museum shows a painting of the sea at night")
+    page.get_by_role("button", name="Read the feature on this text").click()
+    page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=120_000)
+    _settle(page)
+    page.screenshot(path=str(output_dir / "feature_atom.png"), full_page=True)
+    _assert_no_exception(page)
+    assert page.locator("span[title]").count() > contexts  # the typed text's tokens, shaded by their codes
+
+    page.goto(f"{app_url}/interaction_graph?job={graph.job_id}", timeout=60_000)
+    page.get_by_text("Click a node for its panel").wait_for(timeout=120_000)
+    _settle(page)
+    page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+    x, y = page.evaluate(NODE_PIXEL, [0, 1, 3])
+    page.mouse.click(x, y)
+    page.locator("h3").filter(has_text="direction 3").first.wait_for(timeout=120_000)
+    _settle(page)
+    page.get_by_role("link", name="Open its feature page").click()
+    page.locator("h1").filter(has_text="LIB direction 3").first.wait_for(timeout=120_000)
+    _settle(page)
+    page.screenshot(path=str(output_dir / "feature_lib.png"), full_page=True)
+    _assert_no_exception(page)
+    assert "kind=lib" in page.url and "index=3" in page.url and page.locator(".js-plotly-plot").count() >= 1  # the digits that move it
+    context.close()
 
 
 def test_an_exported_report_opens_offline_with_the_same_numbers(app_url: str, browser, tmp_path: Path) -> None:
