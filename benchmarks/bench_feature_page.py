@@ -62,9 +62,8 @@ def setup(model_id: str, layer: int) -> tuple[str, dict[str, str]]:
     assert sparsity.status == "done", sparsity.error
     print(f"setup: sparsity at layer {layer} in {time.perf_counter() - start:.0f} s")
     start = time.perf_counter()
-    graph = manager.run_here(
-        LIB_GRAPH.name, LIB_GRAPH.validate({"target": {"kind": "language", "model": model_id, "layer": layer + 1}, "ablation": {"edges": False}})
-    )
+    block = {"target": {"kind": "language", "model": model_id, "layer": layer + 1}, "ablation": {"edges": False}}
+    graph = manager.run_here(LIB_GRAPH.name, LIB_GRAPH.validate(block))
     assert graph.status == "done", graph.error
     print(f"setup: LIB graph of block {layer + 1} in {time.perf_counter() - start:.0f} s")
     start = time.perf_counter()
@@ -89,7 +88,8 @@ def neighbours_cold(model_id: str, layer: int) -> None:
 
     model = shared_model(model_id)  # the page has its model already (it drew the feature)
     store = Store()
-    query = probe_directions(model, FeatureRef("probe", 0, model=model_id, layer=str(layer), features="world_country", hook="resid_post"), store)
+    ref = FeatureRef("probe", 0, model=model_id, layer=str(layer), features="world_country", hook="resid_post")
+    query = probe_directions(model, ref, store)
     assert query is not None
     job_id = SPARSITY_MODEL.finished(store)[0].job_id
     start = time.perf_counter()
