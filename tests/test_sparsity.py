@@ -183,3 +183,15 @@ def test_a_deep_model_is_measured_at_evenly_spaced_layers_by_default() -> None:
     assert ModelSparsityParams(layers=[3, 1]).chosen_layers(30) == [1, 3]
     # fields added later leave old job ids alone while at their defaults
     assert "recipe" not in ModelSparsityParams().normalised() and ModelSparsityParams(recipe="appendix_h").normalised()["recipe"]
+
+
+def test_the_sparsity_by_layer_estimate_matches_the_two_measured_runs() -> None:
+    """The page's 'how long' comes from two measured runs (RESULTS.md): it must give them back."""
+    from featgeom_core.sparsity.estimate import estimated_seconds, say_duration
+    from featgeom_core.sparsity.params import ModelSparsityParams
+
+    minilm = estimated_seconds(ModelSparsityParams(model="minilm"), 384, 6)
+    smollm2 = estimated_seconds(ModelSparsityParams(model="smollm2"), 576, 30)
+    assert minilm == pytest.approx(271, rel=0.05) and smollm2 == pytest.approx(745, rel=0.1)
+    assert estimated_seconds(ModelSparsityParams(model="minilm", tokens=4096, embeddings=False, layers=[1]), 384, 6) < 15
+    assert say_duration(40) == "about 40 s" and say_duration(745) == "about 12 min" and say_duration(7200) == "about 2.0 h"
