@@ -108,7 +108,8 @@ def neighbours_cold(model_id: str, layer: int) -> None:
     print(f"nearest neighbours, cold: {cold:.2f} s over {len(sets)} sets ({', '.join(kinds)}; {sum(len(s) for s in sets):,} directions)")
     print(f"  baseline, loading the one sparsity result: {baseline:.2f} s; ratio {cold / baseline:.2f}x; {cold / 5:.2f}x the 5 s budget")
     for group in found:
-        print(f"  {group[0].source}: " + ", ".join(f"{n.label.split(' (')[0]} {n.cosine:+.2f}" for n in group[:3]))
+        best = ", ".join(f"{n.label.split(' (')[0]} {n.cosine:+.2f}" for n in group[:3])
+        print(f"  {group[0].source}: {best} (a random direction reaches {group[0].chance:.2f})")
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from conftest import open_page
 from featgeom_core.errors import DataError, InvalidParameter
 from featgeom_core.features.contexts import activation_histogram, readable_tokens, top_contexts
 from featgeom_core.features.directions import DirectionSet, Space, lib_vectors, space_of_node_layer
-from featgeom_core.features.neighbours import nearest_across
+from featgeom_core.features.neighbours import chance_largest_cosine, nearest_across
 from featgeom_core.features.ref import FeatureRef, parse_ref
 from featgeom_core.jobs import manager
 
@@ -61,6 +61,11 @@ def test_nearest_directions_rank_by_cosine_and_skip_the_own_kind_and_other_width
     found = nearest_across(query, [made("atom", others), made("probe", others), made("lib", rng.normal(size=(3, 5)))], 2, "probe")
     assert len(found) == 1  # the probe set is the query's own kind, the LIB set another width
     assert [n.ref.index for n in found[0]] == [4, 2] and found[0][0].cosine == pytest.approx(-1.0)
+    # the chance level: random directions against 6 in 8 dimensions reach far more than against 2,000 in 400
+    assert found[0][0].chance == pytest.approx(chance_largest_cosine(made("atom", others)))
+    few = chance_largest_cosine(made("atom", rng.normal(size=(6, 8))))
+    many = rng.normal(size=(2000, 400))
+    assert 0.5 < few < 1.0 and chance_largest_cosine(made("atom", many)) == pytest.approx(np.sqrt(2 * np.log(4000) / 400), rel=0.2)
     with pytest.raises(InvalidParameter, match="zero"):
         nearest_across(np.zeros(8), [made("atom", others)])
 

@@ -291,7 +291,7 @@ def show_neighbours(data: FeatureData) -> None:
         st.info("No direction of another kind lives in this space yet: run a sparsity-by-layer job or probes at this layer and hook.")
         return
     for group in found:
-        st.markdown(f"**{group[0].source}**")
+        st.markdown(f"**{group[0].source}** · a random direction reaches |cos| {group[0].chance:.2f} against this set")
         for neighbour in group:
             feature_link(neighbour.ref, f"{neighbour.cosine:+.3f} · {neighbour.label}")
 

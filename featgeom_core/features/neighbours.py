@@ -16,12 +16,14 @@ from featgeom_core.features.ref import FeatureRef
 @dataclass(frozen=True)
 class Neighbour:
     """One direction of another set: its ``ref``, ``label``, ``source`` and ``cosine`` with the query
-    (signed; |cosine| ranks, since an atom and a probe may point opposite ways for one concept)."""
+    (signed; |cosine| ranks, since an atom and a probe may point opposite ways for one concept);
+    ``chance``: the largest |cosine| a random direction reaches against the same set."""
 
     ref: FeatureRef
     label: str
     source: str
     cosine: float
+    chance: float = 0.0
 
 
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
@@ -32,7 +34,7 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
 
 def nearest_across(query: np.ndarray, sets: Sequence[DirectionSet], top: int = 5, exclude_kind: str | None = None) -> list[list[Neighbour]]:
     """Per set (skipping those of ``exclude_kind`` and those of another width), its ``top``
-    directions by |cosine| with ``query`` (d,), largest first. One matrix product per set."""
+    directions by |cosine| with ``query`` (d,), largest first, each with the set's chance level."""
     q = np.asarray(query, dtype=np.float64).ravel()
     norm = np.linalg.norm(q)
     if norm == 0:
@@ -44,5 +46,17 @@ def nearest_across(query: np.ndarray, sets: Sequence[DirectionSet], top: int = 5
             continue
         cosines = unit_rows(directions.vectors) @ q
         order = np.argsort(-np.abs(cosines), kind="stable")[:top]
-        found.append([Neighbour(directions.ref(int(i)), directions.labels[int(i)], directions.source, float(cosines[i])) for i in order])
+        chance = chance_largest_cosine(directions)
+        found.append(
+            [Neighbour(directions.ref(int(i)), directions.labels[int(i)], directions.source, float(cosines[i]), chance) for i in order]
+        )
     return found
+
+
+def chance_largest_cosine(directions: DirectionSet, draws: int = 64, seed: int = 0) -> float:
+    """The largest |cosine| a *random* direction reaches against ``directions``, averaged over
+    ``draws`` Gaussian directions: the control beside a neighbour's cosine (among thousands of
+    atoms in a few hundred dimensions, |cosine| 0.15 is what chance gives)."""
+    rng = np.random.default_rng(seed)
+    queries = unit_rows(rng.normal(size=(draws, directions.vectors.shape[1])))
+    return float(np.abs(queries @ unit_rows(directions.vectors).T).max(axis=1).mean())
