@@ -346,7 +346,7 @@ def test_feature_pages_open_from_a_dictionary_atom_and_a_graph_node_and_read_typ
     assert "kind=atom" in page.url and f"job={sparsity.job_id}" in page.url
     contexts = page.locator("span[title]").count()
     assert contexts > 0, "no token of a top context is drawn with its activation"
-    page.get_by_label("Your text").fill("the museum shows a painting of the sea at night")
+    page.get_by_role("textbox", name="Your text").fill("the museum shows a painting of the sea at night")
     page.get_by_role("button", name="Read the feature on this text").click()
     page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=120_000)
     _settle(page)
