@@ -27,6 +27,9 @@ def test_top_contexts_take_one_peak_per_text_with_its_neighbours() -> None:
     assert found[0].tokens == ("t1p0", "t1p1", "t1p2") and found[0].focus == 1 and found[0].peak == 4.0
     assert found[0].values == (0.0, 4.0, 3.5)
     assert found[1].peak == 3.0 and found[1].tokens == ("t0p1", "t0p2", "t0p3")
+    unranked = top_contexts(values, text, position, strings, count=5, unranked=position == 1)
+    assert [c.peak for c in unranked] == [3.5, 3.0]  # text 1's first-ranked token left out; still shown beside 3.5
+    assert unranked[0].values == (0.0, 4.0, 3.5, 0.1, 0.0) and unranked[0].focus == 2
     by_size = top_contexts(values, text, position, strings, count=1, by_magnitude=True)
     assert by_size[0].peak == -5.0 and by_size[0].focus == 4  # the text's end: no token after it
     counts, edges = activation_histogram(np.array([0.0, 0.0, 1.0, 2.0]), bins=2, nonzero_only=True)
@@ -244,3 +247,41 @@ def test_a_llama_blocks_lib_directions_read_in_hook_space_as_the_graph_reads_the
         units = (mlp.act_fn(mlp.gate_proj(normed)) * mlp.up_proj(normed)).numpy()
     assert np.allclose(acts[2][..., :d_mlp].numpy(), units, atol=1e-5)  # the MLP node layer's first d_mlp coordinates are its hidden units
     assert lib_vectors(graph.bases[2].C.numpy(), graph.node_layers[2], d, d_mlp).shape[1] == d_mlp
+
+
+def test_a_language_models_hessian_feature_reads_typed_text_as_its_job_read_the_held_out_texts(tmp_path) -> None:
+    """A held-out text of the job, typed into the feature page's box, gives the curvatures the job
+    stored for its tokens; the page ranks those same values."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from featgeom_core.features.text import read_hessian
+    from featgeom_core.features.view import hessian_feature
+    from featgeom_core.hessian.jobs import HESSIAN_FEATURES
+    from featgeom_core.models.registry import minilm_dir
+
+    tokenizer = AutoTokenizer.from_pretrained(str(minilm_dir()))
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=8, num_hidden_layers=2, num_attention_heads=2, intermediate_size=16)
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    params = {"model": str(tmp_path), "layer": 1, "n_texts": 4, "heldout_texts": 2, "max_tokens": 12, "fit": {"k": 2, "steps": 3}}
+    record = manager.run_here(HESSIAN_FEATURES.name, HESSIAN_FEATURES.validate(params))
+    assert record.status == "done", record.error
+    result = HESSIAN_FEATURES.load(record.job_id)
+    data = hessian_feature(FeatureRef("hessian", 1, job=record.job_id), result, "held-out")
+    assert np.array_equal(data.values, result.heldout_curvatures[:, 1]) and data.direction is None
+    assert data.contexts[0].peak == pytest.approx(result.heldout_curvatures[:, 1].max())
+    tokens = result.heldout_tokens
+    rows = np.flatnonzero(tokens.table["text"] == 0)
+    reading = read_hessian(result, str(tmp_path), 1, tokens.texts[0])
+    assert np.allclose(reading.values[: len(rows)], result.heldout_curvatures[rows, 1], rtol=1e-4, atol=1e-10)
+
+
+def test_each_texts_first_token_is_its_smallest_position_even_when_left_padded() -> None:
+    from featgeom_core.features.view import first_tokens
+
+    text = np.array([0, 0, 0, 1, 1, 2])
+    position = np.array([3, 4, 5, 0, 1, 7])  # text 0 left-padded by 3, text 2 a single token
+    assert first_tokens(text, position, True).tolist() == [True, False, False, True, False, True]
+    assert first_tokens(text, position, False) is None

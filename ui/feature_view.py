@@ -99,18 +99,21 @@ def choose_job(records: list, ref: FeatureRef, fits: Callable[[dict], bool], wha
     raise InvalidParameter(f"no finished {what} job for {ref.model or 'this model'} here: run one first, then open its features")
 
 
-def load_feature(ref: FeatureRef) -> tuple[FeatureData | None, Callable[[str], TextReading] | None, Callable[[], None] | None]:
-    """(the feature's data, a reader of typed text or None, a panel drawn instead of contexts or None)."""
+def load_feature(
+    ref: FeatureRef, skip_first: bool = True
+) -> tuple[FeatureData | None, Callable[[str], TextReading] | None, Callable[[], None] | None]:
+    """(the feature's data, a reader of typed text or None, a panel drawn instead of contexts or None);
+    ``skip_first``: each text's first token is not ranked."""
     if ref.kind == "probe":
-        return _probe(ref)
+        return _probe(ref, skip_first)
     if ref.kind == "atom":
-        return _atom(ref)
+        return _atom(ref, skip_first)
     if ref.kind == "lib":
-        return _lib(ref)
-    return _hessian(ref)
+        return _lib(ref, skip_first)
+    return _hessian(ref, skip_first)
 
 
-def _probe(ref: FeatureRef):
+def _probe(ref: FeatureRef, skip_first: bool):
     from featgeom_core.features.text import read_direction
     from featgeom_core.features.view import probe_feature
 
@@ -123,11 +126,11 @@ def _probe(ref: FeatureRef):
         raise InvalidParameter(f"layer {layer}: {ref.model} has layers 0..{model.n_layers - 1}")
     directions = probe_set(ref.model, ref.features, hook, layer)
     directions.check(ref.index)
-    data = probe_feature(ref, directions, corpus(ref.model, hook, layer))
+    data = probe_feature(ref, directions, corpus(ref.model, hook, layer), skip_first)
     return data, lambda text: read_direction(model, directions, ref.index, text), None
 
 
-def _atom(ref: FeatureRef):
+def _atom(ref: FeatureRef, skip_first: bool):
     from featgeom_core.features.sources import atom_directions, set_name_of
     from featgeom_core.features.text import read_atom
     from featgeom_core.features.view import atom_feature
@@ -147,14 +150,14 @@ def _atom(ref: FeatureRef):
     resolved = FeatureRef("atom", ref.index, model=model_id, layer=ref.layer or "0", job=job_id)
     directions = atom_directions(result, job_id, model_id, set_name)
     directions.check(ref.index)
-    data = atom_feature(resolved, result, directions, set_name)
+    data = atom_feature(resolved, result, directions, set_name, skip_first)
     if set_name == "embeddings":
         return data, None, None
     model = cached_model(model_id)
     return data, lambda text: read_atom(model, result, set_name, params.effective_coding(), ref.index, text), None
 
 
-def _lib(ref: FeatureRef):
+def _lib(ref: FeatureRef, skip_first: bool):
     from featgeom_core.features.sources import lib_directions
     from featgeom_core.features.text import read_lib
     from featgeom_core.features.view import lib_feature
@@ -184,7 +187,7 @@ def _lib(ref: FeatureRef):
     values = direction_values(loaded.model, graph, k, ref.index, loaded.basis_inputs)
     pieces = [str(p) for p in model.tokenizer.convert_ids_to_tokens(loaded.basis_inputs.reshape(-1).tolist())]
     directions = lib_directions(result, job_id, target.model, k, model.d_model, model.d_mlp)
-    data = lib_feature(resolved, graph, k, values, pieces, directions)
+    data = lib_feature(resolved, graph, k, values, pieces, directions, skip_first)
     return data, lambda text: read_lib(loaded.model, graph, k, ref.index, model.tokenizer, text), None
 
 
@@ -197,7 +200,7 @@ def _toy_lib_panel(job_id: str, params: Any, result: Any, k: int, index: int) ->
     node_panel(st.container(border=True), job_id, params, result, modules, ("lib", k, index), pinnable=False)
 
 
-def _hessian(ref: FeatureRef):
+def _hessian(ref: FeatureRef, skip_first: bool):
     from featgeom_core.features.text import read_hessian
     from featgeom_core.features.view import hessian_feature
     from featgeom_core.hessian.result import HELD_OUT, TRAINING
@@ -211,7 +214,7 @@ def _hessian(ref: FeatureRef):
     result = hessian_result(job_id)
     which = HELD_OUT if HELD_OUT in result.sample_sets() else TRAINING
     resolved = FeatureRef("hessian", ref.index, model=str(result.model) if result.is_language_model else "", job=job_id)
-    data = hessian_feature(resolved, result, which)
+    data = hessian_feature(resolved, result, which, skip_first)
     if not result.is_language_model:
         return data, None, None
     return data, lambda text: read_hessian(result, str(result.model), ref.index, text), None
@@ -255,7 +258,7 @@ def show_contexts(contexts: list[Context], scale: float) -> None:
 
 
 def show_histogram(data: FeatureData) -> None:
-    counts, edges = activation_histogram(data.values, nonzero_only=data.nonzero_only)
+    counts, edges = activation_histogram(data.shown_values(), nonzero_only=data.nonzero_only)
     shown = "non-zero activations" if data.nonzero_only else "activations"
     chart(st, histogram(counts, edges, f"{shown} over {data.where.split(';')[0]}", x_title="activation"), key="feature_histogram")
 
@@ -299,8 +302,12 @@ def show_neighbours(data: FeatureData) -> None:
 def show_feature(data: FeatureData, reader: Callable[[str], TextReading] | None) -> None:
     """The whole page for one feature."""
     show_header(data)
-    scale = float(np.max(np.abs(data.values))) if len(data.values) else 0.0
-    st.caption(f"Read on {data.where}.")
+    shown = data.shown_values()
+    scale = float(np.max(np.abs(shown))) if len(shown) else 0.0
+    st.caption(
+        f"Read on {data.where}."
+        + (" Each text's first token is left out of the ranking and the histogram." if data.unranked is not None else "")
+    )
     left, right = st.columns([3, 2])
     with left:
         show_contexts(data.contexts, scale)

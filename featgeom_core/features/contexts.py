@@ -35,6 +35,7 @@ def top_contexts(
     before: int = 12,
     after: int = 4,
     by_magnitude: bool = False,
+    unranked: np.ndarray | None = None,
 ) -> list[Context]:
     """The ``count`` strongest tokens, one per text, each with ``before`` tokens of its text before
     it and ``after`` after, strongest first.
@@ -42,6 +43,8 @@ def top_contexts(
     ``values``, ``text``, ``position`` (n,) and ``strings`` (n,): every token's activation, text
     and position, in any order. ``by_magnitude``: rank by |value| (a direction whose sign means
     nothing, as LIB's); else by value (probe logits, codes and curvatures have a meaningful sign).
+    ``unranked`` (n,) bool: tokens never taken as a peak (still shown around one), e.g. each text's
+    first token, where a causal model parks attention and carries activations hundreds of times larger.
     """
     values = np.asarray(values, dtype=np.float64).ravel()
     n = len(values)
@@ -55,7 +58,9 @@ def top_contexts(
     ends = np.searchsorted(sorted_text, sorted_text, side="right")
     place = np.empty(n, dtype=np.int64)
     place[order] = np.arange(n)
-    score = np.abs(values) if by_magnitude else values
+    score = np.abs(values) if by_magnitude else values.copy()
+    if unranked is not None:
+        score[np.asarray(unranked, dtype=bool)] = np.nan
     contexts: list[Context] = []
     used: set[int] = set()
     for row in np.argsort(-score, kind="stable"):
