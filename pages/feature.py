@@ -64,7 +64,7 @@ def render() -> None:
         if panel is not None:
             panel()
         return
-    show_feature(data, reader)
+    show_feature(data, reader, panel)
 
 
 assert set(FEATURE_KINDS) == set(KIND_TITLES)

@@ -201,6 +201,8 @@ def test_the_feature_page_of_a_toy_lib_direction_is_its_node_panel_and_a_hessian
     assert any("direction 2" in h.value for h in at.subheader), [h.value for h in at.subheader]
     assert at.get("plotly_chart"), "no images of the digits that move the direction"
     assert not any(b.label == "Pin to the subgraph" for b in at.button)
+    links = " ".join(m.value for m in at.markdown)
+    assert "Prev: LIB direction 1" in links and "Next: LIB direction 3" in links
 
     hessian = manager.run_here(HESSIAN_FEATURES.name, HESSIAN_FEATURES.validate(HESSIAN_FEATURES.example))
     assert hessian.status == "done", hessian.error
@@ -210,6 +212,8 @@ def test_the_feature_page_of_a_toy_lib_direction_is_its_node_panel_and_a_hessian
     result = HESSIAN_FEATURES.load(hessian.job_id)
     assert f"{len(result.curvatures()):,} samples" in " ".join(c.value for c in at.caption)
     assert any("not text" in c.value for c in at.caption)
+    shown = at.dataframe[0].value  # the inputs that curve most along the feature, as the result ranks them
+    assert list(shown["curvature"]) == [r["value"] for r in result.top_rows(1, 8)]
     missing = open_page("pages/feature.py", kind="hessian", index="9", job=hessian.job_id)
     assert missing.error and "features 0..2" in missing.error[0].value
 

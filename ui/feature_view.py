@@ -180,7 +180,7 @@ def _lib(ref: FeatureRef, skip_first: bool):
     params = LIB_GRAPH.params_of(job_id)
     target = params.target
     if not isinstance(target, LanguageTarget):
-        return None, None, lambda: _toy_lib_panel(job_id, params, result, k, ref.index)
+        return None, None, lambda: _toy_lib_panel(job_id, params, result, ref, k)
     loaded = graph_target(job_id)
     model = cached_model(target.model)
     resolved = FeatureRef("lib", ref.index, model=target.model, layer=str(k), job=job_id)
@@ -191,13 +191,15 @@ def _lib(ref: FeatureRef, skip_first: bool):
     return data, lambda text: read_lib(loaded.model, graph, k, ref.index, model.tokenizer, text), None
 
 
-def _toy_lib_panel(job_id: str, params: Any, result: Any, k: int, index: int) -> None:
+def _toy_lib_panel(job_id: str, params: Any, result: Any, ref: FeatureRef, k: int) -> None:
+    """A toy's LIB direction: Prev/Next along its node layer, then the graph page's node panel."""
     from featgeom_core.interaction.modules import leiden_modules
     from ui.graph_node import node_panel
 
     basis = result.results["lib"]
+    prev_next(FeatureRef("lib", ref.index, layer=str(k), job=job_id), basis.graph.bases[k].dim)
     modules = {"lib": leiden_modules(basis.graph, 1.0, 0, basis.eps())}
-    node_panel(st.container(border=True), job_id, params, result, modules, ("lib", k, index), pinnable=False)
+    node_panel(st.container(border=True), job_id, params, result, modules, ("lib", k, ref.index), pinnable=False)
 
 
 def _hessian(ref: FeatureRef, skip_first: bool):
@@ -216,8 +218,15 @@ def _hessian(ref: FeatureRef, skip_first: bool):
     resolved = FeatureRef("hessian", ref.index, model=str(result.model) if result.is_language_model else "", job=job_id)
     data = hessian_feature(resolved, result, which, skip_first)
     if not result.is_language_model:
-        return data, None, None
+        return data, None, lambda: _toy_samples(result, ref.index)
     return data, lambda text: read_hessian(result, str(result.model), ref.index, text), None
+
+
+def _toy_samples(result: Any, feature: int) -> None:
+    """A toy's Hessian feature: the inputs that curve most along it."""
+    st.subheader("Top-activating samples")
+    rows = result.top_rows(feature, 8)
+    st.dataframe(pd.DataFrame([{"rank": r["rank"], "curvature": r["value"], "input": str(r["input"])} for r in rows]), hide_index=True)
 
 
 def highlighted(tokens: tuple[str, ...] | list[str], values: Any, scale: float, focus: int | None = None) -> str:
@@ -232,17 +241,22 @@ def highlighted(tokens: tuple[str, ...] | list[str], values: Any, scale: float, 
     return "".join(parts)
 
 
+def prev_next(ref: FeatureRef, count: int) -> None:
+    """Links to the features before and after ``ref`` in its set of ``count``."""
+    prev_col, next_col, _ = st.columns([1, 1, 6])
+    name = KIND_TITLES[ref.kind]
+    if ref.index > 0:
+        with prev_col:
+            link(FEATURE_PAGE, f"Prev: {name} {ref.index - 1}", ref.moved(-1).query(), icon=":material/arrow_back:")
+    if ref.index + 1 < count:
+        with next_col:
+            link(FEATURE_PAGE, f"Next: {name} {ref.index + 1}", ref.moved(1).query(), icon=":material/arrow_forward:")
+
+
 def show_header(data: FeatureData) -> None:
     st.title(data.title)
     st.caption(" · ".join(f"**{k}**: {v}" for k, v in data.facts.items()))
-    prev_col, next_col, _ = st.columns([1, 1, 6])
-    name = KIND_TITLES[data.ref.kind]
-    if data.ref.index > 0:
-        with prev_col:
-            link(FEATURE_PAGE, f"Prev: {name} {data.ref.index - 1}", data.ref.moved(-1).query(), icon=":material/arrow_back:")
-    if data.ref.index + 1 < data.count:
-        with next_col:
-            link(FEATURE_PAGE, f"Next: {name} {data.ref.index + 1}", data.ref.moved(1).query(), icon=":material/arrow_forward:")
+    prev_next(data.ref, data.count)
 
 
 def show_contexts(contexts: list[Context], scale: float) -> None:
@@ -299,8 +313,8 @@ def show_neighbours(data: FeatureData) -> None:
             feature_link(neighbour.ref, f"{neighbour.cosine:+.3f} · {neighbour.label}")
 
 
-def show_feature(data: FeatureData, reader: Callable[[str], TextReading] | None) -> None:
-    """The whole page for one feature."""
+def show_feature(data: FeatureData, reader: Callable[[str], TextReading] | None, samples: Callable[[], None] | None = None) -> None:
+    """The whole page for one feature; ``samples`` draws its top samples where they are not text."""
     show_header(data)
     shown = data.shown_values()
     scale = float(np.max(np.abs(shown))) if len(shown) else 0.0
@@ -310,7 +324,10 @@ def show_feature(data: FeatureData, reader: Callable[[str], TextReading] | None)
     )
     left, right = st.columns([3, 2])
     with left:
-        show_contexts(data.contexts, scale)
+        if samples is not None and not data.contexts:
+            samples()
+        else:
+            show_contexts(data.contexts, scale)
     with right:
         show_histogram(data)
     show_text_box(reader, scale)
