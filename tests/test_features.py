@@ -109,6 +109,8 @@ def test_a_probe_direction_reads_the_same_on_its_corpus_and_on_typed_text(tiny, 
     data = probe_feature(ref, directions, corpus)
     expected = corpus.values.astype(np.float64) @ directions.vectors[1] + directions.offsets[1]
     assert np.allclose(data.values, expected) and data.count == 3 and data.direction is directions
+    # a random model does not encode art types: the page says the geometry is the probing construction's
+    assert "held-out balanced accuracy" in data.facts and "do not beat the chance baseline" in data.warning
     assert data.contexts[0].peak == pytest.approx(expected.max())
     # the typed-text box reads what the page ranks: text 0 of the corpus, typed, gives its corpus values
     first = corpus.texts[int(corpus.text[0])]
@@ -179,6 +181,8 @@ def test_the_feature_page_opens_a_probe_and_says_what_is_wrong_with_a_bad_link()
     at = open_page("pages/feature.py", kind="probe", model="tiny-native", layer="1", index="2", features="art_type", hook="resid_post")
     assert not at.error, [e.value for e in at.error]
     assert "song" in at.title[0].value
+    assert any("do not beat the chance baseline" in w.value for w in at.warning)
+    assert "held-out balanced accuracy" in " ".join(c.value for c in at.caption)
     links = " ".join(m.value for m in at.markdown)  # outside st.navigation a page link is a markdown link
     assert "Prev: probe direction 1" in links and "index=1" in links and "Next:" not in links  # the last of 3 classes
     bad = open_page("pages/feature.py", kind="probe", model="tiny-native", layer="9", index="0", features="art_type")

@@ -181,14 +181,14 @@ def test_jobs_page_in_a_real_browser(app_url: str, browser, output_dir: Path) ->
 
 def _settle(page, timeout_ms: int = 240_000) -> None:
     """Wait until the app has drawn the page and its script has stopped running."""
-    page.get_by_text("Copy link to this view").wait_for(timeout=timeout_ms)
+    page.get_by_text("Copy link to this view").first.wait_for(timeout=timeout_ms)  # two while a page link swaps the page
     page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
     page.wait_for_timeout(1000)
     page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
 
 
 def _copied_link(page) -> str:
-    page.get_by_text("Copy link to this view").click()
+    page.get_by_text("Copy link to this view").first.click()
     code = page.locator('[data-testid="stCode"]').last
     code.wait_for(timeout=30_000)
     link = code.inner_text().strip()

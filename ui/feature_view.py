@@ -254,7 +254,11 @@ def prev_next(ref: FeatureRef, count: int) -> None:
 
 
 def show_header(data: FeatureData) -> None:
+    from ui.report import warn
+
     st.title(data.title)
+    if data.warning:
+        warn(st, data.warning)
     st.caption(" · ".join(f"**{k}**: {v}" for k, v in data.facts.items()))
     prev_next(data.ref, data.count)
 

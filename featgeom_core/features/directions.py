@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -54,7 +55,9 @@ class DirectionSet:
 
     ``vectors`` (k, d) float64 and ``offsets`` (k,): the reading of each (see the module
     docstring); ``labels`` (k,) short names; ``source``: where they come from, in words;
-    ``template``: the FeatureRef of direction 0 (direction i is ``template`` with index i).
+    ``template``: the FeatureRef of direction 0 (direction i is ``template`` with index i);
+    ``facts``: per direction, lines a page shows beside it (a probe's held-out quality), or empty;
+    ``warning``: what to say beside every direction of the set (probes that do not beat chance).
     """
 
     kind: FeatureKind
@@ -64,6 +67,8 @@ class DirectionSet:
     labels: tuple[str, ...]
     source: str
     template: FeatureRef
+    facts: tuple[dict[str, str], ...] = ()
+    warning: str = ""
 
     def __post_init__(self) -> None:
         if self.vectors.ndim != 2 or len(self.offsets) != len(self.vectors) or len(self.labels) != len(self.vectors):
@@ -89,8 +94,26 @@ class DirectionSet:
         return np.asarray(activations, dtype=np.float64) @ self.vectors[index] + float(self.offsets[index])
 
 
-def probe_set(template: FeatureRef, space: Space, feature_names: tuple[str, ...], directions: np.ndarray, bias: np.ndarray) -> DirectionSet:
-    """A feature set's probe directions at one layer: (F, d) weights and (F,) biases (the logit)."""
+def probe_set(
+    template: FeatureRef,
+    space: Space,
+    feature_names: tuple[str, ...],
+    directions: np.ndarray,
+    bias: np.ndarray,
+    quality: Any = None,
+    warning: str = "",
+) -> DirectionSet:
+    """A feature set's probe directions at one layer: (F, d) weights and (F,) biases (the logit);
+    ``quality``: the layer's ``LayerQuality`` (each probe's held-out figures beside the baselines)."""
+    facts: tuple[dict[str, str], ...] = ()
+    if quality is not None:
+        facts = tuple(
+            {
+                "held-out balanced accuracy": f"{quality.feature_balanced_accuracy[i]:.3f} (one-vs-rest; chance 0.5)",
+                "the layer's probes": quality.verdict(),
+            }
+            for i in range(len(feature_names))
+        )
     return DirectionSet(
         kind="probe",
         space=space,
@@ -99,6 +122,8 @@ def probe_set(template: FeatureRef, space: Space, feature_names: tuple[str, ...]
         labels=tuple(feature_names),
         source=f"{template.features} probes",
         template=template,
+        facts=facts,
+        warning=warning,
     )
 
 

@@ -40,12 +40,14 @@ def probe_directions(model: LoadedModel, ref: FeatureRef, store: Store | None, c
         if cached is None:
             return None
         directions, bias = cached.arrays["directions"], cached.arrays["bias"]
+        quality, warning = None, ""
     else:
         result = feature_geometry(model, feature_set, [layer], params, store=store, progress=progress)
         directions = result.directions["real"][0]
         bias = _bias(model, feature_set, layer, params, store)
+        quality, warning = result.quality[0], result.warning() or ""
     template = FeatureRef("probe", 0, model=ref.model, layer=str(layer), features=ref.features, hook=hook)
-    return probe_set(template, Space(ref.model, hook, layer), feature_set.feature_names, directions, bias)
+    return probe_set(template, Space(ref.model, hook, layer), feature_set.feature_names, directions, bias, quality, warning)
 
 
 def _bias(model: LoadedModel, feature_set, layer: int, params, store: Store | None):

@@ -40,6 +40,8 @@ class FeatureData:
     facts: dict[str, str] = field(default_factory=dict)
     unranked: np.ndarray | None = None
     """(n,) bool: the tokens left out of the ranking and the histogram (each text's first token)."""
+    warning: str = ""
+    """What to say beside the feature before anything else (probes that do not beat chance)."""
 
     def shown_values(self) -> np.ndarray:
         """The values the histogram counts: all but the ``unranked`` tokens."""
@@ -71,8 +73,14 @@ def probe_feature(ref: FeatureRef, directions: DirectionSet, corpus: CorpusToken
         contexts=top_contexts(values, corpus.text, corpus.position, corpus.strings, CONTEXTS, unranked=unranked),
         count=len(directions),
         direction=directions,
-        facts={"feature set": ref.features, "class": directions.labels[ref.index], "space": directions.space.label()},
+        facts={
+            "feature set": ref.features,
+            "class": directions.labels[ref.index],
+            "space": directions.space.label(),
+            **(directions.facts[ref.index] if directions.facts else {}),
+        },
         unranked=unranked,
+        warning=directions.warning,
     )
 
 
