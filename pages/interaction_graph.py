@@ -235,6 +235,22 @@ def _npz(result, modules) -> bytes:
     return codec.npz_bytes(result, memberships)
 
 
+def _clicked_node(kinds, node):
+    """The node to show: a graph's *new* selection (its click is in the state before this run, so the
+    run that draws the graphs rings it: one rerun per click), else ``node``. A chart keeps its
+    selection until another click, so only a change counts: a stale one on the other graph must
+    not take the node back."""
+    for kind in kinds:
+        clicked = selected_node(st.session_state.get(f"ig_graph_{kind}"), kind)
+        if clicked != st.session_state.get(f"_ig_seen_{kind}"):
+            st.session_state[f"_ig_seen_{kind}"] = clicked
+            if clicked is not None and clicked != node:
+                node = clicked
+                st.session_state["ig_node"] = node
+                set_query(node=format_node(clicked))
+    return node
+
+
 def show(job_id: str) -> None:
     """The graphs side by side, their ablations, the bisect's edge counts and downloads."""
     result = LIB_GRAPH.load(job_id)
@@ -293,25 +309,20 @@ def show(job_id: str) -> None:
     )
     st.dataframe(summary, hide_index=True)
     adopt_url("node", parse_node, "ig_node")
-    node = st.session_state.get("ig_node")
+    node = _clicked_node(result.results, st.session_state.get("ig_node"))
     columns = st.columns(len(result.results))
     for column, (kind, r) in zip(columns, result.results.items()):
         title = (
             f"{kind.upper()}: " + " / ".join(str(n) for n in r.edges_required().values()) + " edges required" if r.bisect else kind.upper()
         )
         ringed = (node[1], node[2]) if node and node[0] == kind else None
-        event = chart(
+        chart(
             column,
             layered_graph(r.graph, modules[kind][0], int(top_k), title, r.fourier, ringed, pruned[kind]),
             key=f"ig_graph_{kind}",
             on_select="rerun",
             selection_mode="points",
         )
-        clicked = selected_node(event, kind)
-        if clicked is not None and clicked != node:
-            st.session_state["ig_node"] = node = clicked
-            set_query(node=format_node(clicked))
-            st.rerun()
     if node is None:
         st.caption("Click a node for its panel: its edges and what drives it.")
     else:
