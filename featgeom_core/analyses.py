@@ -12,4 +12,5 @@ JOB_KIND_MODULES: tuple[str, ...] = (
     "featgeom_core.interaction.jobs",
     "featgeom_core.hessian.jobs",
     "featgeom_core.findings.jobs",
+    "featgeom_core.features.jobs",
 )

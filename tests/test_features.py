@@ -94,7 +94,7 @@ def tiny():
 
 def test_a_probe_direction_reads_the_same_on_its_corpus_and_on_typed_text(tiny, tmp_path) -> None:
     from featgeom_core.activations import token_activations
-    from featgeom_core.features.corpus import corpus_tokens
+    from featgeom_core.features.jobs import FEATURE_CORPUS
     from featgeom_core.features.sources import probe_directions
     from featgeom_core.features.text import read_direction
     from featgeom_core.features.view import probe_feature
@@ -103,9 +103,12 @@ def test_a_probe_direction_reads_the_same_on_its_corpus_and_on_typed_text(tiny, 
     store = Store(tmp_path)
     ref = FeatureRef("probe", 1, model="tiny-native", layer="1", features="art_type", hook="resid_post")
     directions = probe_directions(tiny, ref, store)
-    corpus = corpus_tokens(tiny, "resid_post", 1, store, n_texts=12, max_tokens=32)
-    again = corpus_tokens(tiny, "resid_post", 1, store, n_texts=12, max_tokens=32)  # from the store
+    params = FEATURE_CORPUS.validate({"model": "tiny-native", "layer": 1, "n_texts": 12, "max_tokens": 32})
+    record = manager.run_here(FEATURE_CORPUS.name, params, store)
+    corpus = FEATURE_CORPUS.load(record.job_id, store)
+    again = FEATURE_CORPUS.load(manager.run_here(FEATURE_CORPUS.name, params, store).job_id, store)  # from the store
     assert np.array_equal(corpus.values, again.values) and corpus.strings == again.strings
+    assert corpus.values.shape[0] == len(corpus.strings) and corpus.summary()["texts"] == 12
     data = probe_feature(ref, directions, corpus)
     expected = corpus.values.astype(np.float64) @ directions.vectors[1] + directions.offsets[1]
     assert np.allclose(data.values, expected) and data.count == 3 and data.direction is directions

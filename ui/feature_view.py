@@ -63,9 +63,14 @@ def graph_target(job_id: str) -> Any:
 
 @st.cache_resource(max_entries=8, show_spinner="Reading packaged text at this layer (the first time: seconds to a minute)…")
 def corpus(model_id: str, hook: str, layer: int) -> Any:
-    from featgeom_core.features.corpus import corpus_tokens
+    """Packaged text read at the layer: the ``features.corpus`` job, run here once and then opened."""
+    from featgeom_core.features.jobs import FEATURE_CORPUS
+    from featgeom_core.jobs import manager
 
-    return corpus_tokens(cached_model(model_id), hook, layer, cached_store())  # type: ignore[arg-type]
+    record = manager.run_here(FEATURE_CORPUS.name, FEATURE_CORPUS.validate({"model": model_id, "hook": hook, "layer": layer}))
+    if record.status != "done":
+        raise InvalidParameter(f"reading packaged text at layer {layer} did not finish: {record.error or record.status}")
+    return FEATURE_CORPUS.load(record.job_id)
 
 
 @st.cache_resource(max_entries=16, show_spinner="Probing this layer (the first time for this feature set: up to a minute)…")

@@ -4,26 +4,11 @@ same reading for every kind, from per-token values and where each token sits."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from featgeom_core.errors import InvalidParameter
-
-
-@dataclass(frozen=True)
-class Context:
-    """One stretch of a text around a token that activates the feature strongly.
-
-    ``tokens`` and ``values`` (the feature's activation on each token, same length); ``focus``: the
-    peak token's place in ``tokens``; ``text``: which text; ``peak``: its value.
-    """
-
-    text: int
-    tokens: tuple[str, ...]
-    values: tuple[float, ...]
-    focus: int
-    peak: float
+from featgeom_core.features.result import Context
 
 
 def top_contexts(

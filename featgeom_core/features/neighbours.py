@@ -4,26 +4,12 @@ and LIB directions align with a probe direction (and every other pairing) on one
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from featgeom_core.errors import InvalidParameter
 from featgeom_core.features.directions import DirectionSet
-from featgeom_core.features.ref import FeatureRef
-
-
-@dataclass(frozen=True)
-class Neighbour:
-    """One direction of another set: its ``ref``, ``label``, ``source`` and ``cosine`` with the query
-    (signed; |cosine| ranks, since an atom and a probe may point opposite ways for one concept);
-    ``chance``: the largest |cosine| a random direction reaches against the same set."""
-
-    ref: FeatureRef
-    label: str
-    source: str
-    cosine: float
-    chance: float = 0.0
+from featgeom_core.features.result import Neighbour
 
 
 def unit_rows(vectors: np.ndarray) -> np.ndarray:

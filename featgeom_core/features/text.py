@@ -3,7 +3,6 @@ the same quantity the feature's page ranks its contexts by."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -12,18 +11,11 @@ import torch
 from featgeom_core.errors import DataError, InvalidParameter
 from featgeom_core.features.corpus import strings_at
 from featgeom_core.features.directions import DirectionSet
+from featgeom_core.features.result import TextReading
 from featgeom_core.models import LoadedModel
 
 MAX_TEXT_CHARS = 2000
 MAX_TEXT_TOKENS = 128
-
-
-@dataclass(frozen=True)
-class TextReading:
-    """``tokens`` (T,) the text's real tokens as text; ``values`` (T,) the feature's activation on each."""
-
-    tokens: list[str]
-    values: np.ndarray
 
 
 def check_text(text: str) -> str:

@@ -3,49 +3,17 @@ sample) its result holds, its top contexts, and the direction that finds its nei
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from featgeom_core.errors import InvalidParameter
-from featgeom_core.features.contexts import Context, readable_tokens, top_contexts
-from featgeom_core.features.corpus import CorpusTokens
+from featgeom_core.features.contexts import readable_tokens, top_contexts
 from featgeom_core.features.directions import DirectionSet
 from featgeom_core.features.ref import FeatureRef
+from featgeom_core.features.result import Context, CorpusTokens, FeatureData
 
 CONTEXTS = 12
-
-
-@dataclass(frozen=True)
-class FeatureData:
-    """One feature's page, as data.
-
-    ``values`` (n,): its activation on each of the ``n`` tokens (or samples) ``where`` says;
-    ``contexts``: the top ones in their text (empty for a toy's samples); ``count``: directions in
-    its set (Prev/Next); ``direction``: its set, for the nearest neighbours (None in parameter
-    space); ``by_magnitude``: the sign means nothing (ranked by |value|); ``nonzero_only``: the
-    histogram leaves zeros out (a sparse code); ``facts``: short label -> value lines.
-    """
-
-    ref: FeatureRef
-    title: str
-    where: str
-    values: np.ndarray
-    contexts: list[Context]
-    count: int
-    direction: DirectionSet | None = None
-    by_magnitude: bool = False
-    nonzero_only: bool = False
-    facts: dict[str, str] = field(default_factory=dict)
-    unranked: np.ndarray | None = None
-    """(n,) bool: the tokens left out of the ranking and the histogram (each text's first token)."""
-    warning: str = ""
-    """What to say beside the feature before anything else (probes that do not beat chance)."""
-
-    def shown_values(self) -> np.ndarray:
-        """The values the histogram counts: all but the ``unranked`` tokens."""
-        return self.values if self.unranked is None else self.values[~self.unranked]
 
 
 def first_tokens(text: np.ndarray, position: np.ndarray, skip_first: bool) -> np.ndarray | None:
