@@ -16,7 +16,7 @@ from featgeom_core.errors import InvalidParameter
 from featgeom_core.features.contexts import Context, activation_histogram
 from featgeom_core.features.directions import DirectionSet, Space
 from featgeom_core.features.neighbours import nearest_across
-from featgeom_core.features.ref import KIND_TITLES, FeatureRef
+from featgeom_core.features.ref import KIND_TITLES, FeatureRef, parse_ref
 from featgeom_core.features.text import TextReading
 from featgeom_core.features.view import FeatureData
 from featgeom_core.hessian.jobs import HESSIAN_FEATURES
@@ -108,7 +108,15 @@ def load_feature(
     ref: FeatureRef, skip_first: bool = True
 ) -> tuple[FeatureData | None, Callable[[str], TextReading] | None, Callable[[], None] | None]:
     """(the feature's data, a reader of typed text or None, a panel drawn instead of contexts or None);
-    ``skip_first``: each text's first token is not ranked."""
+    ``skip_first``: each text's first token is not ranked. Kept per feature, so a rerun (typing a text,
+    moving the toggle) reads no activations again; a link without ``job`` looks for a newer job after
+    five minutes."""
+    return _loaded_feature(tuple(sorted(ref.query().items())), skip_first)
+
+
+@st.cache_resource(max_entries=16, ttl=300, show_spinner=False)
+def _loaded_feature(query: tuple[tuple[str, str], ...], skip_first: bool):
+    ref = parse_ref(dict(query))
     if ref.kind == "probe":
         return _probe(ref, skip_first)
     if ref.kind == "atom":

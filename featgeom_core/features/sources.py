@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from featgeom_core.errors import InvalidParameter
 from featgeom_core.features.directions import DirectionSet, Space, atom_set, lib_set, lib_vectors, probe_set, space_of_node_layer
 from featgeom_core.features.ref import FeatureRef
@@ -42,21 +44,13 @@ def probe_directions(model: LoadedModel, ref: FeatureRef, store: Store | None, c
         directions, bias = cached.arrays["directions"], cached.arrays["bias"]
         quality, warning = None, ""
     else:
-        result = feature_geometry(model, feature_set, [layer], params, store=store, progress=progress)
+        result = feature_geometry(model, feature_set, [layer], params, store=store, progress=progress)  # stores the layer's probes
         directions = result.directions["real"][0]
-        bias = _bias(model, feature_set, layer, params, store)
+        stored = store.get(probe_key(model, feature_set, layer, params), stale_as_missing=True) if store is not None else None
+        bias = stored.arrays["bias"] if stored is not None else np.zeros(feature_set.n_features)  # the geometry keeps no biases
         quality, warning = result.quality[0], result.warning() or ""
     template = FeatureRef("probe", 0, model=ref.model, layer=str(layer), features=ref.features, hook=hook)
     return probe_set(template, Space(ref.model, hook, layer), feature_set.feature_names, directions, bias, quality, warning)
-
-
-def _bias(model: LoadedModel, feature_set, layer: int, params, store: Store | None):
-    import numpy as np
-
-    from featgeom_core.probing.pipeline import probe_key
-
-    cached = store.get(probe_key(model, feature_set, layer, params), stale_as_missing=True) if store is not None else None
-    return cached.arrays["bias"] if cached is not None else np.zeros(feature_set.n_features)
 
 
 def atom_layer(set_name: str) -> int:
