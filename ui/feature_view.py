@@ -256,7 +256,7 @@ def highlighted(tokens: tuple[str, ...] | list[str], values: Any, scale: float, 
 
 def prev_next(ref: FeatureRef, count: int) -> None:
     """Links to the features before and after ``ref`` in its set of ``count``."""
-    prev_col, next_col, _ = st.columns([1, 1, 6])
+    prev_col, next_col, _ = st.columns([2, 2, 3])  # room for 'Next: dictionary atom 3071'
     name = KIND_TITLES[ref.kind]
     if ref.index > 0:
         with prev_col:
@@ -291,7 +291,7 @@ def show_contexts(contexts: list[Context], scale: float) -> None:
 def show_histogram(data: FeatureData) -> None:
     counts, edges = activation_histogram(data.shown_values(), nonzero_only=data.nonzero_only)
     shown = "non-zero activations" if data.nonzero_only else "activations"
-    chart(st, histogram(counts, edges, f"{shown} over {data.where.split(';')[0]}", x_title="activation"), key="feature_histogram")
+    chart(st, histogram(counts, edges, f"{shown}: {int(counts.sum()):,}", x_title="activation"), key="feature_histogram")
 
 
 def show_text_box(reader: Callable[[str], TextReading] | None, scale: float) -> None:
