@@ -251,6 +251,35 @@ def _clicked_node(kinds, node):
     return node
 
 
+@st.fragment
+def graphs_and_panel(job_id: str, result, top_k: int, pruned: dict, modules: dict, keep_edges: float, keep_nodes: float) -> None:
+    """The graphs, the clicked node's panel and the subgraph pane: a click reruns only this part of
+    the page (the summary, the ablation figures and the downloads above and below stay as drawn)."""
+    node = _clicked_node(result.results, st.session_state.get("ig_node"))
+    columns = st.columns(len(result.results))
+    for column, (kind, r) in zip(columns, result.results.items()):
+        title = (
+            f"{kind.upper()}: " + " / ".join(str(n) for n in r.edges_required().values()) + " edges required" if r.bisect else kind.upper()
+        )
+        # a clicked node is already marked by the chart's own selection; a ring (which redraws the figure,
+        # about a second for 5,000 edges in a browser without a GPU) is for a node from a link or the other graph
+        shown = selected_node(st.session_state.get(f"ig_graph_{kind}"), kind) == node
+        ringed = (node[1], node[2]) if node and node[0] == kind and not shown else None
+        chart(
+            column,
+            layered_graph(r.graph, modules[kind][0], top_k, title, r.fourier, ringed, pruned[kind]),
+            key=f"ig_graph_{kind}",
+            on_select="rerun",
+            selection_mode="points",
+        )
+    if node is None:
+        st.caption("Click a node for its panel: its edges and what drives it.")
+    else:
+        render_safely(lambda: node_panel(st.container(border=True), job_id, LIB_GRAPH.params_of(job_id), result, modules, node))
+    view = {"job": job_id, "keep_edges": keep_edges, "keep_nodes": keep_nodes, "node": format_node(node) if node else None}
+    render_safely(lambda: subgraph.pane({kind: r.graph for kind, r in result.results.items()}, view))
+
+
 def show(job_id: str) -> None:
     """The graphs side by side, their ablations, the bisect's edge counts and downloads."""
     result = LIB_GRAPH.load(job_id)
@@ -309,26 +338,7 @@ def show(job_id: str) -> None:
     )
     st.dataframe(summary, hide_index=True)
     adopt_url("node", parse_node, "ig_node")
-    node = _clicked_node(result.results, st.session_state.get("ig_node"))
-    columns = st.columns(len(result.results))
-    for column, (kind, r) in zip(columns, result.results.items()):
-        title = (
-            f"{kind.upper()}: " + " / ".join(str(n) for n in r.edges_required().values()) + " edges required" if r.bisect else kind.upper()
-        )
-        ringed = (node[1], node[2]) if node and node[0] == kind else None
-        chart(
-            column,
-            layered_graph(r.graph, modules[kind][0], int(top_k), title, r.fourier, ringed, pruned[kind]),
-            key=f"ig_graph_{kind}",
-            on_select="rerun",
-            selection_mode="points",
-        )
-    if node is None:
-        st.caption("Click a node for its panel: its edges and what drives it.")
-    else:
-        render_safely(lambda: node_panel(st.container(border=True), job_id, LIB_GRAPH.params_of(job_id), result, modules, node))
-    view = {"job": job_id, "keep_edges": float(keep_edges), "keep_nodes": float(keep_nodes), "node": format_node(node) if node else None}
-    render_safely(lambda: subgraph.pane(graphs, view))
+    graphs_and_panel(job_id, result, int(top_k), pruned, modules, float(keep_edges), float(keep_nodes))
     curves = {kind: r.node_curves for kind, r in result.results.items() if r.node_curves}
     bisects = {kind: r.bisect for kind, r in result.results.items() if r.bisect}
     tolerance = LIB_GRAPH.params_of(job_id).ablation.tolerance

@@ -5,6 +5,7 @@ with a message, never a traceback."""
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 import torch
@@ -49,6 +50,10 @@ def test_digits_graph_builds_from_the_page_and_draws(local_backend: None) -> Non
     incoming = linked.dataframe[1].value
     assert list(incoming["direction"]) == list(torch.argsort(graph.edges[0][3], descending=True)[: len(incoming)].numpy())
     assert len(linked.get("plotly_chart")) == 2 + 2 + 1  # and the top test images
+    # a node from a link is ringed by a layout shape; the traces' revision stays, so a browser redraws only the ring
+    before, lib_spec, pca_spec = (json.loads(c.proto.spec) for c in (at.get("plotly_chart")[0], *linked.get("plotly_chart")[:2]))
+    assert [(s["xanchor"], s["yanchor"]) for s in lib_spec["layout"]["shapes"]] == [(1, -3)] and not pca_spec["layout"].get("shapes")
+    assert lib_spec["layout"]["datarevision"] == before["layout"]["datarevision"]
     assert linked.query_params["node"] in ("lib:1:3", ["lib:1:3"])
     from featgeom_core.interaction.nodes import prune_by_influence
 

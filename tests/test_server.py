@@ -189,6 +189,8 @@ def _settle(page, timeout_ms: int = 240_000) -> None:
 
 def _copied_link(page) -> str:
     page.get_by_text("Copy link to this view").first.click()
+    page.wait_for_timeout(300)  # opening it reruns its fragment, which redraws the link from the URL as it is now
+    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=30_000)
     code = page.locator('[data-testid="stCode"]').last
     code.wait_for(timeout=30_000)
     link = code.inner_text().strip()

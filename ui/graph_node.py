@@ -4,14 +4,17 @@ tokens in context), and the node reference kept in the URL (``node=<basis>:<laye
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+import torch
 
-from featgeom_core.interaction.nodes import direction_values, modadd_pattern, node_facts, top_activating
+from featgeom_core.interaction.modadd import all_pairs
+from featgeom_core.interaction.nodes import coordinates, layer_activations, node_facts, pattern_of, top_activating
 from featgeom_core.interaction.params import DigitsTarget, InteractionGraphParams, LanguageTarget, ModAddTarget
 from ui import graph_subgraph as subgraph
 
@@ -56,6 +59,21 @@ def _loaded(job_id: str, params: InteractionGraphParams):
         memo.clear()
         memo[job_id] = load_target(params.target)
     return memo[job_id]
+
+
+def _layer_reading(
+    job_id: str, graph: Any, k: int, model: Any, inputs_name: str, inputs: Callable[[], torch.Tensor], position: int | None = None
+) -> torch.Tensor:
+    """Node layer ``k``'s activations on the job's ``inputs`` (at ``position`` only, if given), the
+    last layer read kept per session: a click on another direction of the same layer is then one
+    product, not a forward pass over every input (113² of them for modular addition)."""
+    memo = st.session_state.setdefault("ig_layer_reading", {})
+    key = (job_id, graph.node_layers[k], inputs_name, position)
+    if key not in memo:
+        memo.clear()
+        acts = layer_activations(model, graph, k, inputs())
+        memo[key] = acts if position is None else acts[:, position : (position + 1) or None, :].clone()
+    return memo[key]
 
 
 def _edges_table(edges) -> pd.DataFrame:
@@ -142,12 +160,13 @@ def node_panel(
     loaded = _loaded(job_id, params)
     target = params.target
     if isinstance(target, ModAddTarget) and loaded.modulus:
-        pattern = modadd_pattern(loaded.model, basis.graph, k, j, loaded.modulus)
-        chart(container, _pattern_figure(pattern, "the direction over every (x, y), at the last position"), key="ig_node_pattern")
+        acts = _layer_reading(job_id, basis.graph, k, loaded.model, "all pairs, last position", lambda: all_pairs(loaded.modulus), -1)
+        pattern = pattern_of(coordinates(acts, basis.graph, k, j), loaded.modulus)
+        chart(container, _pattern_figure(pattern, f"direction {j} over every (x, y), at the last position"), key="ig_node_pattern")
     elif isinstance(target, DigitsTarget):
-        values = direction_values(loaded.model, basis.graph, k, j, loaded.test_inputs)
+        values = coordinates(_layer_reading(job_id, basis.graph, k, loaded.model, "test", lambda: loaded.test_inputs), basis.graph, k, j)
         chart(container, _digits_figure(loaded.test_inputs[:, 0].numpy(), top_activating(values, 8)), key="ig_node_digits")
     elif isinstance(target, LanguageTarget):
-        values = direction_values(loaded.model, basis.graph, k, j, loaded.basis_inputs)
+        values = coordinates(_layer_reading(job_id, basis.graph, k, loaded.model, "basis", lambda: loaded.basis_inputs), basis.graph, k, j)
         container.markdown("**Tokens that move the direction most** (the token in [[ ]], 8 tokens of context before it)")
         container.dataframe(_contexts(target.model, loaded.basis_inputs.numpy(), top_activating(values, 12)), hide_index=True)

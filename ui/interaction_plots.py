@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,6 +32,16 @@ def top_edges(E: np.ndarray, top_k: int, skip_constant: bool) -> tuple[np.ndarra
     return rows, cols, flat[order]
 
 
+def _digest(figure: go.Figure) -> str:
+    """A digest of the figure's traces (coordinates, colours, texts)."""
+    digest = hashlib.blake2b(digest_size=12)
+    for trace in figure.data:
+        for name in ("x", "y"):
+            digest.update(np.asarray(trace[name], dtype=float).tobytes())
+        digest.update(repr((trace.marker.color, trace.line.color if hasattr(trace, "line") else None, trace.text)).encode())
+    return digest.hexdigest()
+
+
 def layered_graph(
     graph: InteractionGraph,
     modules: Sequence[np.ndarray],
@@ -45,25 +56,25 @@ def layered_graph(
     traces carry (node layer, direction) as customdata, for clicks; ``selected`` is ringed; with
     ``pruned``, only its edges are drawn and the nodes it drops are faded."""
     figure = go.Figure()
-    edges: list[tuple[float, float, float, float, float]] = []
+    parts = []  # per layer pair: (x0, y0, x1, y1, E) of each drawn edge
     for k, E in enumerate(graph.edges):
         rows, cols, values = top_edges(E.numpy() * pruned.edges[k] if pruned else E.numpy(), top_k, graph.bases[k].constant_first)
-        edges += [(k, -c, k + 1, -r, v) for r, c, v in zip(rows, cols, values)]
-    if edges:
-        logs = np.log10(np.maximum([e[4] for e in edges], 1e-300))
+        parts.append(np.stack([np.full(len(rows), k), -cols, np.full(len(rows), k + 1), -rows, values], axis=1))
+    edges = np.concatenate(parts) if parts else np.zeros((0, 5))
+    if len(edges):
+        logs = np.log10(np.maximum(edges[:, 4], 1e-300))
         cuts = np.quantile(logs, [0.5, 0.8, 0.95]) if len(logs) > 3 else np.zeros(0)
         bins = np.digitize(logs, cuts)
         for b, width in enumerate(WIDTH_BINS):
-            chosen = [e for e, bin_ in zip(edges, bins) if bin_ == b]
-            if not chosen:
+            chosen = edges[bins == b]
+            if not len(chosen):
                 continue
-            xs: list[float | None] = []
-            ys: list[float | None] = []
-            for x0, y0, x1, y1, _ in chosen:
-                xs += [x0, x1, None]
-                ys += [y0, y1, None]
+            # one polyline per bin, segments split by NaN (a gap): numpy arrays go to the browser as typed arrays
+            xs = np.full(3 * len(chosen), np.nan)
+            ys = np.full(3 * len(chosen), np.nan)
+            xs[0::3], ys[0::3], xs[1::3], ys[1::3] = chosen[:, 0], chosen[:, 1], chosen[:, 2], chosen[:, 3]
             figure.add_trace(
-                go.Scattergl(
+                go.Scatter(
                     x=xs,
                     y=ys,
                     mode="lines",
@@ -101,20 +112,32 @@ def layered_graph(
                 showlegend=False,
             )
         )
+    ring = []
     if selected is not None and 0 <= selected[0] < len(graph.bases) and 0 <= selected[1] < graph.bases[selected[0]].dim:
-        figure.add_trace(
-            go.Scatter(
-                x=[selected[0]],
-                y=[-selected[1]],
-                mode="markers",
-                marker={"size": 16, "color": "rgba(0,0,0,0)", "line": {"width": 2.5, "color": "#d62728"}},
-                hoverinfo="skip",
-                name="selected",
-                showlegend=False,
-            )
-        )
+        ring = [
+            {  # a layout shape, not a trace: the traces stay as they were, so the browser redraws only the ring
+                "type": "circle",
+                "xref": "x",
+                "yref": "y",
+                "xsizemode": "pixel",
+                "ysizemode": "pixel",
+                "xanchor": selected[0],
+                "yanchor": -selected[1],
+                "x0": -8,
+                "x1": 8,
+                "y0": -8,
+                "y1": 8,
+                "line": {"width": 2.5, "color": "#d62728"},
+                "name": "selected",
+            }
+        ]
     figure.update_layout(
         title={"text": title, "font": {"size": 13}},
+        shapes=ring,
+        # the traces' identity: unchanged, Plotly.react keeps them and redraws only what changed (the ring)
+        # instead of every edge again; uirevision keeps the reader's zoom across reruns
+        datarevision=_digest(figure),
+        uirevision=title,
         height=620,
         **LAYOUT,
         xaxis={"tickvals": list(range(len(graph.node_layers))), "ticktext": graph.node_layers, "showgrid": False},

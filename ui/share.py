@@ -18,7 +18,15 @@ def view_url() -> str:
 
 def share_control() -> None:
     """A sidebar popover with the view's link in a code block (its copy icon copies it)."""
-    with st.sidebar.popover("Copy link to this view", icon=":material/link:", width="stretch"):
+    with st.sidebar:
+        _link_popover()
+
+
+@st.fragment
+def _link_popover() -> None:
+    """The popover, its own fragment: opening it redraws only the link, from the query parameters
+    as they are then (a part of a page that reruns alone, such as a graph click, changes them)."""
+    with st.popover("Copy link to this view", icon=":material/link:", width="stretch", key="share_link", on_change="rerun"):
         st.code(view_url(), language=None, wrap_lines=True)
         st.caption(
             "Copy it with the icon at the right. Anyone on this deployment opens the same page, settings and "

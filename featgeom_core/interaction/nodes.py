@@ -44,10 +44,15 @@ class NodeFacts:
     """This node's share of all edge strength out of its node layer (0 for the last node layer)."""
 
 
-def check_node(graph: InteractionGraph, k: int, index: int) -> None:
-    """InvalidParameter unless node layer ``k`` exists and has a direction ``index``."""
+def check_layer(graph: InteractionGraph, k: int) -> None:
+    """InvalidParameter unless node layer ``k`` exists."""
     if not 0 <= k < len(graph.bases):
         raise InvalidParameter(f"node layer {k} does not exist: the graph has {len(graph.bases)} ({', '.join(graph.node_layers)})")
+
+
+def check_node(graph: InteractionGraph, k: int, index: int) -> None:
+    """InvalidParameter unless node layer ``k`` exists and has a direction ``index``."""
+    check_layer(graph, k)
     if not 0 <= index < graph.bases[k].dim:
         raise InvalidParameter(f"direction {index} does not exist in {graph.node_layers[k]} (0 to {graph.bases[k].dim - 1})")
 
@@ -90,26 +95,42 @@ def node_facts(
     )
 
 
-def direction_values(model, graph: InteractionGraph, k: int, index: int, inputs: torch.Tensor, batch_size: int = 4096) -> np.ndarray:
-    """Direction ``index`` of node layer ``k`` read on ``inputs``: (n, positions) for sequence
-    models, (n, 1) otherwise; the coordinate the graph's basis gives (activations @ C[:, index])."""
-    check_node(graph, k, index)
+def layer_activations(model, graph: InteractionGraph, k: int, inputs: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+    """Node layer ``k``'s activations on ``inputs``, float64: (n, positions, width) for sequence
+    models, (n, 1, width) otherwise; read once, every direction of the layer is a product with it."""
+    check_layer(graph, k)
     view = sequential_view(model, torch.float64, graph.node_layers)
-    column = graph.bases[k].C[:, index].to(torch.float64)
     parts = []
     with torch.no_grad():
         for start in range(0, len(inputs), batch_size):
             acts = view.activations(inputs[start : start + batch_size])[k].to(torch.float64)
-            acts = acts if acts.ndim == 3 else acts[:, None, :]
-            parts.append((acts @ column).numpy())
-    return np.concatenate(parts) if parts else np.zeros((0, 1))
+            parts.append(acts if acts.ndim == 3 else acts[:, None, :])
+    return torch.cat(parts) if parts else torch.zeros((0, 1, graph.bases[k].C.shape[0]), dtype=torch.float64)
+
+
+def coordinates(activations: torch.Tensor, graph: InteractionGraph, k: int, index: int) -> np.ndarray:
+    """Direction ``index`` of node layer ``k`` on ``activations`` (n, positions, width) from
+    :func:`layer_activations`: (n, positions), the coordinate the basis gives (activations @ C[:, index])."""
+    check_node(graph, k, index)
+    return (activations @ graph.bases[k].C[:, index].to(torch.float64)).numpy()
+
+
+def direction_values(model, graph: InteractionGraph, k: int, index: int, inputs: torch.Tensor, batch_size: int = 4096) -> np.ndarray:
+    """Direction ``index`` of node layer ``k`` read on ``inputs``: (n, positions) for sequence
+    models, (n, 1) otherwise; the coordinate the graph's basis gives (activations @ C[:, index])."""
+    check_node(graph, k, index)
+    return coordinates(layer_activations(model, graph, k, inputs, batch_size), graph, k, index)
 
 
 def modadd_pattern(model, graph: InteractionGraph, k: int, index: int, modulus: int, position: int = -1) -> np.ndarray:
     """(modulus, modulus): the direction over every input (x, y) = (row, column), read at token
     ``position`` (default the last, where the answer is read)."""
-    tokens = all_pairs(modulus)
-    values = direction_values(model, graph, k, index, tokens)
+    return pattern_of(direction_values(model, graph, k, index, all_pairs(modulus)), modulus, position)
+
+
+def pattern_of(values: np.ndarray, modulus: int, position: int = -1) -> np.ndarray:
+    """(modulus, modulus): ``values`` (modulus², positions) over every (x, y) in :func:`all_pairs`'s
+    order, read at ``position``."""
     return values[:, position if values.shape[1] > 1 else 0].reshape(modulus, modulus)
 
 
