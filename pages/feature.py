@@ -36,6 +36,16 @@ def _capital(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def _first_token_toggle() -> None:
+    st.toggle(
+        "Leave out each text's first token",
+        value=True,
+        key="feature_skip_first",
+        help="A causal model parks attention on a sequence's first token, whose activations run hundreds of times larger "
+        "than any other's (SmolLM2's probe logits: 1,400 there against 60 elsewhere): ranked, it fills every context.",
+    )
+
+
 def render() -> None:
     if not st.query_params.get("kind"):
         _picker()
@@ -46,13 +56,7 @@ def render() -> None:
         st.error(str(exc))
         _picker()
         return
-    skip_first = st.toggle(
-        "Leave out each text's first token",
-        value=True,
-        key="feature_skip_first",
-        help="A causal model parks attention on a sequence's first token, whose activations run hundreds of times larger "
-        "than any other's (SmolLM2's probe logits: 1,400 there against 60 elsewhere): ranked, it fills every context.",
-    )
+    skip_first = bool(st.session_state.get("feature_skip_first", True))  # the toggle is drawn below the title
     try:
         data, reader, panel = load_feature(ref, skip_first)
     except FeatgeomError as exc:
@@ -64,7 +68,7 @@ def render() -> None:
         if panel is not None:
             panel()
         return
-    show_feature(data, reader, panel)
+    show_feature(data, reader, panel, controls=_first_token_toggle)
 
 
 assert set(FEATURE_KINDS) == set(KIND_TITLES)

@@ -184,6 +184,8 @@ def test_the_feature_page_opens_a_probe_and_says_what_is_wrong_with_a_bad_link()
     at = open_page("pages/feature.py", kind="probe", model="tiny-native", layer="1", index="2", features="art_type", hook="resid_post")
     assert not at.error, [e.value for e in at.error]
     assert "song" in at.title[0].value
+    kinds = [node.type for node in at.main.children.values()]
+    assert kinds.index("title") < kinds.index("toggle") and at.toggle(key="feature_skip_first").value  # the title first
     assert any("do not beat the chance baseline" in w.value for w in at.warning)
     assert "held-out balanced accuracy" in " ".join(c.value for c in at.caption)
     links = " ".join(m.value for m in at.markdown)  # outside st.navigation a page link is a markdown link

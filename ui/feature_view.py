@@ -330,8 +330,14 @@ def show_neighbours(data: FeatureData) -> None:
             feature_link(neighbour.ref, f"{neighbour.cosine:+.3f} · {neighbour.label}")
 
 
-def show_feature(data: FeatureData, reader: Callable[[str], TextReading] | None, samples: Callable[[], None] | None = None) -> None:
-    """The whole page for one feature; ``samples`` draws its top samples where they are not text."""
+def show_feature(
+    data: FeatureData,
+    reader: Callable[[str], TextReading] | None,
+    samples: Callable[[], None] | None = None,
+    controls: Callable[[], None] | None = None,
+) -> None:
+    """The whole page for one feature; ``samples`` draws its top samples where they are not text;
+    ``controls`` (the page's reading options) sit under the title and facts, where text is read."""
     show_header(data)
     shown = data.shown_values()
     scale = float(np.max(np.abs(shown))) if len(shown) else 0.0
@@ -339,6 +345,8 @@ def show_feature(data: FeatureData, reader: Callable[[str], TextReading] | None,
         f"Read on {data.where}."
         + (" Each text's first token is left out of the ranking and the histogram." if data.unranked is not None else "")
     )
+    if controls is not None and data.contexts:
+        controls()
     left, right = st.columns([3, 2])
     with left:
         if samples is not None and not data.contexts:
