@@ -21,7 +21,7 @@ import torch
 from featgeom_core.data.feature_set import LAST_REAL_TOKEN, FeatureSet
 from featgeom_core.errors import DataError, InvalidParameter
 from featgeom_core.models import LoadedModel
-from featgeom_core.progress import Progress
+from featgeom_core.progress import Progress, silent
 from featgeom_core.store import Store, result_key
 from featgeom_core.tokens import DEFAULT_MAX_TOKENS, encode
 
@@ -309,11 +309,13 @@ def token_activations(
     max_tokens: int = DEFAULT_MAX_TOKENS,
     max_total_tokens: int | None = None,
     engine: Engine = "auto",
+    progress: Progress | None = None,
 ) -> TokenActivations:
     """One forward pass per batch of texts for all ``layers``; texts are tokenised and run a batch
-    at a time, in order, until ``max_total_tokens`` real tokens are collected (all texts when None)."""
+    at a time, in order, until ``max_total_tokens`` real tokens are collected (all texts when None).
+    ``progress`` hears each batch (a job's report: a cancelled job stops at the next batch)."""
     with model.forward_lock:
-        return _token_activations(model, texts, layers, hook, batch_size, max_tokens, max_total_tokens, engine)
+        return _token_activations(model, texts, layers, hook, batch_size, max_tokens, max_total_tokens, engine, progress or silent)
 
 
 def _token_activations(
@@ -325,6 +327,7 @@ def _token_activations(
     max_tokens: int,
     max_total_tokens: int | None,
     engine: Engine,
+    progress: Progress,
 ) -> TokenActivations:
     layers = sorted(set(int(layer) for layer in layers))
     bad = [layer for layer in layers if not 0 <= layer < model.n_layers]
@@ -341,6 +344,7 @@ def _token_activations(
         for start in range(0, len(texts), batch_size):
             if max_total_tokens is not None and collected >= max_total_tokens:
                 break
+            progress(start / len(texts), f"forward pass: texts {start + 1}-{min(start + batch_size, len(texts))} of {len(texts)}")
             encoded = encode(model.tokenizer, texts[start : start + batch_size], max_tokens=max_tokens)
             if runner is None:
                 runner = _choose_runner(model, names, encoded, engine)

@@ -109,6 +109,20 @@ def test_a_probe_direction_reads_the_same_on_its_corpus_and_on_typed_text(tiny, 
     again = FEATURE_CORPUS.load(manager.run_here(FEATURE_CORPUS.name, params, store).job_id, store)  # from the store
     assert np.array_equal(corpus.values, again.values) and corpus.strings == again.strings
     assert corpus.values.shape[0] == len(corpus.strings) and corpus.summary()["texts"] == 12
+    from featgeom_core.errors import JobCancelled
+    from featgeom_core.features.corpus import corpus_tokens
+    from featgeom_core.features.params import CorpusParams
+
+    heard: list[str] = []
+
+    def cancelled_after_one_batch(fraction: float, message: str, *_: object) -> None:
+        heard.append(message)
+        if len(heard) > 1:
+            raise JobCancelled("cancelled")
+
+    with pytest.raises(JobCancelled):  # a cancelled corpus read stops at its next batch
+        corpus_tokens(tiny, CorpusParams.model_validate({**params, "n_texts": 70}), cancelled_after_one_batch)
+    assert heard[0].startswith("forward pass: texts 1-32 of 70")
     data = probe_feature(ref, directions, corpus)
     expected = corpus.values.astype(np.float64) @ directions.vectors[1] + directions.offsets[1]
     assert np.allclose(data.values, expected) and data.count == 3 and data.direction is directions

@@ -14,6 +14,7 @@ from featgeom_core.errors import InvalidParameter
 from featgeom_core.features.params import CorpusParams
 from featgeom_core.features.result import CorpusTokens
 from featgeom_core.models import LoadedModel
+from featgeom_core.progress import Progress
 from featgeom_core.tokens import token_strings
 
 
@@ -24,13 +25,14 @@ def strings_at(tokenizer, texts: Sequence[str], text: np.ndarray, position: np.n
     return [str(per_text[int(t)][int(p)] or "") for t, p in zip(text, position)]
 
 
-def corpus_tokens(model: LoadedModel, params: CorpusParams) -> CorpusTokens:
+def corpus_tokens(model: LoadedModel, params: CorpusParams, progress: Progress | None = None) -> CorpusTokens:
     """Token activations of ``params.n_texts`` packaged texts (the first ``max_tokens`` tokens of
-    each) at ``params.hook`` of ``params.layer``: values (n_tokens, d) float32."""
+    each) at ``params.hook`` of ``params.layer``: values (n_tokens, d) float32; ``progress`` hears
+    each batch (a cancelled job stops there)."""
     if params.layer >= model.n_layers:
         raise InvalidParameter(f"layer {params.layer} out of range: {model.name} has layers 0..{model.n_layers - 1}")
     texts = corpus_texts(per_source=max(1, params.n_texts // 3 + 1), seed=0)[: params.n_texts]
-    tokens = token_activations(model, texts, [params.layer], params.hook, max_tokens=params.max_tokens)
+    tokens = token_activations(model, texts, [params.layer], params.hook, max_tokens=params.max_tokens, progress=progress)
     return CorpusTokens(
         values=tokens.values[params.layer],
         text=tokens.text,
