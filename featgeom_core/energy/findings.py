@@ -19,10 +19,6 @@ from featgeom_core.store import Store
 
 FEATURES = "athlete_sport"
 """The thesis's knowledge set (Figures 7, 8 and 10)."""
-TEXT_FEATURES = "text_features"
-"""The thesis's token-level set (Figures 5, 6 and 9), de-duplicated first as the thesis does (§3.7)."""
-DEDUP = {TEXT_FEATURES: 0.9}
-"""The cosine above which one feature of a pair is dropped before the sweep (the lab's default threshold)."""
 NARROW_RATIO = 1.5
 """Minima are narrow when the mean re-optimisation distance at sigma = 0.1 is at least this times that at 0.01."""
 EQUAL_WEIGHTS = 1.5
@@ -36,10 +32,10 @@ def sweep_layers(n_layers: int) -> list[int]:
 
 
 def sweep(
-    model_id: str, store: Store, report: Progress, rule: SelectionRule = "joint_fit", features: str = FEATURES
+    model_id: str, store: Store, report: Progress, rule: SelectionRule = "joint_fit"
 ) -> tuple[EnergySweepResult, list[dict[str, Any]]]:
-    """The Perturbation page's sweep for ``features`` at :func:`sweep_layers` (stored like the page's,
-    de-duplicated where :data:`DEDUP` says), and its summary on the configurations ``rule`` picks."""
+    """The Perturbation page's sweep for :data:`FEATURES` at :func:`sweep_layers` (stored like the page's), and its
+    summary on the configurations ``rule`` picks."""
     from featgeom_core.data import load_feature_set
     from featgeom_core.energy.controls import control_summary
     from featgeom_core.energy.jobs import ENERGY_SWEEP
@@ -49,24 +45,17 @@ def sweep(
     from featgeom_core.probing.controls import controls_by_layer
 
     model = shared_model(model_id)
-    feature_set = load_feature_set(features, tokenizer=model.tokenizer)
+    feature_set = load_feature_set(FEATURES, tokenizer=model.tokenizer)
     layers = sweep_layers(model.n_layers)
     geometry, by_layer, _ = controls_by_layer(
-        model,
-        feature_set,
-        layers,
-        GeometryParams(),
-        ControlParams(),
-        dedup_threshold=DEDUP.get(features),
-        store=store,
-        progress=sub_progress(report, 0.0, 0.4),
+        model, feature_set, layers, GeometryParams(), ControlParams(), store=store, progress=sub_progress(report, 0.0, 0.4)
     )
     similarities = list(SweepGrid().similarities)
     params = ENERGY_SWEEP.parse(
         {
             "targets": [spec for layer in by_layer for spec in layer.sweep_targets(similarities)],
             "similarities": similarities,
-            "label": f"{model_id} · {features} · layers {','.join(map(str, layers))} · mlp_post",
+            "label": f"{model_id} · {FEATURES} · layers {','.join(map(str, layers))} · mlp_post",
             "probe_warning": geometry.warning() or "",
         }
     )
@@ -94,14 +83,14 @@ def chosen_configurations(result: EnergySweepResult, similarity: str, rule: Sele
     return chosen
 
 
-def against_band(similarity: str, control: str, inside: bool, rule: SelectionRule = "joint_fit", features: str = FEATURES) -> Measure:
+def against_band(similarity: str, control: str, inside: bool, rule: SelectionRule = "joint_fit") -> Measure:
     """The measure: at each layer, is the real target's distance after re-optimisation below the
     control's whole band (``inside`` False), or inside it, i.e. not separated (``inside`` True), on
     the curves of the configurations ``rule`` picks?"""
     where = "inside" if inside else "below"
 
     def measure(model_id: str, store: Store, report: Progress) -> Measurement:
-        result, summary = sweep(model_id, store, report, rule, features)
+        result, summary = sweep(model_id, store, report, rule)
         chosen = chosen_configurations(result, similarity, rule) if rule == "reoptimised" else None
         rows = [row for row in summary if row["similarity"] == similarity and control in row]
         low, high = control + "_low", control + "_high"
@@ -117,14 +106,14 @@ def against_band(similarity: str, control: str, inside: bool, rule: SelectionRul
     return measure
 
 
-def narrow_minima(rule: SelectionRule = "joint_fit", features: str = FEATURES) -> Measure:
+def narrow_minima(rule: SelectionRule = "joint_fit") -> Measure:
     """The measure: the real targets' mean re-optimisation distance at sigma = 0.1 against 0.01, per
     layer and similarity, on the configurations ``rule`` picks."""
 
     def measure(model_id: str, store: Store, report: Progress) -> Measurement:
         from featgeom_core.energy.sweep import curves_of_best
 
-        result, _ = sweep(model_id, store, report, features=features)
+        result, _ = sweep(model_id, store, report)
         ratios: list[float] = []
         cells: list[str] = []
         layers = sorted({row["layer"] for row in result.rows})
@@ -172,7 +161,6 @@ SETTINGS = (
     "target's best configuration per kernel applied to 5 seeds of each control"
 )
 VIEW = "pages/perturbation.py?model={model}&features=" + FEATURES
-TEXT_SETTINGS = SETTINGS.replace(FEATURES, f"{TEXT_FEATURES} de-duplicated at cosine {DEDUP[TEXT_FEATURES]}", 1)
 _RULE_BELOW = "the real target below the control's band (central 95% of seeds x draws) at every layer (some: partly)"
 _RULE_WITHIN = "the real target inside the control's band at every layer (some: partly)"
 
@@ -181,22 +169,10 @@ OPTIMISER = (
     "re-optimisation is the lab's batched L-BFGS run to its tolerance; the thesis used scipy's CG then Powell "
     "(kept as the baseline in benchmarks/bench_energy.py), which this row has not been run with"
 )
-WIDE_MINIMA = (
-    OPTIMISER + ": from every sigma up to 0.3 it returns to the same minimum (the cosine distance is the same to 4 decimals), "
-    "so here the minima are wide, or the thesis's optimiser stopped short of them"
-)
 
 
 def _declare(
-    key: str,
-    claim: str,
-    where: str,
-    paper_value: str,
-    tolerance: str,
-    measure: Measure,
-    expected: dict,
-    departure: str = OPTIMISER,
-    features: str = FEATURES,
+    key: str, claim: str, where: str, paper_value: str, tolerance: str, measure: Measure, expected: dict, departure: str = OPTIMISER
 ) -> None:
     declare(
         Finding(
@@ -205,12 +181,12 @@ def _declare(
             claim=claim,
             where=where,
             paper_value=paper_value,
-            settings=SETTINGS if features == FEATURES else TEXT_SETTINGS,
+            settings=SETTINGS,
             tolerance=tolerance,
             measure=measure,
             models=DEFAULT_LEDGER_MODELS,
             expected=expected,
-            view=VIEW.replace(FEATURES, features),
+            view=VIEW,
             minutes=1.5,
             departure=departure,
         )
@@ -253,7 +229,8 @@ _declare(
     f"the real target's mean distance at sigma 0.1 at least {NARROW_RATIO}x that at 0.01 for every layer and similarity",
     narrow_minima(),
     {"minilm": "contradicted", "smollm2": "contradicted"},
-    WIDE_MINIMA,
+    OPTIMISER + ": from every sigma up to 0.3 it returns to the same minimum (the cosine distance is the same to 4 decimals), "
+    "so here the minima are wide, or the thesis's optimiser stopped short of them",
 )
 _declare(
     "thesis.importance_weights_ignored",
@@ -311,20 +288,3 @@ for base, extra, where, paper_value, tolerance, measure, expected in (
         {"minilm": expected, "smollm2": expected},
         THESIS_RULE + "; " + OPTIMISER,
     )
-
-# Not declared: the text features' real-against-permuted comparisons (Figure 9). Their real targets sit at
-# the edge of the permuted band on MiniLM (cosine, layer 5: 0.0351 to 0.0393 against a band from 0.036; RBF,
-# layer 3: 0.0503 against 0.0500), and the probes behind them move by up to 0.0034 in the PSM with the
-# layers solved beside them (train_probe_sets solves every (layer, feature) problem in one L-BFGS, one line
-# search), so the verdict hangs on which layers the cache computed first: a guard on it would be flaky.
-_declare(
-    "thesis.text_features_minima_narrow",
-    "The same on the text features: the match after re-optimisation is significantly worse at perturbation scale 0.1 than at 0.01",
-    "§4.2, Figures 5 and 6",
-    "the match significantly worse at sigma 0.1",
-    f"the real target's mean distance at sigma 0.1 at least {NARROW_RATIO}x that at 0.01 for every layer and similarity",
-    narrow_minima(features=TEXT_FEATURES),
-    {"minilm": "contradicted", "smollm2": "contradicted"},
-    WIDE_MINIMA,
-    features=TEXT_FEATURES,
-)
