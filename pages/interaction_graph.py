@@ -252,7 +252,9 @@ def _clicked_node(kinds, node):
 
 
 @st.fragment
-def graphs_and_panel(job_id: str, result, top_k: int, pruned: dict, modules: dict, keep_edges: float, keep_nodes: float) -> None:
+def graphs_and_panel(
+    job_id: str, result, graphs: dict, top_k: int, pruned: dict, modules: dict, keep_edges: float, keep_nodes: float
+) -> None:
     """The graphs, the clicked node's panel and the subgraph pane: a click reruns only this part of
     the page (the summary, the ablation figures and the downloads above and below stay as drawn)."""
     node = _clicked_node(result.results, st.session_state.get("ig_node"))
@@ -277,7 +279,7 @@ def graphs_and_panel(job_id: str, result, top_k: int, pruned: dict, modules: dic
     else:
         render_safely(lambda: node_panel(st.container(border=True), job_id, LIB_GRAPH.params_of(job_id), result, modules, node))
     view = {"job": job_id, "keep_edges": keep_edges, "keep_nodes": keep_nodes, "node": format_node(node) if node else None}
-    render_safely(lambda: subgraph.pane({kind: r.graph for kind, r in result.results.items()}, view))
+    render_safely(lambda: subgraph.pane(graphs, view))
 
 
 def show(job_id: str) -> None:
@@ -338,7 +340,7 @@ def show(job_id: str) -> None:
     )
     st.dataframe(summary, hide_index=True)
     adopt_url("node", parse_node, "ig_node")
-    graphs_and_panel(job_id, result, int(top_k), pruned, modules, float(keep_edges), float(keep_nodes))
+    graphs_and_panel(job_id, result, graphs, int(top_k), pruned, modules, float(keep_edges), float(keep_nodes))
     curves = {kind: r.node_curves for kind, r in result.results.items() if r.node_curves}
     bisects = {kind: r.bisect for kind, r in result.results.items() if r.bisect}
     tolerance = LIB_GRAPH.params_of(job_id).ablation.tolerance

@@ -134,8 +134,8 @@ def layered_graph(
     figure.update_layout(
         title={"text": title, "font": {"size": 13}},
         shapes=ring,
-        # the traces' identity: unchanged, Plotly.react keeps them and redraws only what changed (the ring)
-        # instead of every edge again; uirevision keeps the reader's zoom across reruns
+        # the traces' identity, so Plotly.react may take unchanged traces as they were (the time a click saves
+        # comes from not resending the figure at all; see the page); uirevision keeps the reader's zoom
         datarevision=_digest(figure),
         uirevision=title,
         height=620,
