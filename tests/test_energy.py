@@ -15,8 +15,8 @@ from featgeom_core.energy import (
     reoptimize,
     run_sweep,
 )
-from featgeom_core.energy.lbfgs import batched_lbfgs
 from featgeom_core.errors import FeatgeomError
+from featgeom_core.lbfgs import batched_lbfgs
 from featgeom_core.probing import permuted_control, psm
 
 THOMSON = {2: 0.5, 3: 1.732050808, 4: 3.674234614, 5: 6.474691495, 6: 9.985281374}

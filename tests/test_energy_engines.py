@@ -18,9 +18,9 @@ from featgeom_core.energy import (
     reoptimize,
 )
 from featgeom_core.energy.joint import joint_problem, reopt_problem, solve_joint
-from featgeom_core.energy.lbfgs import _value_and_grad
 from featgeom_core.energy.params import JointConfig, ReoptConfig, SolverSettings
 from featgeom_core.errors import FeatgeomError
+from featgeom_core.lbfgs import _value_and_grad
 from featgeom_core.probing import psm
 
 pytestmark = pytest.mark.skipif(not compiled.available(), reason="numba is not installed")

@@ -41,7 +41,6 @@ from featgeom_core.energy.kernels import (
     pair_kernels,
     weighted_energy,
 )
-from featgeom_core.energy.lbfgs import LbfgsResult, Objective, batched_lbfgs
 from featgeom_core.energy.params import (
     Engine,
     JointConfig,
@@ -54,6 +53,7 @@ from featgeom_core.energy.params import (
 )
 from featgeom_core.energy.result import JointResult, ReoptResult
 from featgeom_core.errors import InvalidParameter
+from featgeom_core.lbfgs import LbfgsResult, Objective, batched_lbfgs
 from featgeom_core.progress import Progress, silent
 
 DTYPE = torch.float64

@@ -83,7 +83,7 @@ class ReoptConfig(Params):
 
 
 class SolverSettings(Params):
-    """Where and how long the batched L-BFGS runs (see ``lbfgs.batched_lbfgs`` for the stopping rules)."""
+    """Where and how long the batched L-BFGS runs (see ``featgeom_core.lbfgs.batched_lbfgs`` for the stopping rules)."""
 
     engine: Engine = Field("auto", description="auto (compiled on CPU, torch on CUDA), compiled (numba, CPU) or torch (autograd)")
     device: str = Field("auto", max_length=32, description="auto (CUDA when present), cpu or cuda[:n]")

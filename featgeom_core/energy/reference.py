@@ -7,10 +7,10 @@ import torch
 
 from featgeom_core.config import resolve_device
 from featgeom_core.energy.kernels import Kernel, kernel_index, pair_kernels
-from featgeom_core.energy.lbfgs import batched_lbfgs
 from featgeom_core.energy.params import validate_sizes
 from featgeom_core.energy.result import MatchedReference, ReferenceResult
 from featgeom_core.errors import InvalidParameter
+from featgeom_core.lbfgs import batched_lbfgs
 from featgeom_core.progress import Progress
 
 

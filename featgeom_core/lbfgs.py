@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -17,6 +18,8 @@ from featgeom_core.progress import Progress, silent
 # objective(x_rows (b, P), rows (b,) long indices into the batch) -> values (b,). Only the rows
 # still being optimised are evaluated, so a long tail of slow problems costs only their share.
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# The same with the gradient by hand: (x_rows (b, P), rows (b,)) -> (values (b,), gradients (b, P)).
+ValueAndGrad = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass
@@ -39,8 +42,14 @@ def _value_and_grad(objective: Objective, x: torch.Tensor, rows: torch.Tensor) -
     return values.detach(), grad.detach()
 
 
-def batched_lbfgs(
-    objective: Objective,
+def batched_lbfgs(objective: Objective, x0: torch.Tensor, **settings: Any) -> LbfgsResult:
+    """:func:`minimise_each` with the gradient of ``objective`` (values (B,) from (B, P)) by autograd;
+    ``settings`` are :func:`minimise_each`'s."""
+    return minimise_each(lambda x, rows: _value_and_grad(objective, x, rows), x0, **settings)
+
+
+def minimise_each(
+    value_and_grad: ValueAndGrad,
     x0: torch.Tensor,
     max_iter: int = 500,
     history: int = 10,
@@ -50,8 +59,8 @@ def batched_lbfgs(
     armijo: float = 1e-4,
     progress: Progress | None = None,
 ) -> LbfgsResult:
-    """Minimise ``objective`` (per-problem values, shape (B,)) from ``x0`` (B, P); ``progress``
-    hears every iteration (the fraction of ``max_iter``).
+    """Minimise B independent problems from ``x0`` (B, P); ``value_and_grad`` gives their values
+    (B,) and gradients (B, P); ``progress`` hears every iteration (the fraction of ``max_iter``).
 
     A problem stops when its largest gradient entry is below ``tol_grad`` * max(1, |f|), when a
     step changes its value by less than ``tol_change`` relative (working precision reached), or
@@ -60,7 +69,7 @@ def batched_lbfgs(
     x = x0.detach().clone()
     batch = x.shape[0]
     every = torch.arange(batch, device=x.device)
-    f, g = _value_and_grad(objective, x, every)
+    f, g = value_and_grad(x, every)
     s_hist: list[torch.Tensor] = []
     y_hist: list[torch.Tensor] = []
     rho_hist: list[torch.Tensor] = []
@@ -97,13 +106,13 @@ def batched_lbfgs(
             slope = (g * direction).sum(1)
         direction[~active] = 0.0
 
-        step = torch.ones(batch, dtype=x.dtype, device=x.device)
+        step = torch.ones(batch, dtype=f.dtype, device=x.device)  # values may be summed in higher precision than x
         accepted = ~active
         x_new, f_new, g_new = x.clone(), f.clone(), g.clone()
         for _ in range(max_line_search):
             rows = (~accepted).nonzero().squeeze(1)
-            trial = x[rows] + step[rows, None] * direction[rows]
-            f_trial, g_trial = _value_and_grad(objective, trial, rows)
+            trial = x[rows] + step[rows, None].to(x.dtype) * direction[rows]
+            f_trial, g_trial = value_and_grad(trial, rows)
             ok = torch.isfinite(f_trial) & (f_trial <= f[rows] + armijo * step[rows] * slope[rows])
             good_rows = rows[ok]
             x_new[good_rows], f_new[good_rows], g_new[good_rows] = trial[ok], f_trial[ok], g_trial[ok]
