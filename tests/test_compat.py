@@ -51,10 +51,11 @@ def test_probe_and_activation_keys_have_not_moved() -> None:
     features = SimpleNamespace(fingerprint=lambda: "f" * 64)
     # probes.v2 (issue 23) moved the probe keys on purpose: entries now hold every example's scores, from
     # which probe quality is judged; an older entry is a cache miss and is recomputed (no job result moves).
-    assert probe_key(model, features, 3, GeometryParams()) == "8b5a8190075301c36d8bb66c6353c43b267e5ff39cabee6e97da92527602ae2d"
+    # probes.v3 (issue 24) moved them again: each probe is solved alone, v2's moved with the layers beside it.
+    assert probe_key(model, features, 3, GeometryParams()) == "d5a11b36b6cd700c3b22cfafadfa2916f61330c79139fca858bf588fe63a6eb9"
     assert (
         probe_key(model, features, 0, GeometryParams(hook="resid_post", C=0.5, seed=2, label_seed=4))
-        == "383fdb247c67f822dc78d3602dab9608e62cd25c4695080cc250ae313653d773"
+        == "111a2aa4b66a006cd814229d1b8ec97c803dba52620059e7e083bde1275a5e5f"
     )
     assert (
         result_key("activations", {"layer": 3, "hook": "mlp_post", "max_tokens": 128}, {"model": model.fingerprint, "features": "f" * 64})

@@ -40,7 +40,7 @@ def label_seeds(params: GeometryParams, controls: ControlParams) -> list[int]:
 
 def _shuffled_key(model: LoadedModel, feature_set: FeatureSet, layer: int, params: GeometryParams, label_seed: int) -> str:
     return result_key(
-        "shuffled_probes",
+        "shuffled_probes.v2",  # v2: each probe solved alone (v1's moved with the layers solved beside it)
         {"layer": layer, **settings_key(params), "label_seed": label_seed},
         {"model": model.fingerprint, "features": feature_set.fingerprint()},
     )

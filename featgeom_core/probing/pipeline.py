@@ -31,7 +31,9 @@ from featgeom_core.store import Store, result_key
 def probe_key(model: LoadedModel, feature_set: FeatureSet, layer: int, params: GeometryParams) -> str:
     """Store key of one layer's probe results (real and shuffled-label) for these inputs."""
     return result_key(
-        "probes.v2",  # v2: with every example's scores, from which the probe quality is judged
+        # v2: with every example's scores, from which the probe quality is judged; v3: each probe
+        # solved alone (v2's moved with the layers solved beside it)
+        "probes.v3",
         {"layer": layer, **settings_key(params), "label_seed": params.label_seed},
         {"model": model.fingerprint, "features": feature_set.fingerprint()},
     )
