@@ -210,7 +210,7 @@ _declare(
     "about the same distance",
     _RULE_WITHIN,
     against_band("rbf", "permuted", inside=True),
-    {"minilm": "partly", "smollm2": "partly"},
+    {"minilm": "partly", "smollm2": "reproduces"},
 )
 _declare(
     "thesis.energy_beyond_probing",
