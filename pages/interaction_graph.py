@@ -36,7 +36,7 @@ from ui.interaction_plots import (
     training_figure,
 )
 from ui.jobs import adopt_job_from_url, open_finished, show_when_done
-from ui.report import chart
+from ui.report import chart, refresh_view
 from ui.state import adopt_url, one_of, set_query
 
 MODELS = {
@@ -280,6 +280,7 @@ def graphs_and_panel(
         render_safely(lambda: node_panel(st.container(border=True), job_id, LIB_GRAPH.params_of(job_id), result, modules, node))
     view = {"job": job_id, "keep_edges": keep_edges, "keep_nodes": keep_nodes, "node": format_node(node) if node else None}
     render_safely(lambda: subgraph.pane(graphs, view))
+    refresh_view()  # this part reruns alone: the exported report's link takes the click and the pins
 
 
 def show(job_id: str) -> None:

@@ -256,7 +256,9 @@ NODE_PIXEL = """([index, k, j]) => {
 
 
 def test_a_clicked_graph_node_opens_its_panel_and_its_link_reopens_it(app_url: str, browser, output_dir: Path) -> None:
-    context = browser.new_context(viewport={"width": 1600, "height": 1300})
+    from urllib.parse import unquote
+
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1600, "height": 1300})
     page = context.new_page()
     page.goto(f"{app_url}/interaction_graph?{TINY}&net=digits&tolerance=0.05", timeout=60_000)
     page.get_by_role("button", name="Build as a job").wait_for(timeout=120_000)
@@ -284,6 +286,8 @@ def test_a_clicked_graph_node_opens_its_panel_and_its_link_reopens_it(app_url: s
     page.get_by_role("button", name="Pin to the subgraph").click()
     _settle(page)
     heading = click_node(2, 0)
+    report = _downloaded_report(page, output_dir / "graph_report.html")  # the click reran only a fragment: its link too
+    assert "node=lib:2:0" in unquote(report.read_text()), "the exported report's link lacks the clicked node"
     page.get_by_role("button", name="Pin to the subgraph").click()
     _settle(page)
     members = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Group pinned nodes")
@@ -307,7 +311,6 @@ def test_a_clicked_graph_node_opens_its_panel_and_its_link_reopens_it(app_url: s
     value = page.locator('[data-testid="stSlider"]').filter(has_text="Keep edges").locator(shown).inner_text()
     kept = f"keep_edges={float(value):g}"  # each press reruns; a press during a rerun may be lost
     assert kept != "keep_edges=1", "the threshold did not move"
-    from urllib.parse import unquote
 
     link = _copied_link(page)
     for setting in ("pins=lib:1:3,lib:2:0", "groups=pair~lib:1:3|lib:2:0", kept, "node=lib:2:0"):
@@ -373,9 +376,27 @@ def test_feature_pages_open_from_a_dictionary_atom_and_a_graph_node_and_read_typ
     context.close()
 
 
-def test_an_exported_report_opens_offline_with_the_same_numbers(app_url: str, browser, tmp_path: Path) -> None:
+def _downloaded_report(page, path: Path) -> Path:
+    """The view's HTML report from 'Export this view', saved at ``path`` (the page's context accepts downloads)."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+    for _attempt in range(3):  # a rerun landing as the popover opens can swallow the click: open it and click again
+        page.get_by_text("Export this view").click()
+        button = page.get_by_role("button", name="Report (HTML)")
+        button.wait_for(timeout=30_000)
+        try:
+            with page.expect_download(timeout=60_000) as download:
+                button.click()
+            download.value.save_as(path)
+            break
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+    assert path.is_file(), "no report downloaded in 3 tries"
+    page.keyboard.press("Escape")
+    return path
+
+
+def test_an_exported_report_opens_offline_with_the_same_numbers(app_url: str, browser, tmp_path: Path) -> None:
     context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 900})
     page = context.new_page()
     page.goto(f"{app_url}/energy?{TINY}&energy_dim=2", timeout=60_000)
@@ -389,19 +410,7 @@ def test_an_exported_report_opens_offline_with_the_same_numbers(app_url: str, br
     _settle(page)
     titles = page.locator(".js-plotly-plot .gtitle").all_text_contents()
     error_title = next(t for t in titles if "error per pair" in t)
-    report = tmp_path / "report.html"
-    for _attempt in range(3):  # a rerun landing as the popover opens can swallow the click: open it and click again
-        page.get_by_text("Export this view").click()
-        button = page.get_by_role("button", name="Report (HTML)")
-        button.wait_for(timeout=30_000)
-        try:
-            with page.expect_download(timeout=60_000) as download:
-                button.click()
-            download.value.save_as(report)
-            break
-        except PlaywrightTimeout:
-            page.keyboard.press("Escape")
-    assert report.is_file(), "no report downloaded in 3 tries"
+    report = _downloaded_report(page, tmp_path / "report.html")
     context.close()
     offline = browser.new_context(offline=True)
     opened = offline.new_page()

@@ -36,14 +36,23 @@ def warn(container: Any, text: str) -> None:
     container.warning(text, icon=":material/warning:")
 
 
+def refresh_view() -> None:
+    """Take the view's settings and link from the query parameters as they are now. A part of a page
+    that reruns alone (a fragment, such as the graph's click) calls it after changing them, so the
+    report built on the next download carries them."""
+    record: ViewRecord | None = st.session_state.get(RECORD)
+    if record is not None:
+        record.settings = {key: ",".join(st.query_params.get_all(key)) for key in st.query_params}
+        record.link = view_url()
+
+
 def report_controls(fingerprints: Callable[[], dict[str, str]]) -> None:
     """Sidebar downloads of this view's report (HTML) and data (NPZ, CSV); each built on click
     (``fingerprints`` too: hashing a feature set is not free)."""
     record: ViewRecord | None = st.session_state.get(RECORD)
     if record is None:
         return
-    record.settings = {key: ",".join(st.query_params.get_all(key)) for key in st.query_params}
-    link = view_url()
+    refresh_view()
 
     def complete() -> ViewRecord:
         record.fingerprints = fingerprints()
@@ -54,7 +63,7 @@ def report_controls(fingerprints: Callable[[], dict[str, str]]) -> None:
         st.caption(f"{len(record.figures)} figure(s), interactive; the settings, fingerprints and featgeom version; opens offline.")
         st.download_button(
             "Report (HTML)",
-            data=lambda: report_html(complete(), link),
+            data=lambda: report_html(complete(), record.link),  # read on click: a fragment may have moved it
             file_name=f"{stem}.html",
             mime="text/html",
             key="report_html",

@@ -30,6 +30,8 @@ class ViewRecord:
     fingerprints: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     """What the page warned its reader about (e.g. probes that do not beat chance), in order."""
+    link: str = ""
+    """The view's URL (settings included), as 'Copy link to this view' gives it."""
 
 
 def _figure_title(figure: go.Figure, key: str) -> str:
