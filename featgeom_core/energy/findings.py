@@ -171,6 +171,13 @@ OPTIMISER = (
 )
 
 
+RBF_FRAGILE = (
+    "this verdict is fragile: RBF joint fits have several equally good minima (objectives equal to 1e-6) and "
+    "re-optimisation from each ends at another distance, so activations that differ by 1e-7 (another BLAS thread "
+    "count) move real and control distances by up to 2x and can flip it (measured with one torch thread, as the guard)"
+)
+
+
 def _declare(
     key: str, claim: str, where: str, paper_value: str, tolerance: str, measure: Measure, expected: dict, departure: str = OPTIMISER
 ) -> None:
@@ -210,7 +217,8 @@ _declare(
     "about the same distance",
     _RULE_WITHIN,
     against_band("rbf", "permuted", inside=True),
-    {"minilm": "partly", "smollm2": "reproduces"},
+    {"minilm": "contradicted", "smollm2": "reproduces"},
+    OPTIMISER + "; " + RBF_FRAGILE,
 )
 _declare(
     "thesis.energy_beyond_probing",
@@ -266,7 +274,7 @@ for base, extra, where, paper_value, tolerance, measure, expected in (
         "about the same distance",
         _RULE_WITHIN,
         against_band("rbf", "permuted", inside=True, rule="reoptimised"),
-        "reproduces",
+        "partly",
     ),
     (
         "thesis.energy_minima_narrow",
@@ -286,5 +294,5 @@ for base, extra, where, paper_value, tolerance, measure, expected in (
         tolerance,
         measure,
         {"minilm": expected, "smollm2": expected},
-        THESIS_RULE + "; " + OPTIMISER,
+        THESIS_RULE + "; " + OPTIMISER + ("; " + RBF_FRAGILE if "rbf" in base else ""),
     )
