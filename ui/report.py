@@ -63,7 +63,7 @@ def report_controls(fingerprints: Callable[[], dict[str, str]]) -> None:
         st.caption(f"{len(record.figures)} figure(s), interactive; the settings, fingerprints and featgeom version; opens offline.")
         st.download_button(
             "Report (HTML)",
-            data=lambda: report_html(complete(), record.link),  # read on click: a fragment may have moved it
+            data=lambda: report_html(complete()),  # built on click, with the link as the last run (or fragment) left it
             file_name=f"{stem}.html",
             mime="text/html",
             key="report_html",

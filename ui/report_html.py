@@ -39,7 +39,7 @@ def _figure_title(figure: go.Figure, key: str) -> str:
     return str(title or key)
 
 
-def report_html(view: ViewRecord, link: str = "") -> str:
+def report_html(view: ViewRecord) -> str:
     """The report: a header (page, featgeom version, time, link), the settings and fingerprints as
     tables, then every figure, interactive. Opens from disk with no network."""
     parts = [
@@ -50,7 +50,7 @@ def report_html(view: ViewRecord, link: str = "") -> str:
         f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>",
         f"<h1>featgeom · {html.escape(view.page)}</h1>",
         f"<p>featgeom {html.escape(__version__)} · exported {time.strftime('%Y-%m-%d %H:%M:%S %Z')}"
-        + (f" · <a href='{html.escape(link)}'>open this view in the app</a>" if link else "")
+        + (f" · <a href='{html.escape(view.link)}'>open this view in the app</a>" if view.link else "")
         + "</p>",
         *(
             f"<p style='border:2px solid #c80;background:#fff4e0;padding:8px'><b>Warning:</b> {html.escape(text)}</p>"

@@ -55,14 +55,8 @@ def peer_run(basis: str, store: Store, report: Progress) -> dict[str, Any]:
     ``modules`` {resolution: per node layer the Leiden module of each direction (-1: the constant)},
     with the bisect's smallest kept edges as epsilon (section 2.3); ``fourier`` per node layer the
     folded frequency pair and power share of each direction (:func:`fourier_labels`)."""
-    from featgeom_core.interaction import (
-        ablation_context,
-        bisect_edge_ablation,
-        build_graph,
-        load_modular_addition,
-        modular_addition_data,
-        node_ablation_curve,
-    )
+    from featgeom_core.interaction import node_ablation_curve
+    from featgeom_core.interaction.ablation import bisect_layer
     from featgeom_core.interaction.fourier import fourier_labels, single_term_shares
     from featgeom_core.interaction.modules import leiden_modules
     from featgeom_core.store import result_key
@@ -71,24 +65,24 @@ def peer_run(basis: str, store: Store, report: Progress) -> dict[str, Any]:
     key = result_key("findings.peer_graph", {"basis": basis, "modules": list(MODULE_RESOLUTIONS)}, {"checkpoint": _fingerprint(checkpoint)})
 
     def compute() -> tuple[dict, dict]:
-        model = load_modular_addition(checkpoint)
-        data = modular_addition_data()
-        graph = build_graph(model, data.train_tokens, {"basis": basis}, progress=sub_progress(report, 0.0, 0.4))
-        traces = bisect_edge_ablation(model, graph, data.test_tokens, data.test_labels, 0.001, progress=sub_progress(report, 0.4, 0.8))
+        model, graph, context = _peer_graph(checkpoint, basis, sub_progress(report, 0.0, 0.4))
+        pairs = len(graph.node_layers) - 1
+        traces = [
+            bisect_layer(context, graph, k, 0.001, sub_progress(report, 0.4 + 0.4 * k / pairs, 0.4 + 0.4 * (k + 1) / pairs))
+            for k in range(pairs)
+        ]
         # the node-ablation curve at the counts the peer's curve has
         peer = peer_results("node", "pca" if basis == "pca" else "lib")
-        context = ablation_context(model, graph, data.test_tokens, data.test_labels)
         nodes = {}
         for k, name in enumerate(NODE_LAYERS):
             kept = sorted(int(count) for count in peer[name])
             curve = node_ablation_curve(context, graph, k, kept, progress=sub_progress(report, 0.8 + 0.2 * k / 3, 0.8 + 0.2 * (k + 1) / 3))
             nodes[name] = {str(count): float(value) for count, value in curve.items()}
         bisect = {
-            name: {"required": t.required, **{str(kept): value for kept, value in t.tried.items()}}
-            for name, t in zip(NODE_LAYERS, traces.values())
+            name: {"required": t.required, **{str(kept): value for kept, value in t.tried.items()}} for name, t in zip(NODE_LAYERS, traces)
         }
-        required = [t.required for t in traces.values()]
-        eps = [t.smallest_kept_edge or 1e-300 for t in traces.values()]
+        required = [t.required for t in traces]
+        eps = [t.smallest_kept_edge or 1e-300 for t in traces]
         modules = {str(gamma): [m.tolist() for m in leiden_modules(graph, gamma, 0, eps)[0]] for gamma in MODULE_RESOLUTIONS}
         return {}, {
             "modules": modules,
@@ -108,6 +102,17 @@ def peer_checkpoint() -> Path:
     return reference_dir() / "model_epoch_60000.pt"
 
 
+def _peer_graph(checkpoint: Path, basis: str, report: Progress) -> tuple[Any, Any, Any]:
+    """(model, graph, ablation context) on the peer's checkpoint with its build settings: the graph
+    from the train split, the model run once on the test split, where every ablation is scored."""
+    from featgeom_core.interaction import ablation_context, build_graph, load_modular_addition, modular_addition_data
+
+    model = load_modular_addition(checkpoint)
+    data = modular_addition_data()
+    graph = build_graph(model, data.train_tokens, {"basis": basis}, progress=report)
+    return model, graph, ablation_context(model, graph, data.test_tokens, data.test_labels)
+
+
 def _fingerprint(checkpoint: Path) -> str:
     from featgeom_core.store import fingerprint_arrays
 
@@ -118,7 +123,6 @@ def peer_bisect_counts(basis: str, pairs: int, store: Store, report: Progress) -
     """The bisect's edges kept for the first ``pairs`` node-layer pairs of the peer's checkpoint, on
     one basis, kept in the store: all GIB's finding asks (its graph costs twice LIB's, as its
     pullbacks are taken by autograd, so the rest of :func:`peer_run` is not computed for it)."""
-    from featgeom_core.interaction import ablation_context, build_graph, load_modular_addition, modular_addition_data
     from featgeom_core.interaction.ablation import bisect_layer
     from featgeom_core.store import result_key
 
@@ -126,10 +130,7 @@ def peer_bisect_counts(basis: str, pairs: int, store: Store, report: Progress) -
     key = result_key("findings.peer_bisect", {"basis": basis, "pairs": pairs}, {"checkpoint": _fingerprint(checkpoint)})
 
     def compute() -> tuple[dict, dict]:
-        model = load_modular_addition(checkpoint)
-        data = modular_addition_data()
-        graph = build_graph(model, data.train_tokens, {"basis": basis}, progress=sub_progress(report, 0.0, 0.7))
-        context = ablation_context(model, graph, data.test_tokens, data.test_labels)
+        _, graph, context = _peer_graph(checkpoint, basis, sub_progress(report, 0.0, 0.7))
         required = [
             bisect_layer(context, graph, k, 0.001, sub_progress(report, 0.7 + 0.3 * k / pairs, 0.7 + 0.3 * (k + 1) / pairs)).required
             for k in range(pairs)
