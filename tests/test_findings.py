@@ -74,6 +74,11 @@ def test_the_ledger_measures_once_then_reads_the_store(store) -> None:
     arrays, meta = codec.encode(ledger)
     assert codec.decode(Ledger, arrays, meta) == ledger
     assert "| c |" in ledger.markdown("hessian") and "**partly**" in ledger.markdown("hessian")
+    # a reworded claim, paper value or view is the declaration's at once, from the same measurement
+    reworded = replace(finding, claim="c2", paper_value="p2", where="w2", view="pages/findings.py")
+    third = measure_finding(reworded, NO_MODEL, store, silent)
+    assert calls == [NO_MODEL] and (third.claim, third.paper_value, third.where, third.view) == ("c2", "p2", "w2", "pages/findings.py")
+    assert third.ours == first.ours
 
 
 def test_findings_not_run_here_say_why(store) -> None:
@@ -117,6 +122,7 @@ def test_a_stored_ledger_older_than_the_declarations_is_stale(store) -> None:
     current = run_ledger(params, silent).result
     assert stale(current, params) == []
     (only,) = current.findings
-    older = Ledger((replace(only, tolerance="an older rule"),))
-    assert stale(older, params) == ["lib.cifar10 on none"]
+    for field, value in (("tolerance", "an older rule"), ("paper_value", "an older value"), ("view", "pages/jobs.py")):
+        older = Ledger((replace(only, **{field: value}),))
+        assert stale(older, params) == ["lib.cifar10 on none"], field
     assert stale(Ledger(()), params) == ["lib.cifar10 on none"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -247,3 +248,23 @@ def test_the_sidebar_shows_only_on_pages_that_read_it_and_keeps_its_choices() ->
     assert "Model and data" in [h.value for h in at.sidebar.header]
     assert at.session_state["model_id"] == "tiny-native" and at.session_state["layers"] == [0]  # the choices outlived those pages
     assert at.session_state["feature_set_name"] == "art_type"
+
+
+def test_perturbation_page_takes_the_de_duplication_from_its_link() -> None:
+    """A finding's link on text_features asks for the Feature geometry page's de-duplication; the
+    page's targets follow it and its own link keeps it."""
+
+    def features_fitted(at) -> int:
+        (found,) = [int(m.group(1)) for c in at.caption if (m := re.search(r"N = (\d+) features", c.value))]
+        return found
+
+    link = {"page": "pages/perturbation.py", "model": "tiny-native", "layers": "0", "features": "text_features"}
+    plain = app(HARNESS, **link)
+    plain.run()
+    assert_clean(plain)
+    at = app(HARNESS, **link, dedup="1", threshold="0.2")
+    at.run()
+    assert_clean(at)
+    assert at.session_state["dedup"] is True and at.session_state["threshold"] == 0.2
+    assert at.query_params["dedup"] == "1" and at.query_params["threshold"] == "0.2"
+    assert features_fitted(at) < features_fitted(plain)

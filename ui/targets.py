@@ -13,7 +13,7 @@ from featgeom_core.probing.params import ControlParams
 from featgeom_core.probing.result import LayerControls
 from ui.report import warn
 from ui.resources import cached_store
-from ui.state import adopt_url, keep_valid, list_of, publish_fields
+from ui.state import adopt_url, flag, keep_valid, list_of, publish_fields, set_query
 
 MIN_FEATURES = 3
 
@@ -31,8 +31,12 @@ def layer_targets(selection, layers: list[int], controls: ControlParams) -> list
     """The probes for ``layers`` (from the cache, or computed with progress) and the shuffled-label
     probes of every seed, as one target per layer; layers left with fewer than 3 features after
     de-duplication are skipped with a warning."""
-    progress = st.progress(0.0, "probe directions…")
+    adopt_url("dedup", flag)  # a link (a finding's, say) may ask for the Feature geometry page's de-duplication
+    adopt_url("threshold", float)
     threshold = st.session_state.get("threshold", 0.9) if st.session_state.get("dedup") else None
+    if threshold is not None:
+        set_query(dedup="1", threshold=f"{threshold:g}")
+    progress = st.progress(0.0, "probe directions…")
     result, by_layer, dropped = controls_by_layer(
         selection.model,
         selection.feature_set,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import replace
+from typing import Any
 
 from featgeom_core import codec
 from featgeom_core.config import torch_threads
@@ -33,23 +35,41 @@ def planned(params: LedgerParams) -> list[tuple[Finding, str]]:
     ]
 
 
+def _declared(finding: Finding, model: str) -> dict[str, Any]:
+    """The fields of a finding's row that its declaration gives (not measured)."""
+    return {
+        "key": finding.key,
+        "paper": finding.paper,
+        "claim": finding.claim,
+        "where": finding.where,
+        "paper_value": finding.paper_value,
+        "settings": finding.settings,
+        "tolerance": finding.tolerance,
+        "model": model,
+        "expected": finding.expected.get(model, ""),
+        "view": finding.view.format(model=model),
+        "departure": finding.departure,
+    }
+
+
 def declarations_digest(params: LedgerParams) -> str:
     """A digest of every planned finding's declaration: part of the ledger's store key, so a ledger
     measured under other declarations is stored beside it, never read in its place."""
-    declared = [[f.key, model, f.claim, f.settings, f.tolerance, f.expected.get(model, ""), f.departure] for f, model in planned(params)]
+    declared = [_declared(finding, model) for finding, model in planned(params)]
     return hashlib.sha256(canonical_json(declared).encode()).hexdigest()[:16]
 
 
 def stale(ledger: Ledger, params: LedgerParams) -> list[str]:
-    """The findings of ``params`` that ``ledger`` lacks or measured under another declaration (its
-    claim, settings, rule, expected verdict or departure changed since): what a re-measure redoes.
-    A ledger job's id hangs on its params only, so a stored one can predate today's declarations."""
+    """The findings of ``params`` that ``ledger`` lacks or measured under another declaration (any
+    declared field changed since: claim, paper value, settings, rule, expected verdict, view,
+    departure): what a re-measure redoes. A ledger job's id hangs on its params only, so a stored one
+    can predate today's declarations."""
     measured = {(f.key, f.model): f for f in ledger.findings}
     out = []
     for finding, model in planned(params):
         found = measured.get((finding.key, model))
-        declared = (finding.claim, finding.settings, finding.tolerance, finding.expected.get(model, ""), finding.departure)
-        if found is None or (found.claim, found.settings, found.tolerance, found.expected, found.departure) != declared:
+        declared = _declared(finding, model)
+        if found is None or any(getattr(found, name) != value for name, value in declared.items()):
             out.append(f"{finding.key} on {model}")
     return out
 
@@ -67,32 +87,23 @@ def finding_key(finding: Finding, model: str) -> str:
 
 
 def measure_finding(finding: Finding, model: str, store: Store, report: Progress) -> FindingResult:
-    """One finding on one model, from the store when it was measured before."""
+    """One finding on one model, from the store when it was measured before. The declared fields are
+    always the declaration's now (a reworded claim does not need a new measurement)."""
     key = finding_key(finding, model)
     cached = store.get_result(key, FindingResult)
     if cached is not None:
-        return cached
+        return replace(cached, **_declared(finding, model))
     started = time.perf_counter()
     with torch_threads(MEASURE_THREADS):
         measured = finding.measure(model, store, report)
     result = FindingResult(
-        key=finding.key,
-        paper=finding.paper,
-        claim=finding.claim,
-        where=finding.where,
-        paper_value=finding.paper_value,
-        settings=finding.settings,
-        tolerance=finding.tolerance,
-        model=model,
+        **_declared(finding, model),
         ours=measured.ours,
         verdict=measured.verdict,
         note=measured.note,
         value=measured.value,
         spread=measured.spread,
-        expected=finding.expected.get(model, ""),
-        view=finding.view.format(model=model),
         seconds=round(time.perf_counter() - started, 1),
-        departure=finding.departure,
     )
     arrays, meta = codec.encode(result)
     store.put(key, arrays, meta)
