@@ -80,3 +80,31 @@ def test_local_pythia_directory_loads_through_the_hub_code_path(pythia_style_dir
     for layer in (0, 1):
         assert fast[layer].shape == (8, 128)
         np.testing.assert_allclose(fast[layer], slow[layer], atol=1e-5)
+
+
+def test_a_randomised_control_is_the_architecture_with_fresh_seeded_weights(tmp_path: Path) -> None:
+    """minilm-random: MiniLM's config and tokenizer, weights from BERT's own initialiser (normal with
+    the config's initializer_range, LayerNorm at 1), the same bytes whoever writes it."""
+    import json
+
+    from safetensors.numpy import load_file
+
+    from featgeom_core.models import randomised
+    from featgeom_core.models.registry import _package_fingerprint
+
+    first = randomised.randomised_dir(minilm_dir(), _package_fingerprint(), root=tmp_path / "a")
+    again = randomised.randomised_dir(minilm_dir(), _package_fingerprint(), root=tmp_path / "b")
+    assert randomised.randomised_dir(minilm_dir(), _package_fingerprint(), root=tmp_path / "a") == first  # written once
+    weights, same = load_file(str(first / "model.safetensors")), load_file(str(again / "model.safetensors"))
+    trained = load_file(str(minilm_dir() / "model.safetensors"))
+    config = json.loads((first / "config.json").read_text())
+    assert config["num_hidden_layers"] == 6 and config["hidden_size"] == 384
+    assert set(weights) == set(same) and all((weights[name] == same[name]).all() for name in weights)
+    query = next(name for name in weights if name.endswith("layer.0.attention.self.query.weight"))
+    trained_query = next(value for name, value in trained.items() if name.endswith("layer.0.attention.self.query.weight"))
+    assert weights[query].std() == pytest.approx(config["initializer_range"], rel=0.05)
+    assert abs(trained_query.std() - config["initializer_range"]) > 0.02  # training moved it far from the initialiser
+    assert all((value == 1).all() for name, value in weights.items() if name.endswith("LayerNorm.weight"))
+    assert (first / "tokenizer.json").read_text() == (again / "tokenizer.json").read_text()
+    models = {m.model_id: m for m in list_models()}
+    assert models["minilm-random"].available_offline and "seed 0" in models["minilm-random"].description

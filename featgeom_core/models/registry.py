@@ -32,9 +32,10 @@ import torch
 
 from featgeom_core.config import resolve_device
 from featgeom_core.errors import ModelUnavailable
-from featgeom_core.models import smollm2
+from featgeom_core.models import randomised, smollm2
 from featgeom_core.models.ids import (
     DEFAULT_MODEL_ID,
+    RANDOMISED_IDS,
     SMOLLM2_ID,
     TINY_NATIVE_ID,
     check_model_id,
@@ -114,6 +115,15 @@ def list_models() -> list[ModelInfo]:
             smollm2.is_installed(),
         ),
         ModelInfo(TINY_NATIVE_ID, "tiny random TL-native transformer (2 layers, d_mlp 256) for tests", True),
+        *(
+            ModelInfo(
+                model_id,
+                f"a control: {randomised.base_of(model_id)}'s architecture and tokenizer, every weight drawn afresh by its "
+                f"initialiser (seed {randomised.SEED})",
+                available,
+            )
+            for model_id, available in zip(RANDOMISED_IDS, (_minilm_installed(), smollm2.is_installed()))
+        ),
     ]
     for hub_id in ("EleutherAI/pythia-70m-deduped", "EleutherAI/pythia-1b-deduped"):
         models.append(ModelInfo(hub_id, "Hugging Face hub id (needs a network or a populated HF cache)", _in_hf_cache(hub_id)))
@@ -133,6 +143,8 @@ def load_model(model_id: str = DEFAULT_MODEL_ID, device: str = "auto") -> Loaded
         return _load_tiny_native(torch_device)
     if model_id == SMOLLM2_ID:
         return _load_smollm2(torch_device)
+    if model_id in RANDOMISED_IDS:
+        return _load_randomised(model_id, torch_device)
     local = existing_path(model_id)
     if local is not None and local.is_dir():
         if not (local / "config.json").is_file():
@@ -199,6 +211,23 @@ def _load_smollm2(device: torch.device) -> LoadedModel:
     loaded.notes.append(smollm2.DESCRIPTION)
     if converted.note:
         loaded.notes.append(converted.note)
+    return loaded
+
+
+def _load_randomised(model_id: str, device: torch.device) -> LoadedModel:
+    """A built-in pretrained model's architecture with seed-0 initial weights (``randomised``)."""
+    base = randomised.base_of(model_id)
+    if base == DEFAULT_MODEL_ID:
+        base_dir, base_fingerprint = minilm_dir(), _package_fingerprint()
+    else:
+        converted = smollm2.converted_dir()
+        base_dir, base_fingerprint = converted.directory, f"smollm2:{converted.fingerprint}"
+    directory = randomised.randomised_dir(base_dir, base_fingerprint)
+    loaded = _load_transformers_dir(directory, model_id, device, randomised.fingerprint(base_fingerprint))
+    loaded.notes.append(
+        f"randomised weights (seed {randomised.SEED}): {base}'s architecture and tokenizer, untrained; a control for "
+        "geometry that training did not make"
+    )
     return loaded
 
 
