@@ -235,19 +235,29 @@ def _npz(result, modules) -> bytes:
     return codec.npz_bytes(result, memberships)
 
 
+def _chart_key(kind: str) -> str:
+    """The widget key of ``kind``'s graph. Its generation moves on when its selection must go: a
+    Plotly chart keeps its selection until clicked again, and only a new key draws it without one."""
+    return f"ig_graph_{kind}_{st.session_state.get(f'_ig_generation_{kind}', 0)}"
+
+
 def _clicked_node(kinds, node):
     """The node to show: a graph's *new* selection (its click is in the state before this run, so the
     run that draws the graphs rings it: one rerun per click), else ``node``. A chart keeps its
-    selection until another click, so only a change counts: a stale one on the other graph must
-    not take the node back."""
+    selection until another click, so only a change counts; a click on one graph clears the other
+    graphs' selections (they are drawn anew, unselected), so no graph shows an old node as chosen."""
     for kind in kinds:
-        clicked = selected_node(st.session_state.get(f"ig_graph_{kind}"), kind)
+        clicked = selected_node(st.session_state.get(_chart_key(kind)), kind)
         if clicked != st.session_state.get(f"_ig_seen_{kind}"):
             st.session_state[f"_ig_seen_{kind}"] = clicked
             if clicked is not None and clicked != node:
                 node = clicked
                 st.session_state["ig_node"] = node
                 set_query(node=format_node(clicked))
+                for other in kinds:
+                    if other != kind and selected_node(st.session_state.get(_chart_key(other)), other) is not None:
+                        st.session_state[f"_ig_generation_{other}"] = st.session_state.get(f"_ig_generation_{other}", 0) + 1
+                        st.session_state[f"_ig_seen_{other}"] = None
     return node
 
 
@@ -265,12 +275,12 @@ def graphs_and_panel(
         )
         # a clicked node is already marked by the chart's own selection; a ring (which redraws the figure,
         # about a second for 5,000 edges in a browser without a GPU) is for a node from a link or the other graph
-        shown = selected_node(st.session_state.get(f"ig_graph_{kind}"), kind) == node
+        shown = selected_node(st.session_state.get(_chart_key(kind)), kind) == node
         ringed = (node[1], node[2]) if node and node[0] == kind and not shown else None
         chart(
             column,
             layered_graph(r.graph, modules[kind][0], top_k, title, r.fourier, ringed, pruned[kind]),
-            key=f"ig_graph_{kind}",
+            key=_chart_key(kind),
             on_select="rerun",
             selection_mode="points",
         )

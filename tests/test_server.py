@@ -255,6 +255,11 @@ NODE_PIXEL = """([index, k, j]) => {
 """Where node (k, j) of the index-th Plotly graph is drawn, in page pixels (Plotly's own axes)."""
 
 
+SELECTED_POINTS = """(index) => [...document.querySelectorAll('.js-plotly-plot')[index].data]
+    .some(trace => Array.isArray(trace.selectedpoints) && trace.selectedpoints.length > 0)"""
+"""Whether the index-th Plotly graph shows a selection."""
+
+
 def test_a_clicked_graph_node_opens_its_panel_and_its_link_reopens_it(app_url: str, browser, output_dir: Path) -> None:
     from urllib.parse import unquote
 
@@ -271,16 +276,22 @@ def test_a_clicked_graph_node_opens_its_panel_and_its_link_reopens_it(app_url: s
         page.screenshot(path=str(output_dir / "graph_built.png"), full_page=True)
     _settle(page)
 
-    def click_node(k: int, j: int) -> str:
-        page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
-        x, y = page.evaluate(NODE_PIXEL, [0, k, j])
+    def click_node(k: int, j: int, graph: int = 0) -> str:
+        page.locator(".js-plotly-plot").nth(graph).scroll_into_view_if_needed()
+        x, y = page.evaluate(NODE_PIXEL, [graph, k, j])
         page.mouse.click(x, y)
         heading = page.locator("h3").filter(has_text=f"direction {j}").first
         heading.wait_for(timeout=120_000)
         _settle(page)
         return heading.inner_text()
 
+    def selected(graph: int) -> bool:
+        return page.evaluate(SELECTED_POINTS, graph)
+
+    click_node(1, 2, graph=1)  # PCA's graph, then LIB's: the first click's selection goes
+    assert selected(1) and not selected(0)
     click_node(1, 3)
+    assert selected(0) and not selected(1), "the other graph still shows its old node as selected"
     page.screenshot(path=str(output_dir / "graph_node_panel.png"), full_page=True)
     _assert_no_exception(page)
     page.get_by_role("button", name="Pin to the subgraph").click()
