@@ -269,3 +269,24 @@ def test_projected_masked_attention_equals_the_plain_masked_core() -> None:
     for kept_fraction in (0.1, 0.5, 0.9, 1.0):
         mask = torch.rand(graph.edges[0].shape, generator=generator) < kept_fraction
         assert torch.allclose(projected(mask), plain(mask), atol=1e-10, rtol=0)
+
+
+def test_gib_folds_trailing_linear_sections_into_the_closed_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    """GIB pulls back from the final layer. Where every later section is linear (the MLP layer before
+    the unembedding; the layer before the logits) it takes section k's closed form with them folded in:
+    the same bases as autograd through the rest of the model."""
+    from featgeom_core.interaction import graph as graph_module
+
+    model = tiny_modadd()
+    tokens = modular_addition_data(11, 0.5, 0).train_tokens
+    folded = build_graph(model, tokens, {"basis": "gib", "dtype": "float64"})
+    last = len(folded.node_layers) - 1
+    section, target = graph_module._pulled_through(sequential_view(model, torch.float64, folded.node_layers), last - 2, "gib")
+    assert section is not None and target == last  # the MLP layer: its section and the unembedding, folded
+    monkeypatch.setattr(graph_module, "_pulled_through", lambda view, k, basis: (None, last))
+    by_autograd = build_graph(model, tokens, {"basis": "gib", "dtype": "float64"})
+    for ours, theirs in zip(folded.bases, by_autograd.bases):
+        assert ours.values.shape == theirs.values.shape
+        assert torch.allclose(ours.values, theirs.values, rtol=1e-9, atol=1e-12), ours.node_layer
+    for ours, theirs in zip(folded.edges, by_autograd.edges):
+        assert torch.allclose(ours, theirs, rtol=1e-7, atol=1e-12)

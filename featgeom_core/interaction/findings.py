@@ -121,8 +121,8 @@ def _fingerprint(checkpoint: Path) -> str:
 
 def peer_bisect_counts(basis: str, pairs: int, store: Store, report: Progress) -> list[int]:
     """The bisect's edges kept for the first ``pairs`` node-layer pairs of the peer's checkpoint, on
-    one basis, kept in the store: all GIB's finding asks (its graph costs twice LIB's, as its
-    pullbacks are taken by autograd, so the rest of :func:`peer_run` is not computed for it)."""
+    one basis, kept in the store: all GIB's finding asks (its first layer's pullbacks go through
+    attention and the MLP by autograd, so the rest of :func:`peer_run` is not computed for it)."""
     from featgeom_core.interaction.ablation import bisect_layer
     from featgeom_core.store import result_key
 

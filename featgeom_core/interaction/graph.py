@@ -22,7 +22,7 @@ from featgeom_core.interaction.edges import interaction_edges
 from featgeom_core.interaction.jacobians import RowPlan, section_maps
 from featgeom_core.interaction.params import GraphParams
 from featgeom_core.interaction.result import InteractionGraph, LayerBasis
-from featgeom_core.interaction.sequential import SequentialModel
+from featgeom_core.interaction.sequential import Section, SequentialModel
 from featgeom_core.progress import Progress, silent, sub_progress
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -177,9 +177,9 @@ def _pullback_gram(
     from the final layer's (gib); in closed form where the section allows it."""
     points = params.points()
     fn: Callable[[torch.Tensor], torch.Tensor]
-    if params.basis == "lib":
-        C_target = _built(bases[k + 1]).C.to(dtype)
-        section = view.sections[k]
+    section, target = _pulled_through(view, k, params.basis)
+    if section is not None:
+        C_target = _built(bases[target]).C.to(dtype)
         maps = section_maps(section, None, C_target)
         if maps.closed_form:
             return closed_form_jacobian_gram(maps, acts_k, points, n, progress)
@@ -200,6 +200,22 @@ def _pullback_gram(
         C_target = _built(bases[-1]).C.to(dtype)
         fn = lambda x: view.run_from(k, x) @ C_target  # noqa: E731
     return _generic_gram(fn, acts_k, params, k, n, progress)
+
+
+def _pulled_through(view: SequentialModel, k: int, basis: str) -> tuple[Section | None, int]:
+    """The one section node layer k's pullback goes through, and the node layer it starts from. LIB:
+    section k, from layer k + 1. GIB: from the final layer, through sections k, k + 1, ...; when every
+    later section is linear they fold into section k's output map (the same function, so the closed
+    form of section k's core applies), else None: autograd through the rest of the model."""
+    if basis == "lib":
+        return view.sections[k], k + 1
+    later = view.sections[k + 1 :]
+    if any(s.core is not None for s in later):
+        return None, len(view.node_layers) - 1
+    section = view.sections[k]
+    for s in later:
+        section = section.then(s)
+    return section, len(view.node_layers) - 1
 
 
 def _built(basis: LayerBasis | None) -> LayerBasis:
