@@ -254,11 +254,16 @@ def _clicked_node(kinds, node):
                 node = clicked
                 st.session_state["ig_node"] = node
                 set_query(node=format_node(clicked))
-                for other in kinds:
-                    if other != kind and selected_node(st.session_state.get(_chart_key(other)), other) is not None:
-                        st.session_state[f"_ig_generation_{other}"] = st.session_state.get(f"_ig_generation_{other}", 0) + 1
-                        st.session_state[f"_ig_seen_{other}"] = None
+                for other in (k for k in kinds if k != kind):
+                    _clear_selection(other)
     return node
+
+
+def _clear_selection(kind: str) -> None:
+    """Draw ``kind``'s graph anew, unselected, when it shows a selection (see :func:`_chart_key`)."""
+    if selected_node(st.session_state.get(_chart_key(kind)), kind) is not None:
+        st.session_state[f"_ig_generation_{kind}"] = st.session_state.get(f"_ig_generation_{kind}", 0) + 1
+        st.session_state[f"_ig_seen_{kind}"] = None
 
 
 @st.fragment

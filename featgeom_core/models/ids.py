@@ -13,14 +13,14 @@ from pydantic import AfterValidator
 DEFAULT_MODEL_ID = "minilm"
 TINY_NATIVE_ID = "tiny-native"
 SMOLLM2_ID = "smollm2"
-RANDOMISED_IDS = (f"{DEFAULT_MODEL_ID}-random", f"{SMOLLM2_ID}-random")
+RANDOMISED_SUFFIX = "-random"
+RANDOMISED_IDS = (DEFAULT_MODEL_ID + RANDOMISED_SUFFIX, SMOLLM2_ID + RANDOMISED_SUFFIX)
 """The pretrained built-ins with their weights drawn afresh (a control; see ``randomised``)."""
 BUILTIN_MODEL_IDS = (DEFAULT_MODEL_ID, SMOLLM2_ID, TINY_NATIVE_ID, *RANDOMISED_IDS)
+_PRETRAINED_DIMENSIONS = {DEFAULT_MODEL_ID: (6, 384, 1536), SMOLLM2_ID: (30, 576, 1536)}
 BUILTIN_DIMENSIONS: dict[str, tuple[int, int, int]] = {
-    DEFAULT_MODEL_ID: (6, 384, 1536),
-    SMOLLM2_ID: (30, 576, 1536),
-    RANDOMISED_IDS[0]: (6, 384, 1536),
-    RANDOMISED_IDS[1]: (30, 576, 1536),
+    **_PRETRAINED_DIMENSIONS,
+    **{model_id + RANDOMISED_SUFFIX: dims for model_id, dims in _PRETRAINED_DIMENSIONS.items()},
 }
 """(layers, d_model, d_mlp) of the built-in pretrained models, known without loading them."""
 MAX_MODEL_ID_LENGTH = 500

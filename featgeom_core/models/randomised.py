@@ -14,15 +14,15 @@ from pathlib import Path
 
 from featgeom_core.config import cache_dir
 from featgeom_core.errors import ModelUnavailable
+from featgeom_core.models.ids import RANDOMISED_SUFFIX
 
-SUFFIX = "-random"
 SEED = 0
 DONE_FILE = "randomised.json"
 
 
 def base_of(model_id: str) -> str:
     """The model a randomised id re-initialises (``minilm-random`` -> ``minilm``)."""
-    return model_id.removesuffix(SUFFIX)
+    return model_id.removesuffix(RANDOMISED_SUFFIX)
 
 
 def fingerprint(base_fingerprint: str) -> str:
@@ -59,9 +59,10 @@ def _write(base_dir: Path, target: Path, base_fingerprint: str) -> None:
     shutil.rmtree(target, ignore_errors=True)  # an earlier write that did not finish
     try:
         config = AutoConfig.from_pretrained(str(base_dir))
-        architecture = getattr(transformers, (config.architectures or ["AutoModel"])[0], None)
+        name = (config.architectures or [""])[0]
+        architecture = getattr(transformers, name, None) if name else None
         if architecture is None:
-            raise ModelUnavailable(f"cannot randomise {base_dir.name}: transformers has no class {config.architectures[0]!r}")
+            raise ModelUnavailable(f"cannot randomise {base_dir.name}: its config names no architecture transformers has ({name!r})")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(SEED)
             model = architecture(config)  # the architecture's own initialiser (post_init)

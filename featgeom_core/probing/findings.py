@@ -99,7 +99,7 @@ def simplex_against_shuffled(feature_set_name: str, estimator: Estimator = "logi
         shuffled = result.mean_off_diagonal("cosine", "shuffled_labels")
         gap = np.abs(real - shuffled)
         same = gap <= CONSTRUCTION_TOLERANCE
-        verdict: Verdict = "contradicted" if same.all() else ("partly" if same.any() else "reproduces")
+        verdict = share_verdict(~same)  # the claim holds where the control differs
         return Measurement(
             ours=f"real {span(real)}, shuffled labels {span(shuffled)} (mean off-diagonal cosine, layers {list(result.layers)})",
             verdict=verdict,
@@ -119,14 +119,14 @@ def simplex_against_randomised(feature_set_name: str) -> Measure:
     with randomised weights (``<model>-random``), layer by layer, with each one's probe quality."""
 
     def measure(model_id: str, store: Store, report: Progress) -> Measurement:
-        from featgeom_core.models.randomised import SUFFIX
+        from featgeom_core.models.ids import RANDOMISED_SUFFIX
 
         trained = geometry(model_id, feature_set_name, store, sub_progress(report, 0.0, 0.5))
-        untrained = geometry(model_id + SUFFIX, feature_set_name, store, sub_progress(report, 0.5, 1.0))
+        untrained = geometry(model_id + RANDOMISED_SUFFIX, feature_set_name, store, sub_progress(report, 0.5, 1.0))
         real, control = trained.mean_off_diagonal("cosine", "real"), untrained.mean_off_diagonal("cosine", "real")
         gap = np.abs(real - control)
         same = gap <= CONSTRUCTION_TOLERANCE
-        verdict: Verdict = "contradicted" if same.all() else ("partly" if same.any() else "reproduces")
+        verdict = share_verdict(~same)  # the claim holds where the control differs
 
         def accuracy(result: GeometryResult) -> str:
             return span(np.array([q.balanced_accuracy for q in result.quality]))
