@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from featgeom_core.findings import Ledger
+from featgeom_core.findings.declare import expected_verdicts
 from featgeom_core.findings.params import LedgerParams
 from featgeom_core.findings.readme import README_BEGIN, README_END
 from featgeom_core.findings.run import planned, run_ledger
@@ -43,7 +44,7 @@ def guard(paper: str) -> tuple[Callable[..., Any], Callable[..., Any], Callable[
         (found,) = [f for f in paper_ledger.findings if f.key == key and f.model == model]
         if needs_the_peer(found):
             pytest.skip(f"the peer's checkpoint is not at {reference_dir()}")
-        assert found.verdict == found.expected, (found.ours, found.note)
+        assert found.as_expected, (found.verdict, found.expected, found.ours, found.note)
 
     def test_readme_lists_every_finding_with_its_verdict(paper_ledger: Ledger) -> None:
         """README's generated block lists every finding of the paper with the verdict the ledger computes now."""
@@ -54,7 +55,9 @@ def guard(paper: str) -> tuple[Callable[..., Any], Callable[..., Any], Callable[
                 continue  # measured where the peer's checkpoint is (README's row); not on this machine
             row = [line for line in block.splitlines() if f"`{finding.key}`" in line and f"| {finding.model} |" in line]
             assert row, f"README's findings block lacks {finding.key} on {finding.model}: run scripts/findings_readme.py"
-            assert f"**{finding.verdict}**" in row[0], (finding.key, finding.model, finding.verdict, row[0])
+            # a fragile finding's row may come from a machine that landed on another of its declared verdicts
+            shown = [finding.verdict] if len(expected_verdicts(finding.expected)) < 2 else expected_verdicts(finding.expected)
+            assert any(f"**{verdict}**" in row[0] for verdict in shown), (finding.key, finding.model, finding.verdict, row[0])
         assert not re.search(r"\bTODO\b", block)
 
     return paper_ledger, test_verdict_is_the_declared_one, test_readme_lists_every_finding_with_its_verdict

@@ -9,8 +9,8 @@ from dataclasses import replace
 import pytest
 
 from featgeom_core import codec
-from featgeom_core.findings import PAPERS, VERDICTS, Ledger, all_findings
-from featgeom_core.findings.declare import NO_MODEL, Finding, Measurement, declare, share_verdict
+from featgeom_core.findings import PAPERS, VERDICTS, FindingResult, Ledger, all_findings
+from featgeom_core.findings.declare import NO_MODEL, Finding, Measurement, declare, expected_text, expected_verdicts, share_verdict
 from featgeom_core.findings.params import DEFAULT_LEDGER_MODELS, LedgerParams
 from featgeom_core.findings.run import measure_finding, planned, run_ledger
 from featgeom_core.progress import silent
@@ -25,7 +25,9 @@ def test_every_finding_is_declared_whole() -> None:
         assert finding.key.split(".")[0] in ("thesis", "sparsity", "hessian", "lib"), finding.key
         assert finding.claim and finding.where and finding.paper_value, finding.key
         assert set(finding.expected) == set(finding.models), finding.key
-        assert all(v in VERDICTS for v in finding.expected.values()), finding.key
+        assert all(set(expected_verdicts(v)) <= set(VERDICTS) for v in finding.expected.values()), finding.key
+        fragile = [v for v in finding.expected.values() if isinstance(v, tuple)]
+        assert not fragile or "fragile" in finding.departure, f"{finding.key}: a fragile verdict's departure says why"
         assert finding.models == (NO_MODEL,) or set(finding.models) <= set(DEFAULT_LEDGER_MODELS), finding.key
         if finding.view:
             assert finding.view.partition("?")[0] in BY_PATH, finding.view
@@ -38,6 +40,19 @@ def test_share_verdict_reads_every_some_none() -> None:
     assert share_verdict([True, False]) == "partly"
     assert share_verdict([False, False]) == "contradicted"
     assert share_verdict([]) == "contradicted"
+
+
+def test_a_fragile_finding_allows_each_of_its_verdicts_and_no_other() -> None:
+    finding = all_findings()[0]
+    with pytest.raises(ValueError, match="unknown verdict"):
+        declare(Finding(**{**finding.__dict__, "key": "test.unknown_verdict", "expected": {m: "fine" for m in finding.models}}))
+    row = {"key": "k", "paper": "lib", "claim": "c", "where": "w", "paper_value": "v", "settings": "s", "tolerance": "t", "model": "none"}
+    assert expected_text(("partly", "contradicted")) == "partly or contradicted" and expected_text("partly") == "partly"
+    for verdict, as_expected in (("partly", True), ("contradicted", True), ("reproduces", False)):
+        result = FindingResult(**row, ours="-", verdict=verdict, expected=expected_text(("partly", "contradicted")))
+        assert result.as_expected is as_expected, verdict
+    shown = Ledger((result,)).markdown("lib")
+    assert "**reproduces** (fragile: partly or contradicted, by machine)" in shown, shown
 
 
 def test_a_finding_is_declared_once() -> None:

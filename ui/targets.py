@@ -55,7 +55,7 @@ def layer_targets(selection, layers: list[int], controls: ControlParams) -> list
     for found in by_layer:
         if dropped[found.layer]:
             st.caption(
-                f"Layer {found.layer}: de-duplication (cosine > {threshold:g}, set on the Feature geometry page) dropped "
+                f"Layer {found.layer}: de-duplication (cosine > {threshold:g}; the Feature geometry page changes it) dropped "
                 + ", ".join(result.feature_names[a] for a, _, _ in dropped[found.layer])
             )
         if len(found.names) < MIN_FEATURES:

@@ -11,7 +11,7 @@ import numpy as np
 
 from featgeom_core.energy.result import EnergySweepResult
 from featgeom_core.energy.sweep import SelectionRule
-from featgeom_core.findings.declare import Finding, Measure, Measurement, Verdict, computed, declare, share_verdict
+from featgeom_core.findings.declare import Expected, Finding, Measure, Measurement, Verdict, computed, declare, share_verdict
 from featgeom_core.findings.params import DEFAULT_LEDGER_MODELS
 from featgeom_core.params import default_layers
 from featgeom_core.progress import Progress, sub_progress
@@ -228,7 +228,16 @@ OPTIMISER = (
 RBF_FRAGILE = (
     "this verdict is fragile: RBF joint fits have several equally good minima (objectives equal to 1e-6) and "
     "re-optimisation from each ends at another distance, so activations that differ by 1e-7 (another BLAS thread "
-    "count) move real and control distances by up to 2x and can flip it (measured with one torch thread, as the guard)"
+    "count, another CPU's vector width) move real and control distances by up to 2x and can flip it (measured with one "
+    "torch thread, as the guard; on MiniLM's athlete_sport partly on one machine and contradicted on another, on SmolLM2's "
+    "partly and reproduces)"
+)
+
+
+MARGIN_FRAGILE = (
+    "this verdict is fragile on MiniLM: the real target sits within a few percent of the control band's edge, and the "
+    "joint fits and re-optimisations move by that much between CPUs (float rounding of another vector width), so it "
+    "reads one way on one machine and the other way on another"
 )
 
 
@@ -239,7 +248,7 @@ def _declare(
     paper_value: str,
     tolerance: str,
     measure: Measure,
-    expected: dict,
+    expected: dict[str, Expected],
     departure: str = OPTIMISER,
     features: str = FEATURES,
 ) -> None:
@@ -279,7 +288,7 @@ _declare(
     "about the same distance",
     _RULE_WITHIN,
     against_band("rbf", "permuted", inside=True),
-    {"minilm": "contradicted", "smollm2": "reproduces"},
+    {"minilm": ("partly", "contradicted"), "smollm2": ("reproduces", "partly")},
     OPTIMISER + "; " + RBF_FRAGILE,
 )
 _declare(
@@ -322,9 +331,20 @@ THESIS_RULE = (
 
 
 def _thesis_rule_twin(
-    base: str, extra: str, where: str, paper_value: str, tolerance: str, measure: Measure, expected: str, features: str = FEATURES
+    base: str,
+    extra: str,
+    where: str,
+    paper_value: str,
+    tolerance: str,
+    measure: Measure,
+    expected: Expected,
+    features: str = FEATURES,
+    on_minilm: Expected | None = None,
+    fragile: str = "",
 ) -> None:
-    """Declare ``base``'s twin measured on the configuration the thesis's own rule picks."""
+    """Declare ``base``'s twin measured on the configuration the thesis's own rule picks (``on_minilm``:
+    MiniLM's declaration where it differs, with ``fragile`` saying why)."""
+    fragile = fragile or (RBF_FRAGILE if "rbf" in base else "")
     _declare(
         base + "_thesis_rule",
         f"As {base}, with the configuration chosen by the thesis's own rule{extra}",
@@ -332,13 +352,13 @@ def _thesis_rule_twin(
         paper_value,
         tolerance,
         measure,
-        {"minilm": expected, "smollm2": expected},
-        THESIS_RULE + "; " + OPTIMISER + ("; " + RBF_FRAGILE if "rbf" in base else ""),
+        {"minilm": expected if on_minilm is None else on_minilm, "smollm2": expected},
+        THESIS_RULE + "; " + OPTIMISER + ("; " + fragile if fragile else ""),
         features=features,
     )
 
 
-for base, extra, where, paper_value, tolerance, measure, expected in (
+_TWINS: tuple[tuple[str, str, str, str, str, Measure, Expected], ...] = (
     (
         "thesis.energy_real_beats_permuted_cosine",
         "; the energy function it picks per layer is the best kernel there",
@@ -366,21 +386,22 @@ for base, extra, where, paper_value, tolerance, measure, expected in (
         narrow_minima("reoptimised"),
         "partly",
     ),
-):
+)
+for base, extra, where, paper_value, tolerance, measure, expected in _TWINS:
     _thesis_rule_twin(base, extra, where, paper_value, tolerance, measure, expected)
 
 # The same claims on the thesis's token-level set (Figures 5, 6 and 9), de-duplicated first (§3.7).
 _NARROW = f"the real target's mean distance at sigma 0.1 at least {NARROW_RATIO}x that at 0.01 for every layer and similarity"
 _BOTH = ("minilm", "smollm2")
-for base, where, paper_value, tolerance, measure, verdicts, departure in (
+_TEXT_ROWS: tuple[tuple[str, str, str, str, Measure, tuple[Expected, Expected], str], ...] = (
     (
         "thesis.energy_real_beats_permuted_cosine",
         "§4.3, Figure 9",
         "distance clearly higher for permuted features",
         _RULE_BELOW,
         against_band("cosine", "permuted", inside=False, features=TEXT_FEATURES),
-        ("partly", "reproduces"),
-        OPTIMISER,
+        (("partly", "reproduces"), "reproduces"),
+        OPTIMISER + "; " + MARGIN_FRAGILE,
     ),
     (
         "thesis.energy_rbf_no_separation",
@@ -388,7 +409,7 @@ for base, where, paper_value, tolerance, measure, verdicts, departure in (
         "roughly the same behaviour",
         _RULE_WITHIN,
         against_band("rbf", "permuted", inside=True, features=TEXT_FEATURES),
-        ("reproduces", "reproduces"),
+        ("reproduces", ("reproduces", "partly")),
         OPTIMISER + "; " + RBF_FRAGILE,
     ),
     (
@@ -397,8 +418,8 @@ for base, where, paper_value, tolerance, measure, verdicts, departure in (
         "not run in the thesis",
         "reproduces when the real target is below the shuffled-label band at every layer (some: partly, none: contradicted)",
         against_band("cosine", "shuffled_labels", inside=False, features=TEXT_FEATURES),
-        ("partly", "reproduces"),
-        OPTIMISER,
+        (("partly", "reproduces"), "reproduces"),
+        OPTIMISER + "; " + MARGIN_FRAGILE,
     ),
     (
         "thesis.energy_minima_narrow",
@@ -409,7 +430,8 @@ for base, where, paper_value, tolerance, measure, verdicts, departure in (
         ("contradicted", "contradicted"),
         OPTIMISER + ": from every sigma up to 0.3 it returns to the same minimum",
     ),
-):
+)
+for base, where, paper_value, tolerance, measure, verdicts, departure in _TEXT_ROWS:
     _declare(
         base + "_text",
         f"As {base}, on the token-level text features",
@@ -440,6 +462,9 @@ _thesis_rule_twin(
     narrow_minima("reoptimised", features=TEXT_FEATURES),
     "contradicted",
     TEXT_FEATURES,
+    on_minilm=("contradicted", "partly"),
+    fragile="this verdict is fragile on MiniLM: the RBF configuration the thesis's rule picks at layer 3 rises x1.3 on one "
+    "machine and x1.7 on another (float rounding of another vector width), across the x1.5 line",
 )
 _declare(
     "thesis.energy_knowledge_nearer_minimum",

@@ -32,6 +32,11 @@ PAPERS: dict[Paper, str] = {
     "lib": "Bushnaq et al. 2024, the Local Interaction Basis (paper 004)",
 }
 VERDICTS: tuple[Verdict, ...] = ("reproduces", "partly", "contradicted", "not run here")
+Expected = Verdict | tuple[Verdict, ...]
+"""A finding's declared verdict on a model: one verdict, or the verdicts a fragile measurement
+lands on from machine to machine (its departure says why)."""
+EXPECTED_OR = " or "
+"""How a fragile finding's verdicts are joined in its row (``partly or contradicted``)."""
 NO_MODEL = "none"
 """The ``model`` of a finding measured on synthetic data or a toy the finding builds itself."""
 FINDING_MODULES: tuple[str, ...] = (
@@ -65,7 +70,8 @@ class Finding:
     """One claim and how the lab checks it.
 
     ``models``: the model ids it is measured on (``(NO_MODEL,)`` for synthetic data and toys);
-    ``expected``: the verdict on each default model, which tests guard; ``view``: the page (and
+    ``expected``: the verdict on each default model, which tests guard (a tuple where the verdict
+    is fragile: it moves with float rounding between CPUs, and the departure says why); ``view``: the page (and
     query, ``{model}`` filled in) that shows the measurement.
     """
 
@@ -78,7 +84,7 @@ class Finding:
     tolerance: str
     measure: Measure
     models: tuple[str, ...]
-    expected: dict[str, Verdict]
+    expected: dict[str, Expected]
     view: str = ""
     minutes: float = 1.0
     """About how long one measurement takes on a 2-core CPU, for progress."""
@@ -96,8 +102,23 @@ def declare(finding: Finding) -> Finding:
     unknown = set(finding.expected) - set(finding.models)
     if unknown:
         raise ValueError(f"finding {finding.key!r} expects verdicts on models it is not measured on: {sorted(unknown)}")
+    for verdicts in finding.expected.values():
+        if not set(expected_verdicts(verdicts)) <= set(VERDICTS):
+            raise ValueError(f"finding {finding.key!r} expects an unknown verdict: {verdicts!r}")
     _REGISTRY[finding.key] = finding
     return finding
+
+
+def expected_verdicts(expected: Expected | str) -> tuple[str, ...]:
+    """The verdicts a declaration (or a row's ``expected`` text) allows; () where none is declared."""
+    if isinstance(expected, tuple):
+        return expected
+    return tuple(expected.split(EXPECTED_OR)) if expected else ()
+
+
+def expected_text(expected: Expected | None) -> str:
+    """A declaration as its row shows it: ``partly``, ``partly or contradicted``, or '' (none)."""
+    return EXPECTED_OR.join(expected_verdicts(expected)) if expected else ""
 
 
 def declare_on_toys(paper: Paper, view: str, **fields: Any) -> Finding:

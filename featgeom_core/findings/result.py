@@ -6,6 +6,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from featgeom_core.findings.declare import expected_verdicts
+
 
 @dataclass(frozen=True)
 class FindingResult:
@@ -32,8 +34,8 @@ class FindingResult:
 
     @property
     def as_expected(self) -> bool:
-        """Whether the verdict is the one declared for this model (True where none is declared)."""
-        return not self.expected or self.verdict == self.expected
+        """Whether the verdict is one declared for this model (True where none is declared)."""
+        return not self.expected or self.verdict in expected_verdicts(self.expected)
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,9 @@ class Ledger:
         ]
         for f in self.select(paper):
             ours = f.ours + (f" ({f.spread})" if f.spread else "")
-            verdict = f"**{f.verdict}**" + (f": {f.note}" if f.note else "") + (f" Departure: {f.departure}" if f.departure else "")
+            fragile = f" (fragile: {f.expected}, by machine)" if len(expected_verdicts(f.expected)) > 1 else ""
+            departure = f" Departure: {f.departure}" if f.departure else ""
+            verdict = f"**{f.verdict}**{fragile}" + (f": {f.note}" if f.note else "") + departure
             cells = (f"`{f.key}`", _cell(f.claim), _cell(f.where), _cell(f.paper_value), f.model, _cell(ours), _cell(verdict))
             rows.append("| " + " | ".join(cells) + " |")
         return "\n".join(rows) + "\n"

@@ -9,7 +9,7 @@ from typing import Any
 
 from featgeom_core import codec
 from featgeom_core.config import torch_threads
-from featgeom_core.findings.declare import NO_MODEL, Finding, all_findings
+from featgeom_core.findings.declare import NO_MODEL, Finding, all_findings, expected_text
 from featgeom_core.findings.params import LedgerParams
 from featgeom_core.findings.result import FindingResult, Ledger
 from featgeom_core.jobs.protocol import JobOutput
@@ -46,7 +46,7 @@ def _declared(finding: Finding, model: str) -> dict[str, Any]:
         "settings": finding.settings,
         "tolerance": finding.tolerance,
         "model": model,
-        "expected": finding.expected.get(model, ""),
+        "expected": expected_text(finding.expected.get(model)),
         "view": finding.view.format(model=model),
         "departure": finding.departure,
     }
@@ -80,7 +80,7 @@ def finding_key(finding: Finding, model: str) -> str:
     declared = {
         "settings": finding.settings,
         "tolerance": finding.tolerance,
-        "expected": finding.expected.get(model, ""),
+        "expected": expected_text(finding.expected.get(model)),
         "departure": finding.departure,
     }
     return result_key("finding", {"key": finding.key, "model": model, **declared}, {})
