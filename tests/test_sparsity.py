@@ -195,3 +195,27 @@ def test_the_sparsity_by_layer_estimate_matches_the_two_measured_runs() -> None:
     assert minilm == pytest.approx(271, rel=0.05) and smollm2 == pytest.approx(745, rel=0.1)
     assert estimated_seconds(ModelSparsityParams(model="minilm", tokens=4096, embeddings=False, layers=[1]), 384, 6) < 15
     assert say_duration(40) == "about 40 s" and say_duration(745) == "about 12 min" and say_duration(7200) == "about 2.0 h"
+
+
+def test_a_models_calibration_is_stored_once_and_shared_by_another_layer_choice(store) -> None:
+    """The synthetic calibration depends on the width, tokens, coding and seed, not on the model or
+    its layers: the first job stores it as the validation grid's result, the next reuses it."""
+    from featgeom_core.progress import silent
+    from featgeom_core.sparsity.jobs import SPARSITY_MODEL, SPARSITY_SYNTHETIC
+    from featgeom_core.sparsity.run import calibration_grid, run_model
+
+    first = SPARSITY_MODEL.parse(SPARSITY_MODEL.example)
+    output = run_model(first, silent, store)
+    (entry,) = output.extra
+    store.put(*entry)
+    (d,) = {s.code.dictionary.shape[0] for s in output.result.sets}
+    grid = calibration_grid(d, first)
+    stored = SPARSITY_SYNTHETIC.cached(grid, store)
+    assert stored is not None and stored.rows == output.result.calibration
+    assert [row["dataset"] for row in stored.rows] == ["sparse_linear"] * len(first.calibration_a) + ["gaussian"]
+    assert [row["a"] for row in stored.rows[:-1]] == first.calibration_a and {row["d"] for row in stored.rows} == {d}
+
+    other_layer = SPARSITY_MODEL.parse({**SPARSITY_MODEL.example, "layers": [1]})
+    again = run_model(other_layer, silent, store)
+    assert again.extra == () and again.result.calibration == output.result.calibration
+    assert all(s.calibrated_a is None or s.calibrated_a > 0 for s in again.result.sets)

@@ -32,7 +32,6 @@ from featgeom_core.sparsity.result import (
 )
 from featgeom_core.sparsity.synthetic import (
     calibrated_a,
-    calibration_curve,
     measure_synthetic,
 )
 
@@ -48,7 +47,6 @@ __all__ = [
     "SyntheticGridParams",
     "SyntheticParams",
     "calibrated_a",
-    "calibration_curve",
     "control_data",
     "encode",
     "greedy_codes",

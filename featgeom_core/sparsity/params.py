@@ -120,7 +120,7 @@ class SyntheticGridParams(Params):
         list(DEFAULT_A_VALUES), min_length=0, max_length=16, description="a values of the sparse-linear sets (features active on average)"
     )
     controls: list[ControlKind] = Field(list(CONTROLS), max_length=3, description="controls to code beside them")
-    d: int = Field(256, ge=2, le=2048, description="embedding dimension d (the paper: 256; ablations 64 and 512)")
+    d: int = Field(256, ge=2, le=4096, description="embedding dimension d (the paper: 256; ablations 64 and 512)")
     n: int = Field(16384, ge=64, le=200_000, description="activations per data set")
     sigma: float = Field(0.1, ge=0, le=10.0, description="noise level (variance a sigma^2 / d; ablations 0.05 and 0.2)")
     feature_multiple: float = Field(4.0, gt=0, le=64.0, description="true features as a multiple of d (the paper: 4d; ablation 8d)")
@@ -167,7 +167,9 @@ class ModelSparsityParams(Params):
     coding: SparseCodingParams = Field(default_factory=SparseCodingParams, description="how every set is coded")
     p: float = Field(1.0, gt=0, le=10.0, description="p of the average coefficient norm S_p")
     calibrate: bool = Field(
-        True, description="also code sparse-linear data at the same d (and the Gaussian control) to read each layer's a"
+        True,
+        description="also code sparse-linear data at the same d (and the Gaussian control) to read each layer's a; stored once per "
+        "width, tokens, coding and seed, and reused by later jobs",
     )
     calibration_a: list[Annotated[float, Field(gt=0)]] = Field(
         [1.0, 2.0, 5.0, 10.0, 20.0], max_length=12, description="a values of the calibration curve"

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from featgeom_core.progress import Progress, silent
+from featgeom_core.progress import Progress
 from featgeom_core.sparsity.coding import sparse_code
 from featgeom_core.sparsity.data import control_data, sparse_linear_data, unit_mean_norm
 from featgeom_core.sparsity.metrics import sparsity_metrics
@@ -59,31 +59,6 @@ def measure_synthetic(
         "histogram": metrics["histogram"].tolist(),
         "histogram_edges": metrics["histogram_edges"].tolist(),
     }
-
-
-def calibration_curve(
-    d: int,
-    n: int,
-    coding: SparseCodingParams,
-    a_values: Sequence[float],
-    sigma: float = 0.1,
-    seed: int = 0,
-    progress: Progress | None = None,
-) -> list[dict[str, Any]]:
-    """Sparse-linear rows at dimension d for every a, plus the Gaussian control: the scale against
-    which a real layer's metric is read."""
-    report = progress or silent
-    datasets = [SyntheticParams(dataset="sparse_linear", d=d, n=n, a=a, sigma=sigma, seed=seed) for a in a_values]
-    datasets.append(SyntheticParams(dataset="gaussian", d=d, n=n, seed=seed))
-    rows = []
-    for k, data in enumerate(datasets):
-        label = f"a = {data.a:g}" if data.dataset == "sparse_linear" else data.dataset
-        rows.append(
-            measure_synthetic(
-                data, coding, progress=lambda f, m, k=k, label=label: report((k + f) / len(datasets), f"calibration, {label}: {m}")
-            )
-        )
-    return rows
 
 
 def calibrated_a(curve: Sequence[dict[str, Any]], value: float, metric: str = "normalized_loss") -> float | None:
