@@ -13,11 +13,13 @@ from featgeom_core.errors import FeatgeomError
 from featgeom_core.sparsity.estimate import estimated_seconds, say_duration
 from featgeom_core.sparsity.jobs import SPARSITY_MODEL
 from featgeom_core.sparsity.params import ModelSparsityParams, SparseCodingParams
+from featgeom_core.sparsity.run import calibration_stored
 from ui import params as widgets
 from ui.errors import render_safely
 from ui.jobs import adopt_job_from_url, show_when_done
 from ui.links import link
 from ui.report import chart
+from ui.resources import cached_store
 from ui.sparsity_plots import metric_by_layer
 from ui.state import adopt_url, one_of, require_selection, set_query
 
@@ -158,12 +160,15 @@ def _say_how_long(params: dict, model) -> None:
     try:
         checked = ModelSparsityParams.model_validate(params)
         width = model.d_model if checked.hook == "resid_post" else model.d_mlp
-        seconds = estimated_seconds(checked, width, model.n_layers)
+        widths = {width} | ({model.d_model} if checked.embeddings else set())
+        stored = checked.calibrate and calibration_stored(checked, widths, cached_store())
+        seconds = estimated_seconds(checked, width, model.n_layers, calibration_stored=stored)
     except (ValueError, FeatgeomError):
         return
     st.caption(
         f"These settings take {say_duration(seconds)} on a 2-core CPU (measured there: MiniLM's defaults 271 s, SmolLM2's "
         "745 s); a GPU, fewer tokens or layers, or no calibration take less."
+        + (" The calibration at this width is stored from an earlier job: it is read, not run." if stored else "")
     )
 
 

@@ -58,3 +58,27 @@ def test_layer_sweep_runs_from_its_page_and_the_explorer_reads_it(local_backend:
     explorer.text_input(key="dx_token").set_value(token).run()
     assert not explorer.exception, [e.value for e in explorer.exception]
     assert len(explorer.get("plotly_chart")) == 2  # the atom's histogram and the token's decomposition
+
+
+def test_the_layer_page_says_when_its_calibration_is_stored_and_counts_it_out() -> None:
+    """Before the click the page says how long; a calibration an earlier job stored is read, not run."""
+    from featgeom_core.models import shared_model
+    from featgeom_core.sparsity.jobs import SPARSITY_SYNTHETIC
+    from featgeom_core.sparsity.params import ModelSparsityParams
+    from featgeom_core.sparsity.run import calibration_grid
+    from featgeom_core.store import Store
+
+    def how_long(at: AppTest) -> str:
+        (caption,) = [c.value for c in at.caption if "on a 2-core CPU" in c.value]
+        return caption
+
+    at = page("pages/sparsity_layers.py", layers="0,1")
+    at.number_input(key="sl_tokens").set_value(512).run()
+    at.number_input(key="sl_multiple").set_value(2.0).run()
+    before = how_long(at)
+    assert "is stored" not in before
+    params = ModelSparsityParams(model="tiny-native", layers=[0, 1], tokens=512, coding={"dictionary_multiple": 2.0})
+    grid = calibration_grid(shared_model("tiny-native").d_model, params)
+    Store().put(*SPARSITY_SYNTHETIC.entry(grid, SPARSITY_SYNTHETIC.run(grid, lambda *_: None).result))
+    after = how_long(at.run())
+    assert "The calibration at this width is stored from an earlier job" in after

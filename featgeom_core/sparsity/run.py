@@ -46,6 +46,13 @@ def calibration_grid(d: int, params: ModelSparsityParams) -> SyntheticGridParams
     )
 
 
+def calibration_stored(params: ModelSparsityParams, widths: set[int], store: Store) -> bool:
+    """Whether an earlier job stored the calibration at every one of ``widths`` (then it is read, not run)."""
+    from featgeom_core.sparsity.jobs import SPARSITY_SYNTHETIC
+
+    return all(SPARSITY_SYNTHETIC.cached(calibration_grid(width, params), store) is not None for width in widths)
+
+
 def _calibration(d: int, params: ModelSparsityParams, store: Store, report: Progress) -> tuple[list[dict], StoreEntry | None]:
     """The calibration rows at width ``d`` (stored, or computed now with the entry that stores them)."""
     from featgeom_core.sparsity.jobs import SPARSITY_SYNTHETIC
