@@ -108,3 +108,26 @@ def test_a_randomised_control_is_the_architecture_with_fresh_seeded_weights(tmp_
     assert (first / "tokenizer.json").read_text() == (again / "tokenizer.json").read_text()
     models = {m.model_id: m for m in list_models()}
     assert models["minilm-random"].available_offline and "seed 0" in models["minilm-random"].description
+
+
+def test_the_plain_module_shares_the_bridges_weights_and_computes_the_same(minilm) -> None:
+    """The plain Hugging Face module (fast extraction, Hessian, LIB) holds the bridge's own weight
+    tensors, not a second copy; BERT's pooler, which the bridge lacks, keeps its own."""
+    import torch
+
+    from featgeom_core.models.registry import BRIDGE_WRAPPER, share_weights
+
+    bridge = {name.replace(BRIDGE_WRAPPER, ""): p for name, p in minilm.bridge.named_parameters()}
+    plain = dict(minilm.plain_model.named_parameters())
+
+    def storage(tensor: torch.Tensor | None) -> int | None:
+        return None if tensor is None else tensor.untyped_storage().data_ptr()
+
+    own = [name for name, p in plain.items() if storage(p) != storage(bridge.get(f"bert.{name}"))]
+    assert own == ["pooler.dense.weight", "pooler.dense.bias"], own
+    assert share_weights(minilm.plain_model, minilm.bridge) == len(plain) - 2  # idempotent
+    ids = minilm.tokenizer(["the museum shows a painting"], return_tensors="pt")
+    with torch.no_grad():
+        hidden = minilm.plain_model(**ids).last_hidden_state
+        _, cache = minilm.bridge.run_with_cache(ids["input_ids"])
+    assert torch.allclose(hidden, cache[f"blocks.{minilm.n_layers - 1}.hook_resid_post"], atol=1e-4)

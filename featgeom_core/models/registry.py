@@ -184,6 +184,7 @@ def _load_transformers_dir(source: Path | str, name: str, device: torch.device, 
     except OSError as exc:
         raise ModelUnavailable(f"could not load {name!r}: {exc}") from exc
     bridge.eval()
+    share_weights(plain, bridge)
     cfg = bridge.cfg
     return LoadedModel(
         name=name,
@@ -197,6 +198,28 @@ def _load_transformers_dir(source: Path | str, name: str, device: torch.device, 
         plain_model=plain,
         source=str(source),
     )
+
+
+BRIDGE_WRAPPER = "._original_component"
+"""How TransformerLens's bridge names the Hugging Face module it wraps."""
+
+
+def share_weights(plain: torch.nn.Module, bridge: torch.nn.Module) -> int:
+    """Point each parameter of the plain Hugging Face base model (the fast extraction's, the Hessian's
+    and LIB's) at the bridge's own tensor where the two are equal, so those weights are in memory
+    once (SmolLM2: 0.5 GB less once both have run). A parameter the bridge lacks (BERT's pooler) or
+    holds otherwise (processed weights) keeps its own copy: the same numbers either way. Returns the
+    number of parameters shared."""
+    prefix = getattr(plain, "base_model_prefix", "")
+    wrapped = {name.replace(BRIDGE_WRAPPER, ""): tensor for name, tensor in bridge.named_parameters()}
+    shared = {}
+    with torch.no_grad():
+        for name, own in plain.named_parameters():
+            theirs = wrapped.get(f"{prefix}.{name}" if prefix else name)
+            if theirs is not None and theirs.shape == own.shape and theirs.dtype == own.dtype and torch.equal(theirs, own):
+                shared[name] = theirs.detach()
+    plain.load_state_dict(shared, strict=False, assign=True)
+    return len(shared)
 
 
 def _load_smollm2(device: torch.device) -> LoadedModel:
