@@ -47,10 +47,11 @@ def calibration_grid(d: int, params: ModelSparsityParams) -> SyntheticGridParams
 
 
 def calibration_stored(params: ModelSparsityParams, widths: set[int], store: Store) -> bool:
-    """Whether an earlier job stored the calibration at every one of ``widths`` (then it is read, not run)."""
+    """Whether an earlier job stored the calibration at every one of ``widths`` (then it is read, not
+    run). A look for the entries, not a read: the page asks on every rerun."""
     from featgeom_core.sparsity.jobs import SPARSITY_SYNTHETIC
 
-    return all(SPARSITY_SYNTHETIC.cached(calibration_grid(width, params), store) is not None for width in widths)
+    return all(store.contains(SPARSITY_SYNTHETIC.result_key(calibration_grid(width, params).normalised(), {})) for width in widths)
 
 
 def _calibration(d: int, params: ModelSparsityParams, store: Store, report: Progress) -> tuple[list[dict], StoreEntry | None]:
