@@ -31,11 +31,13 @@ def view_url(view: str) -> str:
 
 
 def table(findings: list[FindingResult]) -> pd.DataFrame:
-    """One row per finding: claim, where, the paper's value, the model, ours, verdict, its view."""
+    """One row per finding: verdict (and, where fragile, the verdicts it lands on by machine), claim,
+    where, the paper's value, the model, ours, its view."""
     return pd.DataFrame(
         [
             {
                 "verdict": f.verdict,
+                "fragile": f.expected if f.fragile else "",
                 "claim": f.claim,
                 "where": f.where,
                 "paper": f.paper_value,

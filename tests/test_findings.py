@@ -130,6 +130,23 @@ def test_findings_page_offers_the_run_then_shows_the_ledger(monkeypatch: pytest.
     assert len(at.dataframe) == 0
 
 
+def test_findings_page_shows_which_verdicts_a_fragile_finding_lands_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    from conftest import open_page
+    from featgeom_core.findings import run as ledger_run
+    from featgeom_core.findings.jobs import LEDGER
+    from featgeom_core.jobs import manager
+
+    (cifar,) = [f for f in all_findings() if f.key == "lib.cifar10"]
+    fragile = replace(cifar, expected={NO_MODEL: ("not run here", "partly")}, departure="fragile: a stand-in")
+    monkeypatch.setattr(ledger_run, "all_findings", lambda: [fragile])
+    record = manager.run_here(LEDGER.name, LedgerParams(models=["minilm"]).normalised())  # its own job
+    assert record.status == "done", record.error
+    at = open_page("pages/findings.py", model="tiny-native", findings_on="minilm")
+    assert not at.error
+    (shown,) = [frame.value for frame in at.dataframe]
+    assert list(shown["fragile"]) == ["not run here or partly"], shown
+
+
 def test_a_stored_ledger_older_than_the_declarations_is_stale(store) -> None:
     from featgeom_core.findings.run import stale
 

@@ -33,6 +33,11 @@ class FindingResult:
     departure: str = ""
 
     @property
+    def fragile(self) -> bool:
+        """Whether the declaration allows several verdicts (one that float rounding moves between machines)."""
+        return len(expected_verdicts(self.expected)) > 1
+
+    @property
     def as_expected(self) -> bool:
         """Whether the verdict is one declared for this model (True where none is declared)."""
         return not self.expected or self.verdict in expected_verdicts(self.expected)
@@ -68,7 +73,7 @@ class Ledger:
         ]
         for f in self.select(paper):
             ours = f.ours + (f" ({f.spread})" if f.spread else "")
-            fragile = f" (fragile: {f.expected}, by machine)" if len(expected_verdicts(f.expected)) > 1 else ""
+            fragile = f" (fragile: {f.expected}, by machine)" if f.fragile else ""
             departure = f" Departure: {f.departure}" if f.departure else ""
             verdict = f"**{f.verdict}**{fragile}" + (f": {f.note}" if f.note else "") + departure
             cells = (f"`{f.key}`", _cell(f.claim), _cell(f.where), _cell(f.paper_value), f.model, _cell(ours), _cell(verdict))
