@@ -109,7 +109,11 @@ def show_controls(target: EnergyTarget, fit: EnergyFitResult, lambda_x: float, s
     chart(right, control_points(distances, f"after re-optimisation (σ = {sigma:g}): distance to target"), key="energy_control_distances")
     (summary,) = control_summary(rows)
     st.dataframe(summary_table([summary]).drop(columns=["layer", "similarity"]), hide_index=True)
-    st.caption(f"Sweep job {job_id} · {len(rows)} targets × {CONTROL_DRAWS} noise draws. {HOW_TO_READ}")
+    real_draws = ENERGY_SWEEP.params_of(job_id).real_draws
+    st.caption(
+        f"Sweep job {job_id} · {len(rows)} targets: each control seed × {CONTROL_DRAWS} noise draws, the real target × {real_draws} "
+        f"started in turn from its fit's equally good minima. {HOW_TO_READ}"
+    )
 
 
 def show_fit(job_id: str, fit: EnergyFitResult, params: dict, target: EnergyTarget | None = None) -> None:

@@ -56,6 +56,7 @@ GRID_FIELDS = {  # widget key -> URL parser
     "pert_sigmas": list_of(float),
     "pert_restarts": int,
     "pert_repeats": int,
+    "pert_real_draws": int,
 }
 
 
@@ -73,9 +74,10 @@ def grid_params(n_min: int) -> dict:
     lambda_d = widgets.multiselect(EnergySweepParams, "lambda_d", "λ_d", "pert_ld", options=LAMBDA_MENU, container=c4)
     lambda_x = widgets.multiselect(EnergySweepParams, "lambda_x", "λ_x", "pert_lx", options=LAMBDA_MENU, container=c5)
     sigmas = widgets.multiselect(EnergySweepParams, "sigmas", "σ", "pert_sigmas", options=SIGMA_MENU, container=c6)
-    c7, c8 = st.columns(2)
+    c7, c8, c9 = st.columns(3)
     restarts = widgets.number_input(EnergySweepParams, "restarts", "restarts", "pert_restarts", container=c7)
-    repeats = widgets.number_input(EnergySweepParams, "repeats", "noise draws per σ", "pert_repeats", container=c8)
+    repeats = widgets.number_input(EnergySweepParams, "repeats", "noise draws per σ (each control seed)", "pert_repeats", container=c8)
+    real_draws = widgets.number_input(EnergySweepParams, "real_draws", "noise draws per σ (real target)", "pert_real_draws", container=c9)
     publish_fields(GRID_FIELDS)
     return {
         "kernels": kernels,
@@ -86,6 +88,7 @@ def grid_params(n_min: int) -> dict:
         "sigmas": sigmas,
         "restarts": int(restarts),
         "repeats": int(repeats),
+        "real_draws": int(real_draws),
     }
 
 

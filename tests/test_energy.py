@@ -220,3 +220,32 @@ def test_curves_of_best_use_the_real_targets_best_configuration_for_both_targets
     curves = curves_of_best(rows, "cosine")
     assert {(r["target"], r["sigma"]) for r in curves} == {(t, s) for t in ("real", "permuted") for s in (0.01, 0.1)}
     assert {r["dim"] for r in curves} == {4}  # the simplex target is fitted exactly only in 4 dims
+
+
+def test_a_fits_equally_good_minima_are_copies_of_one_configuration_and_start_the_draws_in_turn() -> None:
+    """A cosine fit of a regular pentagon in 2 dimensions: every restart ends at the pentagon,
+    rotated or reflected (the objective sees neither), so all are equally good minima with the
+    same PSM; the best comes first and re-optimisation draws cycle through them."""
+    from featgeom_core.energy.joint import EQUAL_OBJECTIVE, equal_minima
+
+    X = minimize_energy(5, 2, "riesz").X
+    fit = joint_optimize(X @ X.T, 2, "cosine", "riesz", lambda_d=100, restarts=6, weights="uniform")
+    assert len(fit.minima) == 6 and fit.minima.shape == (6, 5, 2)
+    np.testing.assert_array_equal(fit.minima[0], fit.features)
+    assert np.ptp(fit.objectives) <= EQUAL_OBJECTIVE * abs(fit.objective)
+    for features in fit.minima:
+        unit = features / np.linalg.norm(features, axis=1, keepdims=True)
+        np.testing.assert_allclose(unit @ unit.T, fit.psm, atol=1e-5)
+    assert not np.allclose(fit.minima[1], fit.minima[0], atol=1e-3)  # another copy, not the same point
+    np.testing.assert_array_equal(fit.from_minimum(7).features, fit.minima[1])
+    assert fit.from_minimum(6) is fit
+    np.testing.assert_array_equal(equal_minima(np.array([3.0, 1.0, 1.0 + 1e-9, 2.0])), [1, 2])
+
+
+def test_the_real_target_gets_its_own_number_of_draws_and_the_controls_keep_theirs() -> None:
+    X = minimize_energy(5, 4, "riesz").X
+    targets = {"real": {"rbf": psm(X, "rbf")}, "permuted": {"rbf": psm(permuted_control(X, 0), "rbf")}}
+    grid = SweepGrid(kernels=("exp",), similarities=("rbf",), dims=(2,), lambda_d=(100.0,), lambda_x=(10.0,), sigmas=(0.01,))
+    rows = run_sweep(targets, grid, restarts=4, repeats=2, real_draws=5).rows
+    draws = {row["target"]: len(row["distances"]) for row in rows}
+    assert draws == {"real": 5, "permuted": 2}

@@ -190,6 +190,7 @@ def test_energy_page_fits_the_selected_layer_as_a_job(local_backend: None) -> No
     assert not at.error, [e.value for e in at.error]
     _settle_controls(at)
     assert len(at.get("plotly_chart")) == 9  # target, abstract, reference, scatter, weights, trace, re-optimised, two control strips
+    assert any("each control seed × 5 noise draws, the real target × 12" in c.value for c in at.caption)
     at.selectbox(key="energy_kernel").set_value("log").run()
     at.number_input(key="energy_dim").set_value(2).run()
     _settle_energy_fit(at)
@@ -206,6 +207,7 @@ def test_energy_page_fits_the_selected_layer_as_a_job(local_backend: None) -> No
 
 def test_perturbation_page_sweeps_several_layers_in_one_job_and_plots_them(local_backend: None) -> None:
     from featgeom_core import jobs
+    from featgeom_core.energy.jobs import ENERGY_SWEEP
 
     at = app(HARNESS, page="pages/perturbation.py", model="tiny-native", layers="0,1", features="art_type")
     at.run()
@@ -214,10 +216,12 @@ def test_perturbation_page_sweeps_several_layers_in_one_job_and_plots_them(local
     at.multiselect(key="pert_kernels").set_value(["riesz"])
     at.multiselect(key="pert_dims").set_value([1, 2])
     at.multiselect(key="pert_ld").set_value([100.0])
+    at.number_input(key="pert_real_draws").set_value(5)
     at.button(key="pert_run").click().run()
     assert_clean(at)
     record = jobs.wait(at.session_state["pert_job"], timeout_s=300)
     assert record.status == "done", record.error
+    assert record.params["real_draws"] == 5 and record.params["repeats"] == 3
     at.run()
     assert_clean(at)
     # per similarity a curve plot and a by-layer plot, the error by layer, and per similarity the target beside the best (riesz) fit
@@ -233,6 +237,8 @@ def test_perturbation_page_sweeps_several_layers_in_one_job_and_plots_them(local
     assert len(best) == 2 * targets * 2 and set(best["layer"]) == {0, 1}  # layers x targets x sims (one kernel)
     assert len(whole) == 2 * targets * 2 * 2 * 1 * 1 * 4  # layers x targets x sims x dims x λ_d x λ_x x σ
     assert set(whole["replicate"]) == set(range(5))
+    draws = {(r["target"], len(r["distances"])) for r in ENERGY_SWEEP.load(record.job_id).rows}
+    assert draws == {("real", 5), ("permuted", 3), ("shuffled_labels", 3)}  # the widget's draws reach the real target only
 
 
 def test_the_sidebar_shows_only_on_pages_that_read_it_and_keeps_its_choices() -> None:

@@ -57,6 +57,9 @@ from featgeom_core.lbfgs import LbfgsResult, Objective, batched_lbfgs
 from featgeom_core.progress import Progress, silent
 
 DTYPE = torch.float64
+EQUAL_OBJECTIVE = 1e-6
+"""Restarts whose joint objective is within this (relative to the best's magnitude) of the best are
+equally good minima; the copies a rotation or reflection makes agree to about 1e-12."""
 HUBER_WIDTH = 1e-4  # smoothing of |r - n| relative to n; moves the optimum radius negligibly
 
 
@@ -258,7 +261,8 @@ def solve_joint(
     values = solved.f.reshape(len(jobs), restarts)
     results = []
     for c, (target_index, config) in enumerate(jobs):
-        best = c * restarts + int(torch.argmin(values[c]))
+        equal = c * restarts + equal_minima(values[c].cpu().numpy())
+        best = int(equal[0])
         S_best = S[best].cpu().numpy()
         results.append(
             JointResult(
@@ -272,9 +276,20 @@ def solve_joint(
                 objective=float(solved.f[best]),
                 objectives=values[c].cpu().numpy(),
                 trace=solved.trace[:, best].cpu().numpy(),
+                minima=X[equal, :, : config.dim].cpu().numpy(),
+                minima_weights=w[equal].cpu().numpy(),
             )
         )
     return results
+
+
+def equal_minima(objectives: np.ndarray) -> np.ndarray:
+    """Indices of the restarts whose objective (restarts,) is within :data:`EQUAL_OBJECTIVE` of the
+    lowest (relative to its magnitude, at least 1e-12 absolute), the lowest first, then by index."""
+    order = np.argsort(objectives, kind="stable")
+    best = objectives[order[0]]
+    within = objectives[order] - best <= EQUAL_OBJECTIVE * max(abs(best), 1e-6)
+    return order[within]
 
 
 def joint_optimize(

@@ -220,6 +220,13 @@ class EnergySweepParams(SweepGrid):
     )
     restarts: SweepRestarts = 8
     repeats: NoiseDraws = 3
+    real_draws: int = Field(
+        12,
+        ge=1,
+        le=64,
+        description="noise draws per sigma of the real target, started in turn from each of its joint fit's equally good minima "
+        "(a control has `repeats` per seed; 12 is about what its 5 seeds give)",
+    )
     seed: Seed = 0
     label: Label = ""
     probe_warning: str = Field(

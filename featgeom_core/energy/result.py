@@ -3,7 +3,7 @@ one mechanism, :mod:`featgeom_core.codec`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -18,7 +18,10 @@ class JointResult:
     ``features`` (N, dim); ``weights`` (N,) normalised importance weights; ``psm`` (N, N) of the
     features; ``error`` = ||psm - target||_F / N^2 (error per feature pair); ``energy`` E(X, w);
     ``objective`` the joint objective; ``objectives`` (restarts,); ``trace`` (iterations,) of the
-    best restart's objective.
+    best restart's objective; ``minima`` (M, N, dim) and ``minima_weights`` (M, N): the features and
+    weights of the M restarts that reach the best objective (within ``EQUAL_OBJECTIVE``, relative),
+    the best first. Similarities and energies are unchanged by rotations and reflections, so a fit
+    has many equally good minima, and a re-optimisation from each ends at its own distance.
     """
 
     config: JointConfig
@@ -31,6 +34,16 @@ class JointResult:
     objective: float
     objectives: np.ndarray
     trace: np.ndarray
+    minima: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))
+    minima_weights: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+
+    def from_minimum(self, index: int) -> JointResult:
+        """This fit with its ``index``-th equally good minimum (cycling through them) as its features
+        and weights: a re-optimisation then starts there. Index 0, or a fit without minima, is itself."""
+        if len(self.minima) == 0 or index % len(self.minima) == 0:
+            return self
+        k = index % len(self.minima)
+        return replace(self, features=self.minima[k], weights=self.minima_weights[k])
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,9 @@ def run_sweep_job(params: EnergySweepParams, report: Progress) -> JobOutput[Ener
         SweepTarget(t.name, {kind: np.asarray(m) for kind, m in t.psms.items() if kind in grid.similarities}, t.layer, t.replicate)
         for t in params.targets
     ]
-    sweep = run_sweep(targets, grid, restarts=params.restarts, repeats=params.repeats, seed=params.seed, progress=report)
+    sweep = run_sweep(
+        targets, grid, restarts=params.restarts, repeats=params.repeats, seed=params.seed, progress=report, real_draws=params.real_draws
+    )
     best = [{**row, "best_index": k} for k, row in enumerate(best_configurations(sweep.rows))]
     fits = [BestFit(fit.psm, fit.features, fit.weights, fit.target) for fit in (sweep.joints[row["fit"]] for row in best)]
     names = {str(t.layer): list(t.features) for t in params.targets if t.features}

@@ -46,6 +46,7 @@ def run_sweep(
     seed: int = 0,
     progress: Progress | None = None,
     solver: SolverSettings = SWEEP_SOLVER,
+    real_draws: int | None = None,
 ) -> SweepRun:
     """The grid for every target (e.g. the real PSM and its permuted control at several layers).
 
@@ -53,6 +54,11 @@ def run_sweep(
     joint_error, joint_objective, distances (one per noise draw), distance (their mean),
     distance_std and fit (index into ``joints``). Targets with the same N are solved together (one joint and one
     re-optimisation problem per N). ``solver`` defaults to ``SWEEP_SOLVER``'s looser tolerances.
+
+    Each target's noise draws start in turn from its joint fit's equally good minima
+    (``JointResult.minima``), so its distance is not the luck of which copy the best restart found.
+    The real target has ``real_draws`` draws (default ``repeats``) where each control seed has
+    ``repeats``: one configuration against a control's several seeds.
     """
     report = progress or silent
     by_size: dict[int, list[SweepTarget]] = {}
@@ -73,15 +79,14 @@ def run_sweep(
         share(0.05, f"joint optimisation of {len(jobs)} configurations x {restarts} restarts (N = {n})")
         fits = solve_joint(matrices, jobs, restarts=restarts, seed=seed, solver=solver, progress=sub_progress(share, 0.05, 0.6))
         settings = grid.reopt_settings()
-        reopt_jobs = [(joint, setting) for joint in fits for setting in settings for _ in range(repeats)]
+        draws = [draws_of(target, repeats, real_draws) for target in owners]
+        reopt_jobs = [(joint.from_minimum(d), setting) for joint, count in zip(fits, draws) for setting in settings for d in range(count)]
         share(0.6, f"re-optimisation of {len(reopt_jobs)} perturbed configurations (N = {n})")
-        reopts = solve_reopt(reopt_jobs, seed=seed + 1, solver=solver, progress=sub_progress(share, 0.6, 1.0))
-        per_joint = len(settings) * repeats
-        for j, (joint, target) in enumerate(zip(fits, owners)):
-            block = reopts[j * per_joint : (j + 1) * per_joint]
-            for k, setting in enumerate(settings):
+        reopts = iter(solve_reopt(reopt_jobs, seed=seed + 1, solver=solver, progress=sub_progress(share, 0.6, 1.0)))
+        for joint, target, count in zip(fits, owners, draws):
+            for setting in settings:
                 lx, sigma = setting.lambda_x, setting.perturbation_scale
-                distances = np.asarray([r.distance for r in block[k * repeats : (k + 1) * repeats]])
+                distances = np.asarray([next(reopts).distance for _ in range(count)])
                 c = joint.config
                 rows.append(
                     {
@@ -105,6 +110,11 @@ def run_sweep(
             joints.append(joint)
     report(1.0, "done")
     return SweepRun(rows=rows, joints=joints)
+
+
+def draws_of(target: SweepTarget, repeats: int, real_draws: int | None) -> int:
+    """How many noise draws ``target`` gets per re-optimisation setting (see :func:`run_sweep`)."""
+    return real_draws if target.name == "real" and real_draws is not None else repeats
 
 
 def best_configurations(rows: Sequence[dict]) -> list[dict]:

@@ -20,8 +20,9 @@ MEASURE_THREADS = 1
 """torch's intra-op threads while a finding is measured, on every machine: README's numbers and the
 slow tier's guard (one thread per test worker) must be the same computation. The thread count
 moves activations by about 1e-7, and some verdicts follow: on MiniLM the RBF energy rows
-(``thesis.energy_rbf_no_separation``) are partly with two threads and contradicted with one, as a
-joint fit lands in another of its equally good minima and re-optimisation from there ends elsewhere."""
+(``thesis.energy_rbf_no_separation``) were partly with two threads and contradicted with one, as a
+joint fit landed in another of its equally good minima and re-optimisation from there ended elsewhere
+(the real target's draws now start from all of its minima; a control seed's still from its best)."""
 
 
 def planned(params: LedgerParams) -> list[tuple[Finding, str]]:
