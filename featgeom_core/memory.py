@@ -13,6 +13,9 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
 
 
 @lru_cache(maxsize=1)
@@ -55,3 +58,12 @@ def heap_for_large_tensors(threshold_bytes: int = 32 * 2**20) -> Iterator[None]:
     finally:
         libc.mallopt(M_MMAP_THRESHOLD, GLIBC_MMAP_THRESHOLD)
         release_memory()
+
+
+def spill(array: np.ndarray, folder: Path, name: str) -> np.ndarray:
+    """``array`` written to ``folder/name.npy`` and read back as a read-only memory map: the same
+    values, held by the file system until read, so a phase that does not touch it (training, while
+    held-out activations wait to be coded) does not carry it in resident memory."""
+    path = folder / f"{name}.npy"
+    np.save(path, array, allow_pickle=False)
+    return np.load(path, mmap_mode="r", allow_pickle=False)

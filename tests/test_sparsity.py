@@ -4,6 +4,8 @@ dictionaries, the paper's synthetic validation, scale invariance, KKT conditions
 from __future__ import annotations
 
 import dataclasses
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -225,3 +227,37 @@ def test_a_models_calibration_is_stored_once_and_shared_by_another_layer_choice(
     again = run_model(other_layer, silent, store)
     assert again.extra == () and again.result.calibration == output.result.calibration
     assert all(s.calibrated_a is None or s.calibrated_a > 0 for s in again.result.sets)
+
+
+def test_held_out_activations_wait_on_disk_while_the_dictionaries_train(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The held-out set is spilled before training starts and coded from the file afterwards: what
+    ``spill`` hands back equals what it was given, is read-only, and is what every layer is coded from."""
+    import featgeom_core.sparsity.model as model_module
+    from featgeom_core.memory import spill
+    from featgeom_core.models import shared_model
+    from featgeom_core.sparsity.params import ModelSparsityParams
+
+    values = np.random.default_rng(0).normal(size=(40, 6)).astype(np.float32)
+    with tempfile.TemporaryDirectory() as folder:
+        back = spill(values, Path(folder), "x")
+        assert isinstance(back, np.memmap) and not back.flags.writeable and np.array_equal(back, values)
+        del back
+    spilled: dict[str, np.ndarray] = {}
+    coded: list[bool] = []
+
+    def recording_spill(array: np.ndarray, folder: Path, name: str) -> np.ndarray:
+        spilled[name] = np.array(array)
+        return spill(array, folder, name)
+
+    finish = model_module._finish
+
+    def checking_finish(name, learner, data, center, params):  # noqa: ANN001, ANN202
+        coded.append(isinstance(data, np.memmap) and np.array_equal(data, spilled[name.replace(" ", "")]))
+        return finish(name, learner, data, center, params)
+
+    monkeypatch.setattr(model_module, "spill", recording_spill)
+    monkeypatch.setattr(model_module, "_finish", checking_finish)
+    params = ModelSparsityParams(model="tiny-native", layers=[0, 1], tokens=512, calibrate=False, embeddings=False, max_tokens_per_text=32)
+    result = model_module.model_sparsity(shared_model("tiny-native"), params)
+    assert sorted(spilled) == ["layer0", "layer1"] and coded == [True, True]
+    assert [s.name for s in result.sets] == ["layer 0", "layer 1"]

@@ -10,15 +10,17 @@ embedding matrix's rows (a fixed set).
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse
 
-from featgeom_core.activations import token_activations
+from featgeom_core.activations import TokenActivations, token_activations
 from featgeom_core.data.registry import corpus_texts
 from featgeom_core.errors import InvalidParameter
-from featgeom_core.memory import release_memory
+from featgeom_core.memory import release_memory, spill
 from featgeom_core.models import LoadedModel
 from featgeom_core.progress import Progress, silent
 from featgeom_core.sparsity.coding import (
@@ -111,7 +113,6 @@ def model_sparsity(model: LoadedModel, params: ModelSparsityParams, progress: Pr
     report = progress or silent
     layers = params.chosen_layers(model.n_layers)
     texts = list(corpus_texts(TEXTS_PER_SOURCE, seed=params.seed))
-    coding = params.effective_coding()
     report(0.0, f"held-out activations: {params.tokens} tokens at {len(layers)} layers")
     held_out = token_activations(
         model, texts, layers, params.hook, max_tokens=params.max_tokens_per_text, max_total_tokens=params.tokens, batch_size=FORWARD_BATCH
@@ -119,17 +120,38 @@ def model_sparsity(model: LoadedModel, params: ModelSparsityParams, progress: Pr
     if len(held_out.text) < params.tokens:
         raise InvalidParameter(f"the packaged text gave {len(held_out.text)} tokens, fewer than the {params.tokens} asked for")
     used_texts = int(held_out.text.max()) + 1
-    release_memory()
-    training = _training_batches(model, texts[used_texts:], layers, params)
+    with tempfile.TemporaryDirectory(prefix="featgeom-held-out-") as folder:
+        return _train_and_code(model, params, held_out, texts, used_texts, Path(folder), report)
 
-    sets: dict[str, tuple[DictionaryLearner, np.ndarray, np.ndarray]] = {}
-    first = next(training)
+
+def _train_and_code(
+    model: LoadedModel,
+    params: ModelSparsityParams,
+    held_out: TokenActivations,
+    texts: list[str],
+    used_texts: int,
+    folder: Path,
+    report: Progress,
+) -> ModelSparsityResult:
+    """Train every layer's dictionary on fresh text, with the held-out activations spilled to
+    ``folder`` meanwhile (SmolLM2's 8 layers: 0.3 GB), then code and measure them."""
+    layers = params.chosen_layers(model.n_layers)
+    coding = params.effective_coding()
+    spilled: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # layer -> (centred activations on disk, centre)
     for layer in layers:
         data = check_activations(held_out.values.pop(layer), f"layer {layer} activations")
         center = data.mean(axis=0) if coding.center else np.zeros(data.shape[1], dtype=np.float32)
         coding.check_sizes(len(data), data.shape[1])
-        data -= center  # in place: the held-out set is the largest thing kept
-        sets[set_name(layer)] = (DictionaryLearner(first[layer] - center, coding, coding.iterations(len(data))), data, center)
+        data -= center
+        spilled[layer] = (spill(data, folder, f"layer{layer}"), center)
+        del data
+    release_memory()
+    training = _training_batches(model, texts[used_texts:], layers, params)
+    first = next(training)
+    sets = {
+        set_name(layer): (DictionaryLearner(first[layer] - center, coding, coding.iterations(len(data))), data, center)
+        for layer, (data, center) in spilled.items()
+    }
     planned = max(learner.planned for learner, _, _ in sets.values())
     step = 0
     while not all(learner.done for learner, _, _ in sets.values()):
