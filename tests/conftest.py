@@ -68,6 +68,7 @@ TIER_FIXTURES = {
 
 LONGEST_FIRST = (
     "tests/test_findings_sparsity.py",
+    "tests/test_findings_sparsity_layers.py",
     "tests/test_server.py",
     "tests/test_findings_thesis.py",
     "tests/test_findings_lib.py",

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from featgeom_core.findings import Ledger
+from featgeom_core.findings import Ledger, all_findings
 from featgeom_core.findings.declare import expected_verdicts
 from featgeom_core.findings.params import LedgerParams
 from featgeom_core.findings.readme import README_BEGIN, README_END
@@ -29,9 +29,16 @@ def needs_the_peer(finding: Any) -> bool:
     return finding.verdict == "not run here" and "the peer's checkpoint is not at" in finding.note
 
 
-def guard(paper: str) -> tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]:
-    """(the ``paper_ledger`` fixture, the verdict test, the README test) for one paper's findings."""
-    params = LedgerParams(papers=[paper], models=GUARDED_MODELS)
+def guard(paper: str, prefix: str = "", exclude: str = "") -> tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]:
+    """(the ``paper_ledger`` fixture, the verdict test, the README test) for one paper's findings: those
+    measured by a module whose name starts with ``prefix`` and not with ``exclude`` (a paper's findings
+    on language models can then run in their own file, on the other worker)."""
+    keys = [
+        f.key
+        for f in all_findings()
+        if f.paper == paper and f.measure.__module__.startswith(prefix) and not (exclude and f.measure.__module__.startswith(exclude))
+    ]
+    params = LedgerParams(papers=[paper], models=GUARDED_MODELS, keys=keys)
     pairs = [(f.key, model) for f, model in planned(params)]
 
     @pytest.fixture(scope="module")

@@ -158,3 +158,25 @@ def test_a_stored_ledger_older_than_the_declarations_is_stale(store) -> None:
         older = Ledger((replace(only, **{field: value}),))
         assert stale(older, params) == ["lib.cifar10 on none"], field
     assert stale(Ledger(()), params) == ["lib.cifar10 on none"]
+
+
+def test_a_model_jobs_stored_result_is_found_by_its_fingerprints_and_not_run_again(store) -> None:
+    """A model job keys its result on the model's fingerprint beside its params: the ledger finds
+    what the page (or its own first row) stored only when it asks with that fingerprint."""
+    from featgeom_core.energy.jobs import ENERGY_FIT
+    from featgeom_core.findings.declare import computed
+
+    params = ENERGY_FIT.parse(ENERGY_FIT.example)
+    result = ENERGY_FIT.run(params, silent).result
+    store.put(*ENERGY_FIT.entry(params, result, {"model": "abc"}))
+    runs: list[object] = []
+
+    def counting(p, report):
+        runs.append(p)
+        return ENERGY_FIT.run(p, report)
+
+    kind = replace(ENERGY_FIT, run=counting)  # the same kind (name, key), its runs counted
+    found = computed(kind, params, store, silent, {"model": "abc"})
+    assert runs == [] and found.joint.objective == result.joint.objective
+    computed(kind, params, store, silent)  # without the fingerprint: not found, so run
+    assert len(runs) == 1

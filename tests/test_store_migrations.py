@@ -20,9 +20,11 @@ FIXTURES = Path(__file__).parent / "fixtures" / "store_format1"
 WRITTEN = json.loads((FIXTURES / "ids.json").read_text())
 """What featgeom 0.1 (commit 97a20ed) wrote: per run, its raw and normalised params, job id, result key and summary."""
 
-CHANGED_BY_DESIGN = {"hessian.features", "lib.graph"}
-"""Kinds whose params became discriminated unions (a target of one kind): their ids are new; old
-records keep theirs and still open."""
+CHANGED_BY_DESIGN = {"hessian.features", "lib.graph", "energy.sweep"}
+"""Kinds whose ids are new, while old records keep theirs and still open: params that became
+discriminated unions (a target of one kind), and the sweep's ``real_draws`` (the real target's draws
+now start from each of its equally good minima: an old sweep's numbers are not a new one's, so an old
+id must not find them)."""
 
 
 FINGERPRINTED = {"feature_geometry", "sparsity.model"}

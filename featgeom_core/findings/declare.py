@@ -9,7 +9,7 @@ findings in its ``findings.py`` (listed in :data:`FINDING_MODULES`); nothing her
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -43,6 +43,7 @@ FINDING_MODULES: tuple[str, ...] = (
     "featgeom_core.probing.findings",
     "featgeom_core.energy.findings",
     "featgeom_core.sparsity.findings",
+    "featgeom_core.sparsity.layer_findings",
     "featgeom_core.hessian.findings",
     "featgeom_core.interaction.findings",
 )
@@ -154,10 +155,12 @@ def not_run(reason: str) -> Measure:
     return measure
 
 
-def computed(kind: JobKind[P, R], params: P, store: Store, report: Progress) -> R:
+def computed(kind: JobKind[P, R], params: P, store: Store, report: Progress, fingerprints: Mapping[str, str] | None = None) -> R:
     """``kind``'s stored result for ``params`` (one its page or a job already made), else computed
-    here and stored where the page and later jobs find it."""
-    cached = kind.cached(params, store)
+    here and stored where the page and later jobs find it. ``fingerprints``: the inputs the kind's
+    result is keyed on beside its params (a model job's ``{"model": fingerprint}``); without them
+    such a result is never found, and is computed again on every call."""
+    cached = kind.cached(params, store, fingerprints)
     if cached is not None:
         return cached
     output = kind.run(params, report)
