@@ -12,7 +12,7 @@ from featgeom_core.findings import PAPERS, VERDICTS, FindingResult, Ledger
 from featgeom_core.findings.declare import NO_MODEL
 from featgeom_core.findings.jobs import LEDGER
 from featgeom_core.findings.params import DEFAULT_LEDGER_MODELS, LedgerParams
-from featgeom_core.findings.run import planned, stale
+from featgeom_core.findings.run import estimated_minutes, stale
 from featgeom_core.jobs import manager as jobs
 from ui.errors import render_safely
 from ui.jobs import ACTIVE, follow, job_from_url
@@ -144,7 +144,7 @@ def render() -> None:
     params = LedgerParams(models=models)
     job_id = jobs.job_id_for(LEDGER.name, params.normalised())
     if status_of(job_id) not in ("done", *ACTIVE):
-        minutes = sum(f.minutes for f, _ in planned(params))
+        minutes = estimated_minutes(params)
         st.info(
             f"The ledger for {', '.join(models)} is not measured yet: about {minutes:.0f} min on a 2-core CPU, once "
             "(each finding is cached, so a later change of models measures only what is new)."

@@ -3,6 +3,8 @@
     .venv/bin/python scripts/findings_readme.py [--models minilm,smollm2] [--check]
 
 ``--check`` prints what would change and exits 1 when README is out of date, without writing.
+Without it, also writes each finding's cost (``featgeom_core/findings/costs.json``, the Findings
+page's estimate): the seconds of its first measurement, so run it on a cold cache to refresh them.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+from featgeom_core.findings.costs import COSTS_FILE, costs_text
 from featgeom_core.findings.jobs import LEDGER
 from featgeom_core.findings.readme import readme_section, replace_section
 from featgeom_core.jobs import manager
@@ -47,6 +50,7 @@ def main() -> int:
     if args.check:
         return 0 if updated == text else 1
     README.write_text(updated)
+    COSTS_FILE.write_text(costs_text(ledger))
     return 0
 
 

@@ -180,3 +180,25 @@ def test_a_model_jobs_stored_result_is_found_by_its_fingerprints_and_not_run_aga
     assert runs == [] and found.joint.objective == result.joint.objective
     computed(kind, params, store, silent)  # without the fingerprint: not found, so run
     assert len(runs) == 1
+
+
+def test_the_estimate_before_a_first_ledger_is_what_the_last_cold_ledger_took(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """The costs file is written from a ledger's measured seconds and read back per (finding, model);
+    a finding without a measured cost falls back to its declared minutes."""
+    from featgeom_core.findings import costs, run
+
+    params = LedgerParams(papers=["hessian"])
+    pairs = planned(params)
+    measured = [
+        FindingResult(**run._declared(finding, model), ours="-", verdict="reproduces", seconds=30.0 * (k + 1))
+        for k, (finding, model) in enumerate(pairs[:-1])
+    ]
+    path = tmp_path / "costs.json"
+    path.write_text(costs.costs_text(Ledger(tuple(measured))))
+    monkeypatch.setattr(costs, "COSTS_FILE", path)
+    costs.measured_minutes.cache_clear()
+    try:
+        expected = sum(0.5 * (k + 1) for k in range(len(pairs) - 1)) + pairs[-1][0].minutes
+        assert run.estimated_minutes(params) == pytest.approx(expected)
+    finally:
+        costs.measured_minutes.cache_clear()

@@ -251,7 +251,7 @@ def test_held_out_activations_wait_on_disk_while_the_dictionaries_train(monkeypa
 
     finish = model_module._finish
 
-    def checking_finish(name, learner, data, center, params):  # noqa: ANN001, ANN202
+    def checking_finish(name, learner, data, center, params):
         coded.append(isinstance(data, np.memmap) and np.array_equal(data, spilled[name.replace(" ", "")]))
         return finish(name, learner, data, center, params)
 

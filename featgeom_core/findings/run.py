@@ -9,6 +9,7 @@ from typing import Any
 
 from featgeom_core import codec
 from featgeom_core.config import torch_threads
+from featgeom_core.findings.costs import measured_minutes
 from featgeom_core.findings.declare import NO_MODEL, Finding, all_findings, expected_text
 from featgeom_core.findings.params import LedgerParams
 from featgeom_core.findings.result import FindingResult, Ledger
@@ -34,6 +35,17 @@ def planned(params: LedgerParams) -> list[tuple[Finding, str]]:
         for model in finding.models
         if model == NO_MODEL or model in params.models
     ]
+
+
+def cost_minutes(finding: Finding, model: str) -> float:
+    """How long ``finding`` takes on ``model`` from a cold cache, in the ledger's order: what README's
+    last ledger measured (:mod:`featgeom_core.findings.costs`), else the finding's declared minutes."""
+    return measured_minutes().get((finding.key, model), finding.minutes)
+
+
+def estimated_minutes(params: LedgerParams) -> float:
+    """About how long the ledger of ``params`` takes from a cold cache on a 2-core CPU, in minutes."""
+    return sum(cost_minutes(finding, model) for finding, model in planned(params))
 
 
 def _declared(finding: Finding, model: str) -> dict[str, Any]:
@@ -115,11 +127,12 @@ def run_ledger(params: LedgerParams, report: Progress) -> JobOutput[Ledger]:
     """The ``findings.ledger`` job: the selected findings, in order, with progress weighted by each one's expected minutes."""
     store = Store()
     pairs = planned(params)
-    total = sum(f.minutes for f, _ in pairs) or 1.0
+    total = estimated_minutes(params) or 1.0
     done = 0.0
     results = []
     for finding, model in pairs:
         report(done / total, f"{finding.key} on {model}")
-        results.append(measure_finding(finding, model, store, sub_progress(report, done / total, (done + finding.minutes) / total)))
-        done += finding.minutes
+        share = cost_minutes(finding, model)
+        results.append(measure_finding(finding, model, store, sub_progress(report, done / total, (done + share) / total)))
+        done += share
     return JobOutput(Ledger(tuple(results)), fingerprints={"declarations": declarations_digest(params)})
