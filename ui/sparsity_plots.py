@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from featgeom_core.sparsity.model import set_layer
+
 METRIC_LABELS = {
     "normalized_loss": "normalised loss L_norm",
     "s_p": "average coefficient norm S_p",
@@ -90,7 +92,7 @@ def datasets_strip(rows: Sequence[dict[str, Any]], metric: str) -> go.Figure:
 
 
 def _layer_position(name: str) -> float:
-    return -1.0 if name == "embeddings" else float(name.split()[-1])
+    return float(set_layer(name))
 
 
 def metric_by_layer(results: Sequence[tuple[str, Any]], metric: str, calibration: Sequence[dict[str, Any]] = ()) -> go.Figure:

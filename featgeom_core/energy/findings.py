@@ -231,7 +231,7 @@ OPTIMISER = (
 
 
 RBF_FRAGILE = (
-    "this verdict is fragile: the real target's distance is the mean of its 12 noise draws started in turn from its joint "
+    f"this verdict is fragile: the real target's distance is the mean of its {REAL_DRAWS} noise draws started in turn from its joint "
     "fit's equally good minima, and moves by 2% between CPUs (MiniLM layer 5: 0.0109 and 0.0107); the control's band is "
     "the central 95% of 15 units (5 seeds x 3 draws), so its edge is nearly its extreme unit and moves by up to 30% "
     "(0.0091 and 0.0118), since activations that differ by 1e-7 (another CPU's vector width) change which minimum each "
@@ -242,7 +242,7 @@ RBF_FRAGILE = (
 
 CONFIGURATION_FRAGILE = (
     "on SmolLM2 the configuration the rule picks moves too: at layer 17 the real target's distance is 0.0258 on one CPU and "
-    "0.0385 on another, each narrow over its 12 draws, as another (dim, lambda_d) fits the target best by a hair, so the "
+    f"0.0385 on another, each narrow over its {REAL_DRAWS} draws, as another (dim, lambda_d) fits the target best by a hair, so the "
     "row has landed on all three verdicts"
 )
 

@@ -13,6 +13,7 @@ from featgeom_core.errors import InvalidParameter
 from featgeom_core.features.directions import DirectionSet, Space, atom_set, lib_set, lib_vectors, probe_set, space_of_node_layer
 from featgeom_core.features.ref import FeatureRef
 from featgeom_core.models import LoadedModel
+from featgeom_core.sparsity.model import set_layer
 from featgeom_core.store import Store
 
 DEFAULT_PROBE_HOOK = "resid_post"
@@ -55,7 +56,7 @@ def probe_directions(model: LoadedModel, ref: FeatureRef, store: Store | None, c
 
 def atom_layer(set_name: str) -> int:
     """A sparsity result's activation set name as a layer: ``layer 6`` -> 6, ``embeddings`` -> -1."""
-    return -1 if set_name == "embeddings" else int(set_name.split()[-1])
+    return set_layer(set_name)
 
 
 def set_name_of(layer: str) -> str:

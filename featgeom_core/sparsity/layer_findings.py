@@ -10,7 +10,7 @@ from featgeom_core.findings.declare import Expected, Finding, Measure, Measureme
 from featgeom_core.findings.params import DEFAULT_LEDGER_MODELS
 from featgeom_core.params import default_layers
 from featgeom_core.progress import Progress
-from featgeom_core.sparsity.model import EMBEDDINGS
+from featgeom_core.sparsity.model import EMBEDDINGS, set_layer
 from featgeom_core.sparsity.params import ModelSparsityParams
 from featgeom_core.sparsity.result import ActivationSetResult, ModelSparsityResult
 from featgeom_core.store import Store
@@ -41,7 +41,7 @@ def by_layer(model_id: str, store: Store, report: Progress) -> ModelSparsityResu
 
 def layers_of(result: ModelSparsityResult) -> list[ActivationSetResult]:
     """The result's layer sets (not the embeddings), in layer order."""
-    return sorted((s for s in result.sets if s.name != EMBEDDINGS), key=lambda s: int(s.name.split()[-1]))
+    return sorted((s for s in result.sets if s.name != EMBEDDINGS), key=lambda s: set_layer(s.name))
 
 
 def gaussian_lnorm(result: ModelSparsityResult, d: int) -> float:

@@ -48,6 +48,11 @@ def set_name(layer: int) -> str:
     return f"layer {layer}"
 
 
+def set_layer(name: str) -> int:
+    """The inverse of :func:`set_name`: ``layer 6`` -> 6, and ``embeddings`` (the token matrix) -> -1."""
+    return -1 if name == EMBEDDINGS else int(name.split()[-1])
+
+
 def top_rows_per_atom(codes: scipy.sparse.csr_array, k: int = TOP_TOKENS) -> tuple[np.ndarray, np.ndarray]:
     """For each atom, the k rows with its largest coefficients: (m, k) row indices (-1 when the atom
     has fewer uses) and (m, k) coefficients."""
@@ -159,7 +164,7 @@ def _train_and_code(
         step += 1
         for name, (learner, _, center) in sets.items():
             if not learner.done:
-                line = learner.step(batch[int(name.split()[-1])] - center)
+                line = learner.step(batch[set_layer(name)] - center)
                 report(0.05 + 0.6 * min(step / planned, 1.0), f"{name}: {line}")
     release_memory()
     results = []
